@@ -1,0 +1,27 @@
+# memoria: PGXS build of the C++ extension.
+EXTENSION  = memoria
+MODULE_big = memoria
+OBJS = src/memoria.o src/guard.o src/bucket.o src/capture.o src/rollup.o \
+       src/sqlgen.o src/create.o src/refresh.o
+DATA = sql/memoria--0.1.0.sql
+PGFILEDESC = "memoria - exact incremental rollups"
+
+# pg_regress suites (sql/ + expected/)
+REGRESS = setup api errors buckets aggregates capture refresh_window verify
+REGRESS_OPTS = --outputdir=regress_out
+
+PG_CONFIG ?= pg_config
+PG_CXXFLAGS = -std=c++17 -Wno-register -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+SHLIB_LINK += -lstdc++
+# The JIT bitcode step does not know our C++ flags; memoria needs no JIT inlining.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Isolation specs (test/isolation/specs/*.spec), run against a server started by pg_isolation_regress.
+ISOLATION_SPECS = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
+isolationcheck:
+	$(pg_isolation_regress_installcheck) --inputdir=test/isolation \
+	  --outputdir=test/isolation/out $(ISOLATION_SPECS)
+.PHONY: isolationcheck

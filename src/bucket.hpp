@@ -1,0 +1,45 @@
+// bucket.hpp: which bucket a time value falls in, and which time values fall
+// in a bucket.  The capture trigger and every SQL statement memoria runs use
+// this one implementation, so the two can never disagree about a boundary.
+//
+// A bucket of width W is a half-open range [start, start + W) of *local* time
+// in the rollup's time zone, with buckets aligned to local midnight of Monday
+// 2000-01-03 (so 7-day buckets start on Mondays).  W divides a day or is a
+// whole number of days.  For timestamptz the bucket is reported as the instant
+// its local start maps to; timestamp and date sources have no zone.
+#pragma once
+#include "pg.hpp"
+
+namespace memoria {
+
+enum class TimeKind { Timestamptz, Timestamp, Date };
+
+struct BucketSpec {
+    TimeKind kind;
+    int64 width_usecs;  // days * USECS_PER_DAY + time
+    pg_tz *tz;          // used for Timestamptz only
+    // One-entry cache: every value in [cache_lo, cache_hi) is in cache_bucket.
+    bool cache_valid;
+    int64 cache_lo, cache_hi, cache_bucket;
+};
+
+// time_kind_of: the TimeKind of a column type; false when memoria cannot bucket it.
+bool time_kind_of(Oid type, TimeKind *kind);
+
+// bucket_spec_init: fill spec; validates nothing (see check_bucket_width).
+void bucket_spec_init(BucketSpec *spec, TimeKind kind, int64 width_usecs, pg_tz *tz);
+
+// check_bucket_width: ERROR unless the interval is a usable width for kind.
+int64 check_bucket_width(const Interval *width, TimeKind kind);
+
+// lookup_time_zone: the zone by name, or ERROR naming the time_zone argument.
+pg_tz *lookup_time_zone(const char *name);
+
+// bucket_of: the bucket of a value (a Datum of the spec's kind).
+Datum bucket_of(BucketSpec *spec, Datum value);
+
+// bucket_bounds: the smallest and largest source values (inclusive) that can
+// fall in bucket b; a superset is allowed, callers re-check with bucket_of.
+void bucket_bounds(BucketSpec *spec, Datum b, Datum *lo, Datum *hi);
+
+}  // namespace memoria

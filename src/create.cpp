@@ -1,0 +1,529 @@
+// create.cpp: memoria.create_rollup(), memoria.drop_rollup(), memoria.alter_rollup().
+//
+// create_rollup validates every argument before it creates anything; every
+// error names the argument, has a SQLSTATE and a hint.  It then creates, in the
+// caller's transaction (so an error leaves nothing behind):
+//   - the rollup table (bucket, dimensions, measures; primary key on bucket
+//     and dimensions, or UNIQUE NULLS NOT DISTINCT when a dimension is nullable),
+//   - the dirty log memoria_state.dirty_<id> (bucket, scope columns),
+//   - the capture triggers on the source (and a TRUNCATE trigger on each
+//     existing partition, since statement triggers are not cloned),
+//   - the catalog rows,
+// and records dependencies: the rollup table depends on the source (so DROP
+// TABLE source needs CASCADE and names the rollup table); the dirty log and the
+// triggers go with the rollup table; all of it goes with DROP EXTENSION.
+#include "bucket.hpp"
+#include "capture.hpp"
+#include "guard.hpp"
+#include "rollup.hpp"
+
+namespace memoria {
+
+static const char *ARG_HINT_ALIAS = "Write each measure as 'aggregate(...) AS name', e.g. 'sum(input_tokens) AS input_tokens'.";
+
+[[noreturn]] static void arg_error(int code, const char *msg, const char *hint) {
+    ereport(ERROR, (errcode(code), errmsg("%s", msg), hint ? errhint("%s", hint) : 0));
+    pg_unreachable();
+}
+
+static char *required_text(FunctionCallInfo fcinfo, int argno, const char *argname) {
+    if (PG_ARGISNULL(argno))
+        arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, psprintf("%s must not be NULL", argname), NULL);
+    return text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+// text_array_arg: the elements of a text[] argument (no NULL elements allowed).
+static List *text_array_arg(FunctionCallInfo fcinfo, int argno, const char *argname) {
+    ArrayType *a = PG_GETARG_ARRAYTYPE_P(argno);
+    if (ARR_NDIM(a) > 1)
+        arg_error(ERRCODE_INVALID_PARAMETER_VALUE, psprintf("%s must be a one-dimensional array", argname), NULL);
+    Datum *elems;
+    bool *nulls;
+    int n;
+    deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+    List *out = NIL;
+    for (int i = 0; i < n; i++) {
+        if (nulls[i])
+            arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, psprintf("%s must not contain NULL", argname), NULL);
+        out = lappend(out, TextDatumGetCString(elems[i]));
+    }
+    return out;
+}
+
+// source_column: attnum of a user column of the source, or an error naming argname.
+static AttrNumber source_column(Oid source, const char *col, const char *argname) {
+    AttrNumber a = get_attnum(source, col);
+    if (a <= 0)
+        arg_error(ERRCODE_UNDEFINED_COLUMN,
+                  psprintf("%s: column \"%s\" does not exist in %s", argname, col, qualified_relation_name(source)),
+                  "Column names are case sensitive and given without quotes, e.g. 'workspace_id'.");
+    return a;
+}
+
+// ParsedItem: what raw parsing tells about a measure or the filter.
+static SelectStmt *parse_single_select(const char *sql, const char *what) {
+    List *raw = NIL;
+    MemoryContext mcxt = CurrentMemoryContext;
+    PG_TRY();
+    { raw = raw_parser(sql, RAW_PARSE_DEFAULT); }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(mcxt);
+        ErrorData *e = CopyErrorData();
+        FlushErrorState();
+        ereport(ERROR, (errcode(ERRCODE_SYNTAX_ERROR), errmsg("%s is not a valid expression: %s", what, e->message),
+                        errhint("Give a single SQL expression, without a trailing semicolon.")));
+    }
+    PG_END_TRY();
+    if (list_length(raw) != 1 || !IsA(((RawStmt *) linitial(raw))->stmt, SelectStmt))
+        ereport(ERROR, (errcode(ERRCODE_SYNTAX_ERROR), errmsg("%s must be a single expression", what),
+                        errhint("Give a single SQL expression, without a trailing semicolon.")));
+    SelectStmt *sel = (SelectStmt *) ((RawStmt *) linitial(raw))->stmt;
+    if (sel->op != SETOP_NONE || sel->distinctClause || sel->intoClause || sel->fromClause || sel->groupClause ||
+        sel->groupDistinct || sel->havingClause || sel->windowClause || sel->valuesLists || sel->sortClause ||
+        sel->limitOffset || sel->limitCount || sel->lockingClause || sel->withClause ||
+        list_length(sel->targetList) != 1)
+        ereport(ERROR, (errcode(ERRCODE_SYNTAX_ERROR), errmsg("%s must be a single expression", what),
+                        errhint("Clauses such as FROM, GROUP BY or a second expression are not allowed here.")));
+    return sel;
+}
+
+// analyze_query: parse analysis of one statement, turning an error into one
+// that names the argument.
+static Query *analyze_query(const char *sql, const char *what) {
+    Query *q = NULL;
+    MemoryContext mcxt = CurrentMemoryContext;
+    PG_TRY();
+    {
+        List *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+        List *qs = pg_analyze_and_rewrite_fixedparams((RawStmt *) linitial(raw), sql, NULL, 0, NULL);
+        q = (Query *) linitial(qs);
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(mcxt);
+        ErrorData *e = CopyErrorData();
+        FlushErrorState();
+        ereport(ERROR, (errcode(e->sqlerrcode), errmsg("%s is invalid: %s", what, e->message),
+                        e->hint ? errhint("%s", e->hint) : errhint("The expression is checked against the source table.")));
+    }
+    PG_END_TRY();
+    return q;
+}
+
+struct Measure {
+    char *text;
+    char *alias;
+    Oid type;
+    int32 typmod;
+};
+
+static Measure check_measure(const char *text, int i, const char *src) {
+    Measure m;
+    m.text = pstrdup(text);
+    char *what = psprintf("measures[%d] (%s)", i, text);
+    SelectStmt *sel = parse_single_select(psprintf("SELECT\n%s\n", text), what);
+    ResTarget *rt = (ResTarget *) linitial(sel->targetList);
+    if (rt->name == NULL)
+        arg_error(ERRCODE_SYNTAX_ERROR, psprintf("measures[%d] (%s) has no alias", i, text), ARG_HINT_ALIAS);
+    m.alias = pstrdup(rt->name);
+    Query *q = analyze_query(psprintf("SELECT\n%s\nFROM %s", text, src), what);
+    TargetEntry *tle = (TargetEntry *) linitial(q->targetList);
+    if (q->hasWindowFuncs || q->hasTargetSRFs)
+        arg_error(ERRCODE_GROUPING_ERROR,
+                  psprintf("measures[%d] (%s) must not use window or set-returning functions", i, text),
+                  ARG_HINT_ALIAS);
+    if (!q->hasAggs || !contain_aggs_of_level((Node *) tle->expr, 0))
+        arg_error(ERRCODE_GROUPING_ERROR, psprintf("measures[%d] (%s) is not an aggregate", i, text),
+                  ARG_HINT_ALIAS);
+    m.type = exprType((Node *) tle->expr);
+    m.typmod = exprTypmod((Node *) tle->expr);
+    if (m.type == UNKNOWNOID || m.type == RECORDOID || get_typtype(m.type) == TYPTYPE_PSEUDO)
+        arg_error(ERRCODE_DATATYPE_MISMATCH,
+                  psprintf("measures[%d] (%s) has type %s, which a table column cannot have", i, text,
+                           format_type_be(m.type)),
+                  "Cast the aggregate to a concrete type, e.g. 'sum(x)::bigint AS x'.");
+    return m;
+}
+
+static void check_filter(const char *filter, const char *src) {
+    parse_single_select(psprintf("SELECT 1 WHERE\n%s\n", filter), "filter");
+    Query *q = analyze_query(psprintf("SELECT 1 FROM %s WHERE (\n%s\n)", src, filter), "filter");
+    (void) q;
+}
+
+static void spi_run(const char *sql) {
+    spi_exec(sql, 0, NULL, NULL, NULL, false);
+}
+
+static char *column_type_sql(Oid rel, AttrNumber a) {
+    HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(rel), Int16GetDatum(a));
+    if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for attribute %d of %u", a, rel);
+    Form_pg_attribute att = (Form_pg_attribute) GETSTRUCT(tup);
+    char *t = format_type_with_typemod(att->atttypid, att->atttypmod);
+    if (OidIsValid(att->attcollation) && att->attcollation != get_typcollation(att->atttypid))
+        t = psprintf("%s COLLATE %s", t, generate_collation_name(att->attcollation));
+    ReleaseSysCache(tup);
+    return t;
+}
+
+static void record_dependency(Oid classid, Oid objid, Oid refclassid, Oid refobjid, DependencyType type) {
+    ObjectAddress dep = {classid, objid, 0}, ref = {refclassid, refobjid, 0};
+    recordDependencyOn(&dep, &ref, type);
+}
+
+static Datum int2_array_datum(List *attnums) {
+    int n = list_length(attnums);
+    Datum *d = (Datum *) palloc((n + 1) * sizeof(Datum));
+    for (int i = 0; i < n; i++) d[i] = Int16GetDatum((int16) list_nth_int(attnums, i));
+    return PointerGetDatum(construct_array(d, n, INT2OID, 2, true, TYPALIGN_SHORT));
+}
+
+static Datum text_array_datum(List *strings) {
+    int n = list_length(strings);
+    Datum *d = (Datum *) palloc((n + 1) * sizeof(Datum));
+    for (int i = 0; i < n; i++) d[i] = CStringGetTextDatum((const char *) list_nth(strings, i));
+    return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+}  // namespace memoria
+
+using namespace memoria;
+
+MEMORIA_FUNCTION(memoria_create_rollup) {
+    // ---- 1. Validate every argument; create nothing yet. ----
+    char *name = required_text(fcinfo, 0, "name");
+    if (name[0] == '\0' || strlen(name) >= NAMEDATALEN - 1)
+        arg_error(ERRCODE_INVALID_NAME, psprintf("name \"%s\" must be 1 to %d bytes long", name, NAMEDATALEN - 2),
+                  "The name is also the default rollup table's name, so it follows identifier limits.");
+    if (PG_ARGISNULL(1)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "source must not be NULL", NULL);
+    Oid source = PG_GETARG_OID(1);
+    char relkind = get_rel_relkind(source);
+    if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+        arg_error(ERRCODE_WRONG_OBJECT_TYPE, psprintf("source %s is not a table", qualified_relation_name(source)),
+                  "A rollup's source must be a table or a partitioned table.");
+    if (!pg_class_ownercheck(source, GetUserId()))
+        arg_error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                  psprintf("source: must be owner of table %s", qualified_relation_name(source)),
+                  "Only the owner of a table (or a superuser) may define a rollup on it.");
+    // Hold off concurrent DDL and writers until the triggers exist.
+    LockRelationOid(source, ShareRowExclusiveLock);
+    char *src = qualified_relation_name(source);
+
+    char *time_column = required_text(fcinfo, 2, "time_column");
+    AttrNumber time_attnum = source_column(source, time_column, "time_column");
+    Oid time_type = get_atttype(source, time_attnum);
+    TimeKind kind;
+    if (!time_kind_of(time_type, &kind))
+        arg_error(ERRCODE_DATATYPE_MISMATCH,
+                  psprintf("time_column \"%s\" has type %s", time_column, format_type_be(time_type)),
+                  "The time column must be timestamptz, timestamp or date.");
+
+    if (PG_ARGISNULL(3))
+        arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "dimensions must not be NULL",
+                  "Use ARRAY[]::text[] for a rollup with no dimensions.");
+    List *dim_names = text_array_arg(fcinfo, 3, "dimensions");
+    List *dims = NIL;
+    bool dims_not_null = true;
+    ListCell *lc;
+    foreach (lc, dim_names) {
+        const char *d = (const char *) lfirst(lc);
+        AttrNumber a = source_column(source, d, "dimensions");
+        if (a == time_attnum)
+            arg_error(ERRCODE_INVALID_COLUMN_REFERENCE,
+                      psprintf("dimensions must not include the time_column \"%s\"", d),
+                      "The time column is rolled up into the bucket column.");
+        if (strcmp(d, "bucket") == 0)
+            arg_error(ERRCODE_DUPLICATE_COLUMN, "dimensions: a column named \"bucket\" would clash with the rollup's bucket column",
+                      "Roll up a view or a renamed column instead.");
+        if (list_member_int(dims, a))
+            arg_error(ERRCODE_DUPLICATE_COLUMN, psprintf("dimensions lists column \"%s\" twice", d), NULL);
+        dims = lappend_int(dims, a);
+        HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(source), Int16GetDatum(a));
+        if (!((Form_pg_attribute) GETSTRUCT(tup))->attnotnull) dims_not_null = false;
+        ReleaseSysCache(tup);
+    }
+
+    List *scope = NIL;
+    if (PG_ARGISNULL(7)) {
+        scope = list_copy(dims);
+    } else {
+        foreach (lc, text_array_arg(fcinfo, 7, "scope")) {
+            const char *s = (const char *) lfirst(lc);
+            AttrNumber a = get_attnum(source, s);
+            if (!list_member_int(dims, a))
+                arg_error(ERRCODE_INVALID_COLUMN_REFERENCE, psprintf("scope column \"%s\" is not one of the dimensions", s),
+                          "scope must be a subset of dimensions (NULL means all of them).");
+            if (list_member_int(scope, a))
+                arg_error(ERRCODE_DUPLICATE_COLUMN, psprintf("scope lists column \"%s\" twice", s), NULL);
+            scope = lappend_int(scope, a);
+        }
+    }
+
+    if (PG_ARGISNULL(4)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "measures must not be NULL", ARG_HINT_ALIAS);
+    List *measure_texts = text_array_arg(fcinfo, 4, "measures");
+    if (measure_texts == NIL)
+        arg_error(ERRCODE_INVALID_PARAMETER_VALUE, "measures must list at least one aggregate", ARG_HINT_ALIAS);
+    List *measures = NIL, *aliases = NIL;
+    int i = 0;
+    foreach (lc, measure_texts) {
+        Measure *m = (Measure *) palloc(sizeof(Measure));
+        *m = check_measure((const char *) lfirst(lc), ++i, src);
+        ListCell *lc2;
+        bool clash = strcmp(m->alias, "bucket") == 0;
+        foreach (lc2, aliases) clash = clash || strcmp((const char *) lfirst(lc2), m->alias) == 0;
+        foreach (lc2, dim_names) clash = clash || strcmp((const char *) lfirst(lc2), m->alias) == 0;
+        if (clash)
+            arg_error(ERRCODE_DUPLICATE_COLUMN,
+                      psprintf("measures[%d]: alias \"%s\" is already used by the bucket, a dimension or another measure", i, m->alias),
+                      "Give every measure its own alias.");
+        measures = lappend(measures, m);
+        aliases = lappend(aliases, m->alias);
+    }
+
+    if (PG_ARGISNULL(5)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "bucket must not be NULL", NULL);
+    Interval *bucket = PG_GETARG_INTERVAL_P(5);
+    int64 width = check_bucket_width(bucket, kind);
+    char *time_zone = required_text(fcinfo, 6, "time_zone");
+    lookup_time_zone(time_zone);
+
+    char *filter = PG_ARGISNULL(8) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(8));
+    if (filter != NULL) check_filter(filter, src);
+
+    char *invalidation = required_text(fcinfo, 9, "invalidation");
+    if (strcmp(invalidation, "updated_at") == 0)
+        arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, "invalidation 'updated_at' is not supported yet",
+                  "Use invalidation => 'trigger' (the default).");
+    if (strcmp(invalidation, "trigger") != 0)
+        arg_error(ERRCODE_INVALID_PARAMETER_VALUE,
+                  psprintf("invalidation must be 'trigger' or 'updated_at', not '%s'", invalidation), NULL);
+    if (!PG_ARGISNULL(10))
+        arg_error(ERRCODE_INVALID_PARAMETER_VALUE, "updated_at_column is only used with invalidation => 'updated_at'",
+                  "Leave updated_at_column NULL in trigger mode.");
+    if (PG_ARGISNULL(11)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "safety_lag must not be NULL", NULL);
+    Interval *safety_lag = PG_GETARG_INTERVAL_P(11);
+    if (safety_lag->month < 0 || safety_lag->day < 0 || safety_lag->time < 0)
+        arg_error(ERRCODE_INVALID_PARAMETER_VALUE, "safety_lag must not be negative", NULL);
+
+    // Target: default memoria_rollup.<name>, or the given (possibly qualified) name.
+    RangeVar *target_rv;
+    bool default_target = PG_ARGISNULL(12);
+    if (default_target) {
+        target_rv = makeRangeVar(pstrdup("memoria_rollup"), name, -1);
+    } else {
+        char *t = text_to_cstring(PG_GETARG_TEXT_PP(12));
+        List *parts = NIL;
+        PG_TRY();
+        { parts = stringToQualifiedNameList(t); }
+        PG_CATCH();
+        {
+            FlushErrorState();
+            arg_error(ERRCODE_INVALID_NAME, psprintf("target \"%s\" is not a valid table name", t),
+                      "Give a table name, optionally schema-qualified, e.g. 'analytics.usage_daily'.");
+        }
+        PG_END_TRY();
+        target_rv = makeRangeVarFromNameList(parts);
+    }
+    Oid target_nsp = RangeVarGetCreationNamespace(target_rv);
+    if (OidIsValid(get_relname_relid(target_rv->relname, target_nsp)))
+        arg_error(ERRCODE_DUPLICATE_TABLE,
+                  psprintf("target table %s already exists",
+                           quote_qualified_identifier(get_namespace_name(target_nsp), target_rv->relname)),
+                  "memoria creates the rollup table itself; choose another name or drop the table.");
+    char *target_sql = quote_qualified_identifier(get_namespace_name(target_nsp), target_rv->relname);
+
+    SPI_connect();
+    Oid caller = GetUserId();
+    Oid ext_owner = extension_owner();
+    SavedUser saved = become_user(ext_owner);
+    {
+        Oid types[1] = {TEXTOID};
+        Datum values[1] = {CStringGetTextDatum(name)};
+        spi_exec("SELECT 1 FROM memoria.rollups WHERE name = $1", 1, types, values, NULL, true);
+        if (SPI_processed > 0)
+            arg_error(ERRCODE_DUPLICATE_OBJECT, psprintf("rollup \"%s\" already exists", name),
+                      "Drop it first with memoria.drop_rollup(), or choose another name.");
+    }
+    restore_user(saved);
+
+    // The whole aggregate statement must plan (as the caller, with its search_path).
+    {
+        StringInfoData q;
+        initStringInfo(&q);
+        appendStringInfo(&q, "SELECT memoria.bucket(%s, $1, $2)", quote_identifier(time_column));
+        foreach (lc, dim_names) appendStringInfo(&q, ", %s", quote_identifier((const char *) lfirst(lc)));
+        foreach (lc, measures) appendStringInfo(&q, ",\n%s\n", ((Measure *) lfirst(lc))->text);
+        appendStringInfo(&q, "FROM %s", src);
+        if (filter) appendStringInfo(&q, " WHERE (\n%s\n)", filter);
+        appendStringInfoString(&q, " GROUP BY 1");
+        for (int k = 0; k < list_length(dims); k++) appendStringInfo(&q, ", %d", k + 2);
+        Oid types[2] = {INTERVALOID, TEXTOID};
+        if (SPI_prepare(q.data, 2, types) == NULL)
+            elog(ERROR, "could not prepare the rollup's aggregate statement: %s", q.data);
+    }
+
+    // ---- 2. Create. ----
+    saved = become_user(ext_owner);
+    spi_exec("SELECT nextval(pg_get_serial_sequence('memoria.rollups', 'id'))::bigint", 0, NULL, NULL, NULL, false);
+    int32 id = (int32) spi_int64(1);
+
+    // The rollup table.  In memoria_rollup it is created by the extension's
+    // owner and handed to the caller; elsewhere the caller's rights apply.
+    if (!default_target) restore_user(saved);
+    StringInfoData ddl;
+    initStringInfo(&ddl);
+    appendStringInfo(&ddl, "CREATE TABLE %s (bucket %s NOT NULL", target_sql, format_type_be(time_type));
+    foreach (lc, dims)
+        appendStringInfo(&ddl, ", %s %s", quote_identifier(get_attname(source, lfirst_int(lc), false)),
+                         column_type_sql(source, lfirst_int(lc)));
+    foreach (lc, measures) {
+        Measure *m = (Measure *) lfirst(lc);
+        appendStringInfo(&ddl, ", %s %s", quote_identifier(m->alias), format_type_with_typemod(m->type, m->typmod));
+    }
+    appendStringInfoString(&ddl, dims_not_null ? ", PRIMARY KEY (bucket" : ", UNIQUE NULLS NOT DISTINCT (bucket");
+    foreach (lc, dims) appendStringInfo(&ddl, ", %s", quote_identifier(get_attname(source, lfirst_int(lc), false)));
+    appendStringInfoString(&ddl, "))");
+    spi_run(ddl.data);
+    CommandCounterIncrement();
+    Oid target = get_relname_relid(target_rv->relname, target_nsp);
+    if (default_target) {
+        spi_run(psprintf("ALTER TABLE %s OWNER TO %s", target_sql, quote_identifier(GetUserNameFromId(caller, false))));
+    } else {
+        saved = become_user(ext_owner);
+    }
+    spi_run(psprintf("COMMENT ON TABLE %s IS %s", target_sql,
+                     quote_literal_cstr(psprintf("memoria rollup %s of %s", name, src))));
+
+    // The dirty log: bucket + scope columns, no index, vacuumed often.
+    char *log_name = psprintf("dirty_%d", id);
+    char *log_sql = quote_qualified_identifier("memoria_state", log_name);
+    resetStringInfo(&ddl);
+    appendStringInfo(&ddl, "CREATE TABLE %s (bucket %s", log_sql, format_type_be(time_type));
+    foreach (lc, scope)
+        appendStringInfo(&ddl, ", %s %s", quote_identifier(get_attname(source, lfirst_int(lc), false)),
+                         column_type_sql(source, lfirst_int(lc)));
+    appendStringInfoString(&ddl, ") WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000)");
+    spi_run(ddl.data);
+    spi_run(psprintf("ALTER TABLE %s OWNER TO %s", log_sql, quote_identifier(GetUserNameFromId(caller, false))));
+    CommandCounterIncrement();
+    Oid dirty_log = get_relname_relid(log_name, get_namespace_oid("memoria_state", false));
+
+    // Capture triggers.  "zz_" makes them fire after the user's BEFORE
+    // triggers (which fire in name order), so they see the final row.
+    StringInfoData args;
+    initStringInfo(&args);
+    appendStringInfo(&args, "'%d', '%u', '%u', '%d', '" INT64_FORMAT "', %s", id, dirty_log, source, time_attnum, width,
+                     quote_literal_cstr(time_zone));
+    foreach (lc, scope) appendStringInfo(&args, ", '%d'", lfirst_int(lc));
+    char *capture_name = psprintf("zz_memoria_capture_%d", id);
+    char *truncate_name = psprintf("zz_memoria_truncate_%d", id);
+    spi_run(psprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW "
+                     "EXECUTE FUNCTION memoria.capture(%s)",
+                     quote_identifier(capture_name), src, args.data));
+    List *truncated = find_all_inheritors(source, NoLock, NULL);
+    foreach (lc, truncated)
+        spi_run(psprintf("CREATE TRIGGER %s BEFORE TRUNCATE ON %s FOR EACH STATEMENT "
+                         "EXECUTE FUNCTION memoria.capture(%s)",
+                         quote_identifier(truncate_name), qualified_relation_name(lfirst_oid(lc)), args.data));
+    CommandCounterIncrement();
+
+    // Dependencies.
+    Oid ext = get_extension_oid("memoria", false);
+    record_dependency(RelationRelationId, target, RelationRelationId, source, DEPENDENCY_NORMAL);
+    record_dependency(RelationRelationId, target, ExtensionRelationId, ext, DEPENDENCY_AUTO);
+    record_dependency(RelationRelationId, dirty_log, RelationRelationId, target, DEPENDENCY_AUTO);
+    record_dependency(RelationRelationId, dirty_log, ExtensionRelationId, ext, DEPENDENCY_AUTO);
+    Oid trig = get_trigger_oid(source, capture_name, false);
+    record_dependency(TriggerRelationId, trig, RelationRelationId, target, DEPENDENCY_AUTO);
+    record_dependency(TriggerRelationId, trig, ExtensionRelationId, ext, DEPENDENCY_AUTO);
+    foreach (lc, truncated) {
+        trig = get_trigger_oid(lfirst_oid(lc), truncate_name, false);
+        record_dependency(TriggerRelationId, trig, RelationRelationId, target, DEPENDENCY_AUTO);
+        record_dependency(TriggerRelationId, trig, ExtensionRelationId, ext, DEPENDENCY_AUTO);
+    }
+
+    // Catalog rows.
+    {
+        Oid types[18] = {INT4OID, TEXTOID, OIDOID, OIDOID, OIDOID, OIDOID, INT2OID, OIDOID, INT2ARRAYOID,
+                         INT2ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID,
+                         INTERVALOID, TEXTOID};
+        List *mtexts = NIL;
+        foreach (lc, measures) mtexts = lappend(mtexts, ((Measure *) lfirst(lc))->text);
+        Datum values[18] = {Int32GetDatum(id), CStringGetTextDatum(name), ObjectIdGetDatum(caller),
+                            ObjectIdGetDatum(source), ObjectIdGetDatum(target), ObjectIdGetDatum(dirty_log),
+                            Int16GetDatum(time_attnum), ObjectIdGetDatum(time_type), int2_array_datum(dims),
+                            int2_array_datum(scope), text_array_datum(mtexts), text_array_datum(aliases),
+                            IntervalPGetDatum(bucket), CStringGetTextDatum(time_zone),
+                            filter ? CStringGetTextDatum(filter) : (Datum) 0, CStringGetTextDatum(invalidation),
+                            IntervalPGetDatum(safety_lag),
+                            CStringGetTextDatum(GetConfigOption("search_path", false, false))};
+        char nulls[18];
+        memset(nulls, ' ', sizeof nulls);
+        if (!filter) nulls[14] = 'n';
+        spi_exec("INSERT INTO memoria.rollups (id, name, owner, source, target, dirty_log, time_attnum, time_type, "
+                 "dimension_attnums, scope_attnums, measures, measure_names, bucket, time_zone, filter, invalidation, "
+                 "safety_lag, search_path) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+                 "$16, $17, $18)",
+                 18, types, values, nulls, false);
+        spi_exec("INSERT INTO memoria.rollup_state (rollup_id) VALUES ($1)", 1, types, values, NULL, false);
+    }
+    restore_user(saved);
+    SPI_finish();
+    PG_RETURN_OID(target);
+}
+
+MEMORIA_FUNCTION(memoria_drop_rollup) {
+    if (PG_ARGISNULL(0)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL", NULL);
+    bool drop_table = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+    Rollup *r = load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+    lock_rollup(r->id);  // let a running refresh finish first
+    SPI_connect();
+    SavedUser saved = become_user(extension_owner());
+    // Capture triggers first: dropping them waits for in-flight writers, whose
+    // keys are then already in the log we drop next.
+    Oid ttypes[2] = {TEXTOID, TEXTOID};
+    Datum tvalues[2] = {CStringGetTextDatum(psprintf("zz_memoria_capture_%d", r->id)),
+                        CStringGetTextDatum(psprintf("zz_memoria_truncate_%d", r->id))};
+    spi_exec("SELECT format('DROP TRIGGER %I ON %s', tgname, tgrelid::regclass) FROM pg_trigger "
+             "WHERE tgname IN ($1, $2) AND tgparentid = 0",
+             2, ttypes, tvalues, NULL, true);
+    List *drops = NIL;
+    for (uint64 i = 0; i < SPI_processed; i++)
+        drops = lappend(drops, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+    ListCell *lc;
+    foreach (lc, drops) spi_exec((const char *) lfirst(lc), 0, NULL, NULL, NULL, false);
+    spi_exec(psprintf("DROP TABLE IF EXISTS %s", qualified_relation_name(r->dirty_log)), 0, NULL, NULL, NULL, false);
+    if (drop_table) {
+        spi_exec(psprintf("DROP TABLE %s", qualified_relation_name(r->target)), 0, NULL, NULL, NULL, false);
+    } else {
+        // The table stays as a plain table: forget memoria's dependencies.
+        deleteDependencyRecordsForSpecific(RelationRelationId, r->target, DEPENDENCY_NORMAL, RelationRelationId,
+                                           r->source);
+        deleteDependencyRecordsForSpecific(RelationRelationId, r->target, DEPENDENCY_AUTO, ExtensionRelationId,
+                                           get_extension_oid("memoria", false));
+    }
+    Oid itypes[1] = {INT4OID};
+    Datum ivalues[1] = {Int32GetDatum(r->id)};
+    spi_exec("DELETE FROM memoria.rollups WHERE id = $1", 1, itypes, ivalues, NULL, false);
+    restore_user(saved);
+    SPI_finish();
+    PG_RETURN_VOID();
+}
+
+MEMORIA_FUNCTION(memoria_alter_rollup) {
+    if (PG_ARGISNULL(0)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL", NULL);
+    Rollup *r = load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+    if (PG_ARGISNULL(1)) PG_RETURN_VOID();
+    Interval *every = PG_GETARG_INTERVAL_P(1);
+    if (every->month < 0 || every->day < 0 || every->time < 0 ||
+        (every->month == 0 && every->day == 0 && every->time < USECS_PER_SEC))
+        arg_error(ERRCODE_INVALID_PARAMETER_VALUE, "refresh_interval must be at least 1 second", NULL);
+    SPI_connect();
+    SavedUser saved = become_user(extension_owner());
+    Oid types[2] = {INT4OID, INTERVALOID};
+    Datum values[2] = {Int32GetDatum(r->id), IntervalPGetDatum(every)};
+    spi_exec("UPDATE memoria.rollups SET refresh_interval = $2 WHERE id = $1", 2, types, values, NULL, false);
+    restore_user(saved);
+    SPI_finish();
+    PG_RETURN_VOID();
+}

@@ -1,0 +1,52 @@
+// memoria.cpp: the module's entry point.  _PG_init defines the GUCs and
+// registers the capture callbacks; everything else lives in one file per
+// concern:
+//   bucket.cpp   bucket arithmetic shared by trigger and SQL
+//   capture.cpp  the capture trigger and the per-transaction dirty-key set
+//   rollup.cpp   catalog access, role switching, advisory locks
+//   sqlgen.cpp   the statements refresh and verify run
+//   create.cpp   create_rollup, drop_rollup, alter_rollup
+//   refresh.cpp  refresh, refresh_window, verify
+//   guard.cpp    the C++/PostgreSQL boundary
+#include "capture.hpp"
+#include "guard.hpp"
+
+extern "C" {
+PG_MODULE_MAGIC;
+void _PG_init(void);
+}
+
+namespace memoria {
+int batch_keys = 10000;
+bool worker_enabled = true;
+int naptime_seconds = 10;
+int max_workers = 4;
+char *databases = NULL;
+bool preloaded = false;
+}  // namespace memoria
+
+using namespace memoria;
+
+void _PG_init(void) {
+    DefineCustomIntVariable("memoria.batch_keys", "Dirty keys refreshed per transaction by memoria.run() and the worker.",
+                            "Range 1 to 100000000; default 10000.", &batch_keys, 10000, 1, 100000000, PGC_USERSET, 0,
+                            NULL, NULL, NULL);
+    DefineCustomBoolVariable("memoria.enabled", "Whether the background worker refreshes rollups.",
+                             "Reloadable (SIGHUP); default on.", &worker_enabled, true, PGC_SIGHUP, 0, NULL, NULL,
+                             NULL);
+    DefineCustomIntVariable("memoria.naptime", "Seconds the background worker sleeps between rounds.",
+                            "Range 1 to 3600; default 10; reloadable (SIGHUP).", &naptime_seconds, 10, 1, 3600,
+                            PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+    DefineCustomIntVariable("memoria.max_workers", "Most databases refreshed at once by background workers.",
+                            "Range 1 to 64; default 4; needs a restart.", &max_workers, 4, 1, 64, PGC_POSTMASTER, 0,
+                            NULL, NULL, NULL);
+    DefineCustomStringVariable("memoria.databases", "Comma-separated databases the worker may serve (empty: all).",
+                               "Reloadable (SIGHUP); default empty.", &databases, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+    MarkGUCPrefixReserved("memoria");
+    preloaded = process_shared_preload_libraries_in_progress;
+    init_capture();
+}
+
+MEMORIA_FUNCTION(memoria_worker_preloaded) {
+    PG_RETURN_BOOL(preloaded);
+}

@@ -1,0 +1,408 @@
+// refresh.cpp: memoria.refresh(), memoria.refresh_window(), memoria.verify()
+// and memoria._pending_keys().
+//
+// A refresh of one rollup:
+//   1. takes the rollup's advisory lock with try-lock (transaction scoped:
+//      nothing outlives an error, a cancel or a dead backend); busy -> 'busy';
+//   2. notes the watermark candidate T: the current time under READ COMMITTED
+//      (each statement's snapshot is newer), the transaction start otherwise
+//      (the transaction snapshot is no older) -- every change committed before
+//      T is visible to the statements that follow;
+//   3. in a subtransaction, as the rollup's owner, with the rollup's
+//      search_path and time zone, runs one statement that claims the dirty
+//      keys it sees, recomputes them from the source and replaces their rows
+//      (sqlgen.cpp); a pending TRUNCATE turns it into a full rebuild;
+//   4. if it claimed every key it could see, moves the watermark up to T;
+//   5. records the outcome in memoria.rollup_state.  A failure rolls back the
+//      subtransaction only; the error is then recorded in the outer
+//      transaction, so it survives, and the other rollups go on.
+#include "bucket.hpp"
+#include "guard.hpp"
+#include "rollup.hpp"
+#include "sqlgen.hpp"
+
+namespace memoria {
+
+struct Outcome {
+    const char *status;  // ok | busy | error | idle
+    int64 keys, upserted, deleted;
+    bool has_watermark;
+    TimestampTz watermark;
+    TimestampTz started;
+    char *error;
+};
+
+static Interval *elapsed_since(TimestampTz started) {
+    return DatumGetIntervalP(DirectFunctionCall2(timestamp_mi, TimestampTzGetDatum(GetCurrentTimestamp()),
+                                                 TimestampTzGetDatum(started)));
+}
+
+static TimestampTz watermark_candidate(void) {
+    return IsolationUsesXactSnapshot() ? GetCurrentTransactionStartTimestamp() : GetCurrentTimestamp();
+}
+
+// RollupSession: the settings the rollup's SQL runs under; see enter/leave.
+struct RollupSession {
+    int guc_nest;
+    SavedUser user;
+};
+
+// enter_rollup_session: become the rollup's owner, in a security-restricted
+// operation, with its search_path and time zone (undone by leave, or by the
+// abort an ERROR causes).
+static RollupSession enter_rollup_session(const Rollup *r) {
+    RollupSession s;
+    s.guc_nest = NewGUCNestLevel();
+    (void) set_config_option("search_path", r->search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                             false);
+    (void) set_config_option("TimeZone", r->time_zone, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    GetUserIdAndSecContext(&s.user.user, &s.user.sec_context);
+    SetUserIdAndSecContext(r->owner, s.user.sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    return s;
+}
+
+static void leave_rollup_session(RollupSession s) {
+    restore_user(s.user);
+    AtEOXact_GUC(true, s.guc_nest);
+}
+
+// base_params: $1 width, $2 time zone.
+static void base_params(const Rollup *r, Oid *types, Datum *values) {
+    types[0] = INTERVALOID;
+    values[0] = IntervalPGetDatum(&r->bucket);
+    types[1] = TEXTOID;
+    values[1] = CStringGetTextDatum(r->time_zone);
+}
+
+static Datum infinity_of(Oid type, bool upper) {
+    if (type == DATEOID) {
+        DateADT d;
+        if (upper) DATE_NOEND(d); else DATE_NOBEGIN(d);
+        return DateADTGetDatum(d);
+    }
+    Timestamp t;
+    if (upper) TIMESTAMP_NOEND(t); else TIMESTAMP_NOBEGIN(t);
+    return TimestampGetDatum(t);
+}
+
+// record_outcome: write what a refresh did to memoria.rollup_state (as the
+// extension's owner); with advance, moves the watermark up to T unless the
+// rollup still needs a backfill.  Returns the watermark now in force.
+static void record_outcome(const Rollup *r, Outcome *o, bool advance, TimestampTz t, bool backfilled) {
+    SavedUser saved = become_user(extension_owner());
+    Oid types[8] = {INT4OID, BOOLOID, TIMESTAMPTZOID, INTERVALOID, TEXTOID, TEXTOID, BOOLOID, TIMESTAMPTZOID};
+    Datum values[8] = {Int32GetDatum(r->id), BoolGetDatum(advance), TimestampTzGetDatum(t),
+                       IntervalPGetDatum(elapsed_since(o->started)), CStringGetTextDatum(o->status),
+                       o->error ? CStringGetTextDatum(o->error) : (Datum) 0, BoolGetDatum(backfilled),
+                       TimestampTzGetDatum(o->started)};
+    char nulls[8] = {' ', ' ', ' ', ' ', ' ', o->error ? ' ' : 'n', ' ', ' '};
+    spi_exec("UPDATE memoria.rollup_state SET "
+             "needs_backfill = needs_backfill AND NOT $7, "
+             "watermark = CASE WHEN $2 AND (NOT needs_backfill OR $7) "
+             "  THEN greatest(watermark, $3) ELSE watermark END, "
+             "last_refresh_at = $8, last_duration = $4, last_status = $5, last_error = $6, "
+             "refreshes = refreshes + 1 WHERE rollup_id = $1 RETURNING watermark",
+             8, types, values, nulls, false);
+    bool isnull = true;
+    if (SPI_processed > 0) {
+        Datum w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+        if (!isnull) o->watermark = DatumGetTimestampTz(w);
+    }
+    o->has_watermark = !isnull;
+    restore_user(saved);
+}
+
+static void read_watermark(const Rollup *r, Outcome *o) {
+    SavedUser saved = become_user(extension_owner());
+    Oid types[1] = {INT4OID};
+    Datum values[1] = {Int32GetDatum(r->id)};
+    spi_exec("SELECT watermark FROM memoria.rollup_state WHERE rollup_id = $1", 1, types, values, NULL, true);
+    bool isnull = true;
+    if (SPI_processed > 0) {
+        Datum w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+        if (!isnull) o->watermark = DatumGetTimestampTz(w);
+    }
+    o->has_watermark = !isnull;
+    restore_user(saved);
+}
+
+// refresh_keys: steps 2-5 for one locked rollup (runs in the subtransaction).
+static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome *o) {
+    TimestampTz t = watermark_candidate();
+    RollupSession session = enter_rollup_session(r);
+    char *log = qualified_relation_name(r->dirty_log);
+    spi_exec(psprintf("SELECT EXISTS (SELECT 1 FROM %s), EXISTS (SELECT 1 FROM %s WHERE bucket IS NULL)", log, log),
+             0, NULL, NULL, NULL, true);
+    bool isnull;
+    bool pending = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    bool rebuild = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+    bool drained = true;
+    o->status = "idle";
+    if (pending) {
+        Oid types[4];
+        Datum values[4];
+        char nulls[4] = {' ', ' ', ' ', ' '};
+        base_params(r, types, values);
+        int nparams = 2;
+        const char *sql;
+        if (rebuild) {
+            sql = recompute_window_sql(r, true);
+            types[2] = types[3] = r->time_type;
+            values[2] = infinity_of(r->time_type, false);
+            values[3] = infinity_of(r->time_type, true);
+            nparams = 4;
+        } else {
+            sql = recompute_keys_sql(r, limited);
+            if (limited) {
+                types[2] = INT8OID;
+                values[2] = Int64GetDatum(max_keys);
+                nparams = 3;
+            }
+        }
+        spi_exec(sql, nparams, types, values, nulls, false);
+        o->keys = spi_int64(1);
+        o->upserted = spi_int64(2);
+        o->deleted = spi_int64(3);
+        o->status = "ok";
+        if (!rebuild && limited && o->keys >= max_keys) {
+            spi_exec(psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s)", log), 0, NULL, NULL, NULL, true);
+            drained = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+        }
+    }
+    leave_rollup_session(session);
+    record_outcome(r, o, drained, t, false);
+}
+
+// refresh_one: refresh one rollup; never raises except for a cancel.
+static Outcome refresh_one(const Rollup *r, bool limited, int64 max_keys) {
+    Outcome *o = (Outcome *) palloc0(sizeof(Outcome));
+    o->started = GetCurrentTimestamp();
+    if (!try_lock_rollup(r->id)) {
+        o->status = "busy";
+        read_watermark(r, o);
+        return *o;
+    }
+    MemoryContext caller = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    BeginInternalSubTransaction(NULL);
+    MemoryContextSwitchTo(caller);
+    PG_TRY();
+    {
+        refresh_keys(r, limited, max_keys, o);
+        ReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(caller);
+        CurrentResourceOwner = owner;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(caller);
+        ErrorData *e = CopyErrorData();
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(caller);
+        CurrentResourceOwner = owner;
+        if (e->sqlerrcode == ERRCODE_QUERY_CANCELED) ReThrowError(e);
+        o->status = "error";
+        o->keys = o->upserted = o->deleted = 0;
+        o->error = e->message;
+        ereport(WARNING, (errcode(e->sqlerrcode), errmsg("memoria: refresh of rollup \"%s\" failed: %s", r->name,
+                                                         e->message)));
+        record_outcome(r, o, false, 0, false);
+    }
+    PG_END_TRY();
+    return *o;
+}
+
+static void put_outcome(ReturnSetInfo *rsinfo, const Rollup *r, const Outcome &o) {
+    Datum values[8];
+    bool nulls[8] = {false, false, false, false, false, !o.has_watermark, false, o.error == NULL};
+    values[0] = CStringGetTextDatum(r->name);
+    values[1] = CStringGetTextDatum(o.status);
+    values[2] = Int64GetDatum(o.keys);
+    values[3] = Int64GetDatum(o.upserted);
+    values[4] = Int64GetDatum(o.deleted);
+    values[5] = TimestampTzGetDatum(o.watermark);
+    values[6] = IntervalPGetDatum(elapsed_since(o.started));
+    values[7] = o.error ? CStringGetTextDatum(o.error) : (Datum) 0;
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+// window_buckets: the first and last bucket overlapping [ws, we).  For
+// timestamp and date sources the window is read in the session's time zone,
+// which is how the literal '2026-01-01' became a timestamptz.
+static void window_buckets(const Rollup *r, TimestampTz ws, TimestampTz we, Datum *first, Datum *last) {
+    BucketSpec spec;
+    bucket_spec_init(&spec, r->kind, r->width_usecs, r->kind == TimeKind::Timestamptz ? lookup_time_zone(r->time_zone) : NULL);
+    TimestampTz we_last = TIMESTAMP_NOT_FINITE(we) ? we : we - 1;
+    TimestampTz ends[2] = {ws, we_last};
+    Datum *out[2] = {first, last};
+    for (int i = 0; i < 2; i++) {
+        TimestampTz v = ends[i];
+        if (TIMESTAMP_NOT_FINITE(v)) {
+            *out[i] = infinity_of(r->time_type, TIMESTAMP_IS_NOEND(v));
+            continue;
+        }
+        Datum d = TimestampTzGetDatum(v);
+        if (r->kind == TimeKind::Timestamp) d = DirectFunctionCall1(timestamptz_timestamp, d);
+        if (r->kind == TimeKind::Date) d = DirectFunctionCall1(timestamptz_date, d);
+        *out[i] = bucket_of(&spec, d);
+    }
+}
+
+static void check_window(FunctionCallInfo fcinfo, TimestampTz *ws, TimestampTz *we) {
+    if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("window_start and window_end must not be NULL"),
+                        errhint("Use '-infinity' and 'infinity' for an unbounded window.")));
+    *ws = PG_GETARG_TIMESTAMPTZ(1);
+    *we = PG_GETARG_TIMESTAMPTZ(2);
+    if (*ws >= *we)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("window_start must be earlier than window_end"),
+                        errhint("The window is half-open: [window_start, window_end).")));
+}
+
+static const char *name_arg(FunctionCallInfo fcinfo) {
+    if (PG_ARGISNULL(0))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("name must not be NULL")));
+    return text_to_cstring(PG_GETARG_TEXT_PP(0));
+}
+
+}  // namespace memoria
+
+using namespace memoria;
+
+MEMORIA_FUNCTION(memoria_refresh) {
+    bool limited = !PG_ARGISNULL(1);
+    int64 max_keys = limited ? PG_GETARG_INT64(1) : 0;
+    if (limited && max_keys < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_keys must not be negative"),
+                        errhint("Use NULL to refresh every dirty key.")));
+    List *rollups = PG_ARGISNULL(0) ? load_rollups() : list_make1(load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    SPI_connect();
+    ListCell *lc;
+    foreach (lc, rollups) {
+        const Rollup *r = (const Rollup *) lfirst(lc);
+        Outcome o = refresh_one(r, limited, max_keys);
+        put_outcome(rsinfo, r, o);
+    }
+    SPI_finish();
+    return (Datum) 0;
+}
+
+MEMORIA_FUNCTION(memoria_refresh_window) {
+    const char *name = name_arg(fcinfo);
+    TimestampTz ws, we;
+    check_window(fcinfo, &ws, &we);
+    Rollup *r = load_rollup(name);
+    Datum first, last;
+    window_buckets(r, ws, we, &first, &last);
+    bool whole = TIMESTAMP_IS_NOBEGIN(ws) && TIMESTAMP_IS_NOEND(we);
+
+    Outcome o;
+    memset(&o, 0, sizeof o);
+    o.started = GetCurrentTimestamp();
+    // Wait for (do not skip) a running refresh: two recomputes of a key from
+    // different snapshots must not land out of order.
+    lock_rollup(r->id);
+    TimestampTz t = watermark_candidate();
+    SPI_connect();
+    RollupSession session = enter_rollup_session(r);
+    Oid types[4];
+    Datum values[4];
+    base_params(r, types, values);
+    types[2] = types[3] = r->time_type;
+    values[2] = first;
+    values[3] = last;
+    spi_exec(recompute_window_sql(r, whole), 4, types, values, NULL, false);
+    o.keys = spi_int64(1);
+    o.upserted = spi_int64(2);
+    o.deleted = spi_int64(3);
+    o.status = "ok";
+    // A window that holds every source row completes a backfill.
+    bool covers_all = whole;
+    if (!covers_all) {
+        const char *tname = format_type_be(r->time_type);
+        spi_exec(psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s WHERE %s < memoria._bucket_lo($3::%s, $1, $2) "
+                          "OR %s > memoria._bucket_hi($4::%s, $1, $2))",
+                          qualified_relation_name(r->source), column_name(r->source, r->time_attnum), tname,
+                          column_name(r->source, r->time_attnum), tname),
+                 4, types, values, NULL, true);
+        bool isnull;
+        covers_all = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    }
+    leave_rollup_session(session);
+    record_outcome(r, &o, covers_all, t, covers_all);
+    SPI_finish();
+
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
+    desc = BlessTupleDesc(desc);
+    Datum out[8] = {CStringGetTextDatum(r->name), CStringGetTextDatum(o.status), Int64GetDatum(o.keys),
+                    Int64GetDatum(o.upserted), Int64GetDatum(o.deleted), TimestampTzGetDatum(o.watermark),
+                    IntervalPGetDatum(elapsed_since(o.started)), (Datum) 0};
+    bool nulls[8] = {false, false, false, false, false, !o.has_watermark, false, true};
+    return HeapTupleGetDatum(heap_form_tuple(desc, out, nulls));
+}
+
+MEMORIA_FUNCTION(memoria_verify) {
+    const char *name = name_arg(fcinfo);
+    TimestampTz ws, we;
+    check_window(fcinfo, &ws, &we);
+    Rollup *r = load_rollup(name);
+    Datum first, last;
+    window_buckets(r, ws, we, &first, &last);
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    SPI_connect();
+    RollupSession session = enter_rollup_session(r);
+    Oid types[4];
+    Datum values[4];
+    base_params(r, types, values);
+    types[2] = types[3] = r->time_type;
+    values[2] = first;
+    values[3] = last;
+    spi_exec(verify_sql(r), 4, types, values, NULL, true);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        Datum v[4];
+        bool n[4];
+        heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, v, n);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+    }
+    leave_rollup_session(session);
+    SPI_finish();
+    return (Datum) 0;
+}
+
+// memoria._pending_keys(id): distinct keys in the dirty log, NULL if the
+// caller may not see the rollup.
+MEMORIA_FUNCTION(memoria_pending_keys) {
+    int32 id = PG_GETARG_INT32(0);
+    SPI_connect();
+    SavedUser saved = become_user(extension_owner());
+    Oid types[1] = {INT4OID};
+    Datum values[1] = {Int32GetDatum(id)};
+    spi_exec("SELECT dirty_log, owner FROM memoria.rollups WHERE id = $1", 1, types, values, NULL, true);
+    bool isnull;
+    if (SPI_processed == 0) {
+        restore_user(saved);
+        SPI_finish();
+        PG_RETURN_NULL();
+    }
+    Rollup r;
+    memset(&r, 0, sizeof r);
+    r.dirty_log = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    Oid owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+    restore_user(saved);
+    if (!can_manage(owner) || get_rel_name(r.dirty_log) == NULL) {
+        SPI_finish();
+        PG_RETURN_NULL();
+    }
+    saved = become_user(extension_owner());
+    spi_exec(pending_keys_sql(&r), 0, NULL, NULL, NULL, true);
+    int64 n = spi_int64(1);
+    restore_user(saved);
+    SPI_finish();
+    PG_RETURN_INT64(n);
+}

@@ -1,0 +1,69 @@
+// rollup.hpp: a rollup's definition as stored in memoria.rollups, and the
+// helpers every entry point uses to read the catalog and run SQL.
+#pragma once
+#include "bucket.hpp"
+#include "pg.hpp"
+
+namespace memoria {
+
+// Rollup: one row of memoria.rollups, with column names resolved now
+// (attribute numbers are stored, so renamed columns keep working).
+struct Rollup {
+    int32 id;
+    char *name;
+    Oid owner;
+    Oid source, target, dirty_log;
+    AttrNumber time_attnum;
+    Oid time_type;
+    TimeKind kind;
+    int ndims;
+    AttrNumber *dim_attnums;
+    int nscope;
+    AttrNumber *scope_attnums;
+    int nmeasures;
+    char **measures;       // 'expression AS alias', validated
+    char **measure_names;
+    Interval bucket;
+    int64 width_usecs;
+    char *time_zone;
+    char *filter;          // NULL when none
+    char *search_path;
+};
+
+// extension_owner: the role that owns schema memoria (runs catalog updates).
+Oid extension_owner(void);
+
+// The role switch used to run SQL as someone else; undone by restore_user
+// or by the (sub)transaction abort that an ERROR causes.
+struct SavedUser {
+    Oid user;
+    int sec_context;
+};
+SavedUser become_user(Oid role);
+void restore_user(SavedUser saved);
+
+// load_rollup: the named rollup, checking the caller may manage it
+// (ERROR 42704 if missing, 42501 if another owner's).
+Rollup *load_rollup(const char *name);
+// load_rollups: every rollup the caller may manage, by name.
+List *load_rollups(void);
+// can_manage: whether the current user is a member of role owner.
+bool can_manage(Oid owner);
+// check_can_manage: ERROR 42501 unless can_manage.
+void check_can_manage(const Rollup *r);
+
+// spi_exec: run SQL with parameters through SPI; ERROR on failure.
+int spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, bool read_only);
+// spi_int64: column `col` of the first result row as int64 (0 if NULL).
+int64 spi_int64(int col);
+
+// quoted names
+char *qualified_relation_name(Oid relid);
+char *column_name(Oid relid, AttrNumber attnum);  // quoted
+
+// Advisory lock of one rollup (transaction scoped): class MEMORIA_LOCK_CLASS.
+constexpr int32 MEMORIA_LOCK_CLASS = 0x6d656d6f;  // 'memo'
+bool try_lock_rollup(int32 id);
+void lock_rollup(int32 id);
+
+}  // namespace memoria

@@ -1,0 +1,329 @@
+// sqlgen.cpp: builds the recompute, verify and pending-keys statements.
+//
+// Keys are compared as anonymous records, e.g. ROW(bucket, workspace_id):
+// record equality treats NULLs as equal and is hashable, so NULL scope values
+// are their own keys and the joins stay hash joins.  A record comparison only
+// happens when one side is not a ROW(...) constructor, hence the LATERAL
+// sub-selects whose whole-row reference stands for the key.
+//
+// Aliases memoria adds start with a prefix chosen so that no source column
+// (nor the source table's name) starts with it; user expressions can then use
+// the source's column names unqualified without ambiguity.
+#include "sqlgen.hpp"
+
+namespace memoria {
+
+// Names used while building one statement.
+struct Names {
+    const char *p;        // alias prefix, e.g. "memoria_"
+    char *src;            // qualified source
+    char *tgt;            // qualified rollup table
+    char *log;            // qualified dirty log
+    char *time;           // source time column, qualified by the source
+    List *dims;           // source dimension columns, qualified
+    List *scope;          // source scope columns, qualified
+    List *tgt_dims;       // rollup table: bucket + dimension columns
+    List *tgt_scope;      // rollup table: bucket + scope columns
+    List *tgt_measures;   // rollup table: measure columns
+    List *log_cols;       // dirty log: bucket + scope columns
+    bool measures_comparable;  // every measure type has an equality operator
+};
+
+static bool prefix_is_free(const Rollup *r, const char *p) {
+    size_t n = strlen(p);
+    if (strncmp(get_rel_name(r->source), p, n) == 0) return false;
+    Relation rel = table_open(r->source, AccessShareLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    bool free = true;
+    for (int i = 0; i < desc->natts && free; i++) {
+        Form_pg_attribute att = TupleDescAttr(desc, i);
+        if (!att->attisdropped && strncmp(NameStr(att->attname), p, n) == 0) free = false;
+    }
+    table_close(rel, AccessShareLock);
+    return free;
+}
+
+static char *qualify(const char *rel, const char *col) { return psprintf("%s.%s", rel, col); }
+
+static Names names_for(const Rollup *r) {
+    Names n;
+    memset(&n, 0, sizeof n);
+    char *p = pstrdup("memoria_");
+    while (!prefix_is_free(r, p)) p = psprintf("_%s", p);
+    n.p = p;
+    n.src = qualified_relation_name(r->source);
+    n.tgt = qualified_relation_name(r->target);
+    n.log = qualified_relation_name(r->dirty_log);
+    n.time = qualify(n.src, column_name(r->source, r->time_attnum));
+    n.tgt_dims = lappend(NIL, column_name(r->target, 1));
+    n.tgt_scope = lappend(NIL, column_name(r->target, 1));
+    n.log_cols = lappend(NIL, column_name(r->dirty_log, 1));
+    for (int i = 0; i < r->ndims; i++) {
+        n.dims = lappend(n.dims, qualify(n.src, column_name(r->source, r->dim_attnums[i])));
+        n.tgt_dims = lappend(n.tgt_dims, column_name(r->target, (AttrNumber) (2 + i)));
+    }
+    for (int i = 0; i < r->nscope; i++) {
+        n.scope = lappend(n.scope, qualify(n.src, column_name(r->source, r->scope_attnums[i])));
+        // The scope column's position among the dimensions gives its rollup column.
+        for (int j = 0; j < r->ndims; j++)
+            if (r->dim_attnums[j] == r->scope_attnums[i])
+                n.tgt_scope = lappend(n.tgt_scope, column_name(r->target, (AttrNumber) (2 + j)));
+        n.log_cols = lappend(n.log_cols, column_name(r->dirty_log, (AttrNumber) (2 + i)));
+    }
+    n.measures_comparable = true;
+    for (int i = 0; i < r->nmeasures; i++) {
+        AttrNumber a = (AttrNumber) (2 + r->ndims + i);
+        n.tgt_measures = lappend(n.tgt_measures, column_name(r->target, a));
+        TypeCacheEntry *tc = lookup_type_cache(get_atttype(r->target, a), TYPECACHE_EQ_OPR);
+        if (!OidIsValid(tc->eq_opr)) n.measures_comparable = false;
+    }
+    return n;
+}
+
+// append_list: items of l, each prefixed by `qual.` when qual is given.
+static void append_list(StringInfo s, List *l, const char *qual, const char *sep = ", ") {
+    ListCell *lc;
+    bool first = true;
+    foreach (lc, l) {
+        appendStringInfo(s, "%s%s%s%s", first ? "" : sep, qual ? qual : "", qual ? "." : "",
+                         (const char *) lfirst(lc));
+        first = false;
+    }
+}
+
+static void append_bucket_call(StringInfo s, const Names &n, const char *value) {
+    appendStringInfo(s, "memoria.bucket(%s, $1, $2)", value);
+}
+
+// append_fresh_cte: "<p>fresh (g0.., v0..) AS (SELECT bucket, dims, measures ...)".
+// `from_and_where` supplies the FROM/WHERE part; `bucket_expr` the bucket column.
+static void append_fresh_cte(StringInfo s, const Rollup *r, const Names &n, const char *bucket_expr,
+                             const char *from_and_where) {
+    const char *p = n.p;
+    appendStringInfo(s, "%sfresh (%sg0", p, p);
+    for (int i = 0; i < r->ndims; i++) appendStringInfo(s, ", %sg%d", p, i + 1);
+    for (int i = 0; i < r->nmeasures; i++) appendStringInfo(s, ", %sv%d", p, i);
+    appendStringInfo(s, ") AS (\n  SELECT %s", bucket_expr);
+    if (r->ndims > 0) {
+        appendStringInfoString(s, ", ");
+        append_list(s, n.dims, NULL);
+    }
+    for (int i = 0; i < r->nmeasures; i++) appendStringInfo(s, ",\n%s\n", r->measures[i]);
+    appendStringInfo(s, "  %s", from_and_where);
+    if (r->filter != NULL) appendStringInfo(s, "\n  AND (\n%s\n)", r->filter);
+    appendStringInfoString(s, "\n  GROUP BY 1");
+    for (int i = 0; i < r->ndims; i++) appendStringInfo(s, ", %d", i + 2);
+    appendStringInfoString(s, "\n)");
+}
+
+// append_fresh_group_row: ROW(g0, g1, ...) of a fresh row aliased `alias`.
+static void append_fresh_group_row(StringInfo s, const Rollup *r, const char *p, const char *alias) {
+    appendStringInfo(s, "ROW(%s.%sg0", alias, p);
+    for (int i = 0; i < r->ndims; i++) appendStringInfo(s, ", %s.%sg%d", alias, p, i + 1);
+    appendStringInfoChar(s, ')');
+}
+
+// append_gone_and_put: delete rollup rows (selected by `target_where`, over
+// alias <p>t2 and key <p>tk) whose group is not in fresh, and upsert fresh.
+static void append_gone_and_put(StringInfo s, const Rollup *r, const Names &n, const char *target_where) {
+    const char *p = n.p;
+    appendStringInfo(s, ",\n%sgone AS (\n  DELETE FROM %s AS %st USING (\n    SELECT %st2.ctid AS %stid FROM %s AS %st2\n",
+                     p, n.tgt, p, p, p, n.tgt, p);
+    appendStringInfo(s, "    CROSS JOIN LATERAL (SELECT ");
+    append_list(s, n.tgt_scope, psprintf("%st2", p));
+    appendStringInfo(s, ") AS %stk\n    CROSS JOIN LATERAL (SELECT ", p);
+    append_list(s, n.tgt_dims, psprintf("%st2", p));
+    appendStringInfo(s, ") AS %stg\n    WHERE %s\n      AND NOT EXISTS (SELECT 1 FROM %sfresh %sf WHERE ", p,
+                     target_where, p, p);
+    append_fresh_group_row(s, r, p, psprintf("%sf", p));
+    appendStringInfo(s, " = %stg)\n  ) AS %sg WHERE %st.ctid = %sg.%stid\n  RETURNING 1\n)", p, p, p, p, p);
+
+    appendStringInfo(s, ",\n%sput AS (\n  INSERT INTO %s AS %st (", p, n.tgt, p);
+    append_list(s, n.tgt_dims, NULL);
+    appendStringInfoString(s, ", ");
+    append_list(s, n.tgt_measures, NULL);
+    appendStringInfo(s, ")\n  SELECT * FROM %sfresh\n  ON CONFLICT (", p);
+    append_list(s, n.tgt_dims, NULL);
+    appendStringInfoString(s, ") DO UPDATE SET ");
+    ListCell *lc;
+    bool first = true;
+    foreach (lc, n.tgt_measures) {
+        const char *m = (const char *) lfirst(lc);
+        appendStringInfo(s, "%s%s = EXCLUDED.%s", first ? "" : ", ", m, m);
+        first = false;
+    }
+    if (n.measures_comparable) {
+        // Leave unchanged rows alone: no dead tuple, no WAL.
+        appendStringInfoString(s, "\n  WHERE (");
+        append_list(s, n.tgt_measures, psprintf("%st", p));
+        appendStringInfoString(s, ") IS DISTINCT FROM (");
+        append_list(s, n.tgt_measures, "EXCLUDED");
+        appendStringInfoChar(s, ')');
+    }
+    appendStringInfoString(s, "\n  RETURNING 1\n)");
+}
+
+static void append_key_row(StringInfo s, List *cols, const char *qual) {
+    appendStringInfoString(s, "ROW(");
+    append_list(s, cols, qual);
+    appendStringInfoChar(s, ')');
+}
+
+char *recompute_keys_sql(const Rollup *r, bool limited) {
+    Names n = names_for(r);
+    const char *p = n.p;
+    StringInfoData s;
+    initStringInfo(&s);
+    // 1. Claim: delete exactly the log rows this statement's snapshot sees
+    //    (all of them, or those of the first $3 keys).  Rows committed later
+    //    stay for the next refresh.  TRUNCATE markers (NULL bucket) are left
+    //    to the full rebuild.
+    appendStringInfo(&s, "WITH %sclaimed AS (\n  DELETE FROM %s AS %sl\n", p, n.log, p);
+    if (limited) {
+        appendStringInfo(&s, "  USING (\n    SELECT %sx.%stid FROM (SELECT ctid AS %stid, ", p, p, p);
+        append_key_row(&s, n.log_cols, NULL);
+        appendStringInfo(&s, " AS %skey FROM %s WHERE %s IS NOT NULL) %sx\n", p, n.log,
+                         (const char *) linitial(n.log_cols), p);
+        appendStringInfo(&s, "    JOIN (SELECT %sy.%skey FROM (SELECT ", p, p);
+        append_key_row(&s, n.log_cols, NULL);
+        appendStringInfo(&s, " AS %skey, %s AS %sb FROM %s WHERE %s IS NOT NULL) %sy\n", p,
+                         (const char *) linitial(n.log_cols), p, n.log, (const char *) linitial(n.log_cols), p);
+        appendStringInfo(&s, "          GROUP BY %sy.%skey ORDER BY min(%sy.%sb) LIMIT $3) %spick\n", p, p, p, p, p);
+        appendStringInfo(&s, "      ON %sx.%skey = %spick.%skey\n  ) AS %sc WHERE %sl.ctid = %sc.%stid\n", p, p, p, p,
+                         p, p, p, p);
+    } else {
+        appendStringInfo(&s, "  WHERE %sl.%s IS NOT NULL\n", p, (const char *) linitial(n.log_cols));
+    }
+    appendStringInfoString(&s, "  RETURNING ");
+    append_list(&s, n.log_cols, psprintf("%sl", p));
+    appendStringInfoString(&s, "\n)");
+    // 2. The distinct keys and buckets claimed.
+    appendStringInfo(&s, ",\n%skeys AS (SELECT DISTINCT ", p);
+    append_key_row(&s, n.log_cols, NULL);
+    appendStringInfo(&s, " AS %skey FROM %sclaimed)", p, p);
+    appendStringInfo(&s,
+                     ",\n%sbuckets AS (\n  SELECT %sd.%sb, memoria._bucket_lo(%sd.%sb, $1, $2) AS %slo, "
+                     "memoria._bucket_hi(%sd.%sb, $1, $2) AS %shi\n  FROM (SELECT DISTINCT %s AS %sb FROM %sclaimed) %sd\n)",
+                     p, p, p, p, p, p, p, p, p, (const char *) linitial(n.log_cols), p, p, p);
+    // 3. Ground truth for those keys: scan each dirty bucket's time range once.
+    StringInfoData from;
+    initStringInfo(&from);
+    appendStringInfo(&from, "FROM %sbuckets AS %sbk\n  JOIN %s ON %s BETWEEN %sbk.%slo AND %sbk.%shi AND ", p, p, n.src,
+                     n.time, p, p, p, p);
+    append_bucket_call(&from, n, n.time);
+    appendStringInfo(&from, " = %sbk.%sb\n  CROSS JOIN LATERAL (SELECT %sbk.%sb", p, p, p, p);
+    ListCell *lc;
+    foreach (lc, n.scope) appendStringInfo(&from, ", %s", (const char *) lfirst(lc));
+    appendStringInfo(&from, ") AS %sk (%sk0", p, p);
+    for (int i = 0; i < r->nscope; i++) appendStringInfo(&from, ", %sk%d", p, i + 1);
+    appendStringInfo(&from, ")\n  WHERE %sk IN (SELECT %skey FROM %skeys)", p, p, p);
+    appendStringInfoString(&s, ",\n");
+    append_fresh_cte(&s, r, n, psprintf("%sbk.%sb", p, p), from.data);
+    // 4. Replace the rollup rows of those keys.
+    char *where = psprintf("%st2.%s IN (SELECT %sb FROM %sbuckets)\n      AND %stk IN (SELECT %skey FROM %skeys)", p,
+                           (const char *) linitial(n.tgt_dims), p, p, p, p, p);
+    append_gone_and_put(&s, r, n, where);
+    appendStringInfo(&s,
+                     "\nSELECT (SELECT count(*) FROM %skeys), (SELECT count(*) FROM %sput), "
+                     "(SELECT count(*) FROM %sgone)",
+                     p, p, p);
+    return s.data;
+}
+
+char *recompute_window_sql(const Rollup *r, bool claim_log) {
+    Names n = names_for(r);
+    const char *p = n.p;
+    StringInfoData s;
+    initStringInfo(&s);
+    appendStringInfoString(&s, "WITH ");
+    if (claim_log) appendStringInfo(&s, "%sclaimed AS (DELETE FROM %s RETURNING 1),\n", p, n.log);
+    StringInfoData from;
+    initStringInfo(&from);
+    const char *tname = format_type_be(r->time_type);
+    appendStringInfo(&from, "FROM %s\n  WHERE %s BETWEEN memoria._bucket_lo($3::%s, $1, $2) AND memoria._bucket_hi($4::%s, $1, $2)\n  AND ",
+                     n.src, n.time, tname, tname);
+    append_bucket_call(&from, n, n.time);
+    appendStringInfoString(&from, " BETWEEN $3 AND $4");
+    StringInfoData bucket;
+    initStringInfo(&bucket);
+    append_bucket_call(&bucket, n, n.time);
+    append_fresh_cte(&s, r, n, bucket.data, from.data);
+    append_gone_and_put(&s, r, n,
+                        psprintf("%st2.%s BETWEEN $3 AND $4", p, (const char *) linitial(n.tgt_dims)));
+    appendStringInfo(&s,
+                     "\nSELECT (SELECT count(DISTINCT %sg0) FROM %sfresh), (SELECT count(*) FROM %sput), "
+                     "(SELECT count(*) FROM %sgone)",
+                     p, p, p, p);
+    return s.data;
+}
+
+// append_json_object: jsonb_build_object('name', qual.col, ...) over two lists.
+static void append_json_object(StringInfo s, List *keys, List *cols, const char *qual) {
+    appendStringInfoString(s, "jsonb_build_object(");
+    ListCell *k, *c;
+    bool first = true;
+    forboth (k, keys, c, cols) {
+        appendStringInfo(s, "%s%s, %s.%s", first ? "" : ", ", quote_literal_cstr((const char *) lfirst(k)), qual,
+                         (const char *) lfirst(c));
+        first = false;
+    }
+    appendStringInfoChar(s, ')');
+}
+
+char *verify_sql(const Rollup *r) {
+    Names n = names_for(r);
+    const char *p = n.p;
+    StringInfoData s;
+    initStringInfo(&s);
+    const char *tname = format_type_be(r->time_type);
+    StringInfoData from;
+    initStringInfo(&from);
+    appendStringInfo(&from, "FROM %s\n  WHERE %s BETWEEN memoria._bucket_lo($3::%s, $1, $2) AND memoria._bucket_hi($4::%s, $1, $2)\n  AND ",
+                     n.src, n.time, tname, tname);
+    append_bucket_call(&from, n, n.time);
+    appendStringInfoString(&from, " BETWEEN $3 AND $4");
+    StringInfoData bucket;
+    initStringInfo(&bucket);
+    append_bucket_call(&bucket, n, n.time);
+    appendStringInfoString(&s, "WITH ");
+    append_fresh_cte(&s, r, n, bucket.data, from.data);
+    // Names for the JSON keys: the rollup table's columns, unquoted.
+    List *dim_keys = NIL, *dim_cols = NIL, *fresh_dims = NIL, *m_keys = NIL, *fresh_m = NIL;
+    for (int i = 0; i < r->ndims; i++) {
+        dim_keys = lappend(dim_keys, get_attname(r->target, (AttrNumber) (2 + i), false));
+        dim_cols = lappend(dim_cols, list_nth(n.tgt_dims, i + 1));
+        fresh_dims = lappend(fresh_dims, psprintf("%sg%d", p, i + 1));
+    }
+    for (int i = 0; i < r->nmeasures; i++) {
+        m_keys = lappend(m_keys, get_attname(r->target, (AttrNumber) (2 + r->ndims + i), false));
+        fresh_m = lappend(fresh_m, psprintf("%sv%d", p, i));
+    }
+    const char *b = (const char *) linitial(n.tgt_dims);
+    appendStringInfo(&s, ",\n%scur AS (SELECT ", p);
+    append_key_row(&s, n.tgt_dims, psprintf("%st", p));
+    appendStringInfo(&s, " AS %skey, %st.%s::text AS %sbt, ", p, p, b, p);
+    append_json_object(&s, dim_keys, dim_cols, psprintf("%st", p));
+    appendStringInfo(&s, " AS %sdims, ", p);
+    append_json_object(&s, m_keys, n.tgt_measures, psprintf("%st", p));
+    appendStringInfo(&s, " AS %svals FROM %s AS %st WHERE %st.%s BETWEEN $3 AND $4)", p, n.tgt, p, p, b);
+    appendStringInfo(&s, ",\n%ssrc AS (SELECT ", p);
+    append_fresh_group_row(&s, r, p, psprintf("%sf", p));
+    appendStringInfo(&s, " AS %skey, %sf.%sg0::text AS %sbt, ", p, p, p, p);
+    append_json_object(&s, dim_keys, fresh_dims, psprintf("%sf", p));
+    appendStringInfo(&s, " AS %sdims, ", p);
+    append_json_object(&s, m_keys, fresh_m, psprintf("%sf", p));
+    appendStringInfo(&s, " AS %svals FROM %sfresh AS %sf)", p, p, p);
+    appendStringInfo(&s,
+                     "\nSELECT coalesce(%sc.%sbt, %ss.%sbt), coalesce(%sc.%sdims, %ss.%sdims), %sc.%svals, %ss.%svals\n"
+                     "FROM %scur AS %sc FULL JOIN %ssrc AS %ss ON %sc.%skey = %ss.%skey\n"
+                     "WHERE %sc.%svals IS DISTINCT FROM %ss.%svals\nORDER BY 1, 2",
+                     p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p);
+    return s.data;
+}
+
+char *pending_keys_sql(const Rollup *r) {
+    return psprintf("SELECT count(*) FROM (SELECT DISTINCT * FROM %s) AS memoria_keys",
+                    qualified_relation_name(r->dirty_log));
+}
+
+}  // namespace memoria

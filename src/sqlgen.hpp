@@ -1,0 +1,32 @@
+// sqlgen.hpp: the SQL statements memoria runs for a rollup.
+//
+// Every identifier is quoted; user expressions (measures, filter) are pasted
+// only into their own slot, each on lines of its own, after create_rollup has
+// proved each one parses as exactly one expression.  Values are parameters:
+//   $1 bucket width (interval), $2 time zone (text), and
+//   recompute_keys_sql:   $3 max_keys (bigint, NULL = all)
+//   recompute_window_sql, verify_sql: $3 first bucket, $4 last bucket
+#pragma once
+#include "rollup.hpp"
+
+namespace memoria {
+
+// recompute_keys_sql: claim the dirty keys in the log (all, or the first $3),
+// recompute them, upsert changed groups and delete vanished ones.  Returns one
+// row: keys, rows upserted, rows deleted.
+char *recompute_keys_sql(const Rollup *r, bool limited);
+
+// recompute_window_sql: the same for every bucket in [$3, $4]; with
+// claim_log it also removes every log row it sees (used for a full rebuild).
+char *recompute_window_sql(const Rollup *r, bool claim_log);
+
+// verify_sql: groups in [$3, $4] where the rollup differs from the source.
+char *verify_sql(const Rollup *r);
+
+// pending_keys_sql: distinct keys waiting in the dirty log.
+char *pending_keys_sql(const Rollup *r);
+
+// bucket_type_oid: the type of the rollup's bucket column.
+inline Oid bucket_type_oid(const Rollup *r) { return r->time_type; }
+
+}  // namespace memoria
