@@ -203,11 +203,14 @@ struct CachedSpec {
 static BucketSpec *spec_for_call(FunctionCallInfo fcinfo, TimeKind kind) {
     Interval *width = PG_GETARG_INTERVAL_P(1);
     text *tz_text = PG_GETARG_TEXT_PP(2);
+    CachedSpec *c = (CachedSpec *) fcinfo->flinfo->fn_extra;
+    // Fast path (every row of a statement): same width, same zone bytes.
+    size_t tz_len = VARSIZE_ANY_EXHDR(tz_text);
+    if (c != NULL && memcmp(&c->width, width, sizeof(Interval)) == 0 && tz_len < sizeof c->tz_name &&
+        c->tz_name[tz_len] == '\0' && memcmp(c->tz_name, VARDATA_ANY(tz_text), tz_len) == 0)
+        return &c->spec;
     char tz_name[TZ_STRLEN_MAX + 1];
     text_to_cstring_buffer(tz_text, tz_name, sizeof tz_name);
-    CachedSpec *c = (CachedSpec *) fcinfo->flinfo->fn_extra;
-    if (c != NULL && memcmp(&c->width, width, sizeof(Interval)) == 0 && strcmp(c->tz_name, tz_name) == 0)
-        return &c->spec;
     int64 w = check_bucket_width(width, kind);
     pg_tz *tz = kind == TimeKind::Timestamptz ? lookup_time_zone(tz_name) : NULL;
     if (c == NULL) {

@@ -56,6 +56,9 @@ static RollupSession enter_rollup_session(const Rollup *r) {
     (void) set_config_option("search_path", r->search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
                              false);
     (void) set_config_option("TimeZone", r->time_zone, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    // Refresh statements are short and planned afresh each time: JIT would
+    // only add its compile time.
+    (void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     GetUserIdAndSecContext(&s.user.user, &s.user.sec_context);
     SetUserIdAndSecContext(r->owner, s.user.sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
     return s;
@@ -126,6 +129,45 @@ static void read_watermark(const Rollup *r, Outcome *o) {
     restore_user(saved);
 }
 
+// claimed_rows_array: the rows of the last SPI result (one composite column)
+// as an array of the dirty log's row type.
+static Datum claimed_rows_array(const Rollup *r) {
+    Oid rowtype = get_rel_type_id(r->dirty_log);
+    uint64 n = SPI_processed;
+    Datum *elems = (Datum *) palloc((n + 1) * sizeof(Datum));
+    for (uint64 i = 0; i < n; i++) {
+        bool isnull;
+        elems[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+    }
+    int16 typlen;
+    bool typbyval;
+    char typalign;
+    get_typlenbyvalalign(rowtype, &typlen, &typbyval, &typalign);
+    return PointerGetDatum(construct_array(elems, (int) n, rowtype, typlen, typbyval, typalign));
+}
+
+// claimed_envelope: the lowest and highest source value of the buckets in the
+// last SPI result (column 2).
+static void claimed_envelope(const Rollup *r, Datum *lo, Datum *hi) {
+    int64 min_b = PG_INT64_MAX, max_b = PG_INT64_MIN;
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        bool isnull;
+        Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+        int64 b = r->kind == TimeKind::Date ? (int64) DatumGetDateADT(d) : DatumGetInt64(d);
+        min_b = Min(min_b, b);
+        max_b = Max(max_b, b);
+    }
+    BucketSpec spec;
+    bucket_spec_init(&spec, r->kind, r->width_usecs,
+                     r->kind == TimeKind::Timestamptz ? lookup_time_zone(r->time_zone) : NULL);
+    auto datum_of = [r](int64 b) {
+        return r->kind == TimeKind::Date ? DateADTGetDatum((DateADT) b) : Int64GetDatum(b);
+    };
+    Datum ignored;
+    bucket_bounds(&spec, datum_of(min_b), lo, &ignored);
+    bucket_bounds(&spec, datum_of(max_b), &ignored, hi);
+}
+
 // refresh_keys: steps 2-5 for one locked rollup (runs in the subtransaction).
 static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome *o) {
     TimestampTz t = watermark_candidate();
@@ -139,9 +181,9 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
     bool drained = true;
     o->status = "idle";
     if (pending) {
-        Oid types[4];
-        Datum values[4];
-        char nulls[4] = {' ', ' ', ' ', ' '};
+        Oid types[5];
+        Datum values[5];
+        char nulls[5] = {' ', ' ', ' ', ' ', ' '};
         base_params(r, types, values);
         int nparams = 2;
         const char *sql;
@@ -152,12 +194,15 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
             values[3] = infinity_of(r->time_type, true);
             nparams = 4;
         } else {
-            sql = recompute_keys_sql(r, limited);
-            if (limited) {
-                types[2] = INT8OID;
-                values[2] = Int64GetDatum(max_keys);
-                nparams = 3;
-            }
+            Oid limit_type[1] = {INT8OID};
+            Datum limit_value[1] = {Int64GetDatum(max_keys)};
+            spi_exec(claim_keys_sql(r, limited), limited ? 1 : 0, limit_type, limit_value, NULL, false);
+            types[2] = get_array_type(get_rel_type_id(r->dirty_log));
+            values[2] = claimed_rows_array(r);
+            types[3] = types[4] = r->time_type;
+            claimed_envelope(r, &values[3], &values[4]);
+            sql = recompute_keys_sql(r);
+            nparams = 5;
         }
         spi_exec(sql, nparams, types, values, nulls, false);
         o->keys = spi_int64(1);

@@ -25,6 +25,7 @@ void restore_user(SavedUser saved) {
 }
 
 int spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, bool read_only) {
+    elog(DEBUG2, "memoria: %s", sql);
     int rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
     if (rc < 0) elog(ERROR, "SPI_execute_with_args failed (%d): %s", rc, sql);
     return rc;

@@ -127,7 +127,8 @@ static void append_fresh_group_row(StringInfo s, const Rollup *r, const char *p,
 // alias <p>t2 and key <p>tk) whose group is not in fresh, and upsert fresh.
 static void append_gone_and_put(StringInfo s, const Rollup *r, const Names &n, const char *target_where) {
     const char *p = n.p;
-    appendStringInfo(s, ",\n%sgone AS (\n  DELETE FROM %s AS %st USING (\n    SELECT %st2.ctid AS %stid FROM %s AS %st2\n",
+    // Delete by ctid = ANY(ARRAY(...)): a TID scan, no self-join.
+    appendStringInfo(s, ",\n%sgone AS (\n  DELETE FROM %s AS %st WHERE %st.ctid = ANY (ARRAY(\n    SELECT %st2.ctid FROM %s AS %st2\n",
                      p, n.tgt, p, p, p, n.tgt, p);
     appendStringInfo(s, "    CROSS JOIN LATERAL (SELECT ");
     append_list(s, n.tgt_scope, psprintf("%st2", p));
@@ -136,7 +137,7 @@ static void append_gone_and_put(StringInfo s, const Rollup *r, const Names &n, c
     appendStringInfo(s, ") AS %stg\n    WHERE %s\n      AND NOT EXISTS (SELECT 1 FROM %sfresh %sf WHERE ", p,
                      target_where, p, p);
     append_fresh_group_row(s, r, p, psprintf("%sf", p));
-    appendStringInfo(s, " = %stg)\n  ) AS %sg WHERE %st.ctid = %sg.%stid\n  RETURNING 1\n)", p, p, p, p, p);
+    appendStringInfo(s, " = %stg)\n  ))\n  RETURNING 1\n)", p);
 
     appendStringInfo(s, ",\n%sput AS (\n  INSERT INTO %s AS %st (", p, n.tgt, p);
     append_list(s, n.tgt_dims, NULL);
@@ -169,35 +170,41 @@ static void append_key_row(StringInfo s, List *cols, const char *qual) {
     appendStringInfoChar(s, ')');
 }
 
-char *recompute_keys_sql(const Rollup *r, bool limited) {
+char *claim_keys_sql(const Rollup *r, bool limited) {
+    Names n = names_for(r);
+    const char *p = n.p;
+    const char *b = (const char *) linitial(n.log_cols);
+    StringInfoData s;
+    initStringInfo(&s);
+    // Delete exactly the log rows this statement's snapshot sees (all, or
+    // those of the first $1 keys by bucket).  Rows committed later stay for
+    // the next refresh.  TRUNCATE markers (NULL bucket) are left to the full
+    // rebuild.
+    appendStringInfo(&s, "DELETE FROM %s AS %sl\n", n.log, p);
+    if (limited) {
+        appendStringInfo(&s, "WHERE %sl.ctid = ANY (ARRAY(\n  SELECT %sx.%stid FROM (SELECT ctid AS %stid, ", p, p, p, p);
+        append_key_row(&s, n.log_cols, NULL);
+        appendStringInfo(&s, " AS %skey FROM %s WHERE %s IS NOT NULL) %sx\n", p, n.log, b, p);
+        appendStringInfo(&s, "  JOIN (SELECT %sy.%skey FROM (SELECT ", p, p);
+        append_key_row(&s, n.log_cols, NULL);
+        appendStringInfo(&s, " AS %skey, %s AS %sb FROM %s WHERE %s IS NOT NULL) %sy\n", p, b, p, n.log, b, p);
+        appendStringInfo(&s, "        GROUP BY %sy.%skey ORDER BY min(%sy.%sb) LIMIT $1) %spick\n", p, p, p, p, p);
+        appendStringInfo(&s, "    ON %sx.%skey = %spick.%skey))\n", p, p, p, p);
+    } else {
+        appendStringInfo(&s, "WHERE %sl.%s IS NOT NULL\n", p, b);
+    }
+    appendStringInfo(&s, "RETURNING %sl, %sl.%s", p, p, b);
+    return s.data;
+}
+
+char *recompute_keys_sql(const Rollup *r) {
     Names n = names_for(r);
     const char *p = n.p;
     StringInfoData s;
     initStringInfo(&s);
-    // 1. Claim: delete exactly the log rows this statement's snapshot sees
-    //    (all of them, or those of the first $3 keys).  Rows committed later
-    //    stay for the next refresh.  TRUNCATE markers (NULL bucket) are left
-    //    to the full rebuild.
-    appendStringInfo(&s, "WITH %sclaimed AS (\n  DELETE FROM %s AS %sl\n", p, n.log, p);
-    if (limited) {
-        appendStringInfo(&s, "  USING (\n    SELECT %sx.%stid FROM (SELECT ctid AS %stid, ", p, p, p);
-        append_key_row(&s, n.log_cols, NULL);
-        appendStringInfo(&s, " AS %skey FROM %s WHERE %s IS NOT NULL) %sx\n", p, n.log,
-                         (const char *) linitial(n.log_cols), p);
-        appendStringInfo(&s, "    JOIN (SELECT %sy.%skey FROM (SELECT ", p, p);
-        append_key_row(&s, n.log_cols, NULL);
-        appendStringInfo(&s, " AS %skey, %s AS %sb FROM %s WHERE %s IS NOT NULL) %sy\n", p,
-                         (const char *) linitial(n.log_cols), p, n.log, (const char *) linitial(n.log_cols), p);
-        appendStringInfo(&s, "          GROUP BY %sy.%skey ORDER BY min(%sy.%sb) LIMIT $3) %spick\n", p, p, p, p, p);
-        appendStringInfo(&s, "      ON %sx.%skey = %spick.%skey\n  ) AS %sc WHERE %sl.ctid = %sc.%stid\n", p, p, p, p,
-                         p, p, p, p);
-    } else {
-        appendStringInfo(&s, "  WHERE %sl.%s IS NOT NULL\n", p, (const char *) linitial(n.log_cols));
-    }
-    appendStringInfoString(&s, "  RETURNING ");
-    append_list(&s, n.log_cols, psprintf("%sl", p));
-    appendStringInfoString(&s, "\n)");
-    // 2. The distinct keys and buckets claimed.
+    // 1. The claimed log rows ($3, an array of the log's row type), their
+    //    distinct keys and buckets.
+    appendStringInfo(&s, "WITH %sclaimed AS (SELECT * FROM unnest($3::%s[]))", p, n.log);
     appendStringInfo(&s, ",\n%skeys AS (SELECT DISTINCT ", p);
     append_key_row(&s, n.log_cols, NULL);
     appendStringInfo(&s, " AS %skey FROM %sclaimed)", p, p);
@@ -205,13 +212,18 @@ char *recompute_keys_sql(const Rollup *r, bool limited) {
                      ",\n%sbuckets AS (\n  SELECT %sd.%sb, memoria._bucket_lo(%sd.%sb, $1, $2) AS %slo, "
                      "memoria._bucket_hi(%sd.%sb, $1, $2) AS %shi\n  FROM (SELECT DISTINCT %s AS %sb FROM %sclaimed) %sd\n)",
                      p, p, p, p, p, p, p, p, p, (const char *) linitial(n.log_cols), p, p, p);
-    // 3. Ground truth for those keys: scan each dirty bucket's time range once.
+    // 2. Ground truth for those keys: scan each dirty bucket's time range once.
     StringInfoData from;
     initStringInfo(&from);
-    appendStringInfo(&from, "FROM %sbuckets AS %sbk\n  JOIN %s ON %s BETWEEN %sbk.%slo AND %sbk.%shi AND ", p, p, n.src,
-                     n.time, p, p, p, p);
+    // $4, $5 bound all dirty buckets: a constant range the planner can
+    // estimate and use an index on the time column for.
+    appendStringInfo(&from, "FROM %sbuckets AS %sbk\n  JOIN %s ON %s BETWEEN $4 AND $5 AND %s BETWEEN %sbk.%slo AND %sbk.%shi AND ",
+                     p, p, n.src, n.time, n.time, p, p, p, p);
     append_bucket_call(&from, n, n.time);
-    appendStringInfo(&from, " = %sbk.%sb\n  CROSS JOIN LATERAL (SELECT %sbk.%sb", p, p, p, p);
+    // The key is built from source columns only, so that matching it is a
+    // plain hashed semi-join between the source and the keys.
+    appendStringInfo(&from, " = %sbk.%sb\n  CROSS JOIN LATERAL (SELECT ", p, p);
+    append_bucket_call(&from, n, n.time);
     ListCell *lc;
     foreach (lc, n.scope) appendStringInfo(&from, ", %s", (const char *) lfirst(lc));
     appendStringInfo(&from, ") AS %sk (%sk0", p, p);
@@ -219,7 +231,7 @@ char *recompute_keys_sql(const Rollup *r, bool limited) {
     appendStringInfo(&from, ")\n  WHERE %sk IN (SELECT %skey FROM %skeys)", p, p, p);
     appendStringInfoString(&s, ",\n");
     append_fresh_cte(&s, r, n, psprintf("%sbk.%sb", p, p), from.data);
-    // 4. Replace the rollup rows of those keys.
+    // 3. Replace the rollup rows of those keys.
     char *where = psprintf("%st2.%s IN (SELECT %sb FROM %sbuckets)\n      AND %stk IN (SELECT %skey FROM %skeys)", p,
                            (const char *) linitial(n.tgt_dims), p, p, p, p, p);
     append_gone_and_put(&s, r, n, where);

@@ -4,17 +4,24 @@
 // only into their own slot, each on lines of its own, after create_rollup has
 // proved each one parses as exactly one expression.  Values are parameters:
 //   $1 bucket width (interval), $2 time zone (text), and
-//   recompute_keys_sql:   $3 max_keys (bigint, NULL = all)
+//   recompute_keys_sql:   $3 the claimed log rows (array of the log's row type),
+//                         $4, $5 the lowest and highest source value they cover
 //   recompute_window_sql, verify_sql: $3 first bucket, $4 last bucket
 #pragma once
 #include "rollup.hpp"
 
 namespace memoria {
 
-// recompute_keys_sql: claim the dirty keys in the log (all, or the first $3),
-// recompute them, upsert changed groups and delete vanished ones.  Returns one
-// row: keys, rows upserted, rows deleted.
-char *recompute_keys_sql(const Rollup *r, bool limited);
+// claim_keys_sql: delete and return the log rows of the dirty keys (all, or
+// those of the first $1 keys): each as one value of the log's row type, and
+// its bucket.
+char *claim_keys_sql(const Rollup *r, bool limited);
+
+// recompute_keys_sql: recompute the keys of the claimed rows ($3), upsert
+// changed groups and delete vanished ones.  Returns one row: keys, rows
+// upserted, rows deleted.  Passing the keys as a parameter (rather than a
+// CTE over the DELETE) lets the planner see how many there are.
+char *recompute_keys_sql(const Rollup *r);
 
 // recompute_window_sql: the same for every bucket in [$3, $4]; with
 // claim_log it also removes every log row it sees (used for a full rebuild).
