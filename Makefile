@@ -6,9 +6,13 @@ OBJS = src/memoria.o src/guard.o src/bucket.o src/capture.o src/rollup.o \
 DATA = sql/memoria--0.1.0.sql
 PGFILEDESC = "memoria - exact incremental rollups"
 
-# pg_regress suites (sql/ + expected/)
-REGRESS = setup api errors buckets aggregates capture refresh_window verify
+# pg_regress suites (sql/*.sql, expected/*.out) and isolation specs
+# (test/isolation/specs/*.spec); both run by `make installcheck` against the
+# server in PGHOST/PGPORT (tools/test.sh starts a throwaway one).
+REGRESS = setup api errors time_zones aggregates capture refresh_window
 REGRESS_OPTS = --outputdir=regress_out
+ISOLATION = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/out
 
 PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++17 -Wno-register -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
@@ -19,9 +23,3 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# Isolation specs (test/isolation/specs/*.spec), run against a server started by pg_isolation_regress.
-ISOLATION_SPECS = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
-isolationcheck:
-	$(pg_isolation_regress_installcheck) --inputdir=test/isolation \
-	  --outputdir=test/isolation/out $(ISOLATION_SPECS)
-.PHONY: isolationcheck

@@ -305,33 +305,6 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     if (safety_lag->month < 0 || safety_lag->day < 0 || safety_lag->time < 0)
         arg_error(ERRCODE_INVALID_PARAMETER_VALUE, "safety_lag must not be negative", NULL);
 
-    // Target: default memoria_rollup.<name>, or the given (possibly qualified) name.
-    RangeVar *target_rv;
-    bool default_target = PG_ARGISNULL(12);
-    if (default_target) {
-        target_rv = makeRangeVar(pstrdup("memoria_rollup"), name, -1);
-    } else {
-        char *t = text_to_cstring(PG_GETARG_TEXT_PP(12));
-        List *parts = NIL;
-        PG_TRY();
-        { parts = stringToQualifiedNameList(t); }
-        PG_CATCH();
-        {
-            FlushErrorState();
-            arg_error(ERRCODE_INVALID_NAME, psprintf("target \"%s\" is not a valid table name", t),
-                      "Give a table name, optionally schema-qualified, e.g. 'analytics.usage_daily'.");
-        }
-        PG_END_TRY();
-        target_rv = makeRangeVarFromNameList(parts);
-    }
-    Oid target_nsp = RangeVarGetCreationNamespace(target_rv);
-    if (OidIsValid(get_relname_relid(target_rv->relname, target_nsp)))
-        arg_error(ERRCODE_DUPLICATE_TABLE,
-                  psprintf("target table %s already exists",
-                           quote_qualified_identifier(get_namespace_name(target_nsp), target_rv->relname)),
-                  "memoria creates the rollup table itself; choose another name or drop the table.");
-    char *target_sql = quote_qualified_identifier(get_namespace_name(target_nsp), target_rv->relname);
-
     SPI_connect();
     Oid caller = GetUserId();
     Oid ext_owner = extension_owner();
@@ -345,6 +318,35 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
                       "Drop it first with memoria.drop_rollup(), or choose another name.");
     }
     restore_user(saved);
+
+    // Target: default memoria_rollup.<name>, or the given (possibly qualified) name.
+    RangeVar *target_rv;
+    bool default_target = PG_ARGISNULL(12);
+    if (default_target) {
+        target_rv = makeRangeVar(pstrdup("memoria_rollup"), name, -1);
+    } else {
+        char *t = text_to_cstring(PG_GETARG_TEXT_PP(12));
+        RangeVar *rv = NULL;
+        MemoryContext mcxt = CurrentMemoryContext;
+        PG_TRY();
+        { rv = makeRangeVarFromNameList(stringToQualifiedNameList(t)); }
+        PG_CATCH();
+        {
+            MemoryContextSwitchTo(mcxt);
+            FlushErrorState();
+            arg_error(ERRCODE_INVALID_NAME, psprintf("target \"%s\" is not a valid table name", t),
+                      "Give a table name, optionally schema-qualified, e.g. 'analytics.usage_daily'.");
+        }
+        PG_END_TRY();
+        target_rv = rv;
+    }
+    Oid target_nsp = RangeVarGetCreationNamespace(target_rv);
+    if (OidIsValid(get_relname_relid(target_rv->relname, target_nsp)))
+        arg_error(ERRCODE_DUPLICATE_TABLE,
+                  psprintf("target table %s already exists",
+                           quote_qualified_identifier(get_namespace_name(target_nsp), target_rv->relname)),
+                  "memoria creates the rollup table itself; choose another name or drop the table.");
+    char *target_sql = quote_qualified_identifier(get_namespace_name(target_nsp), target_rv->relname);
 
     // The whole aggregate statement must plan (as the caller, with its search_path).
     {

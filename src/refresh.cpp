@@ -168,9 +168,22 @@ static void claimed_envelope(const Rollup *r, Datum *lo, Datum *hi) {
     bucket_bounds(&spec, datum_of(max_b), &ignored, hi);
 }
 
+// lock_state_row: lock the rollup's state row.  Under REPEATABLE READ or
+// SERIALIZABLE this fails with a serialization error if another refresh
+// committed after this transaction's snapshot: recomputing from that older
+// snapshot could overwrite newer rows with stale ones.
+static void lock_state_row(const Rollup *r) {
+    SavedUser saved = become_user(extension_owner());
+    Oid types[1] = {INT4OID};
+    Datum values[1] = {Int32GetDatum(r->id)};
+    spi_exec("SELECT 1 FROM memoria.rollup_state WHERE rollup_id = $1 FOR UPDATE", 1, types, values, NULL, false);
+    restore_user(saved);
+}
+
 // refresh_keys: steps 2-5 for one locked rollup (runs in the subtransaction).
 static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome *o) {
     TimestampTz t = watermark_candidate();
+    lock_state_row(r);
     RollupSession session = enter_rollup_session(r);
     char *log = qualified_relation_name(r->dirty_log);
     spi_exec(psprintf("SELECT EXISTS (SELECT 1 FROM %s), EXISTS (SELECT 1 FROM %s WHERE bucket IS NULL)", log, log),
@@ -353,6 +366,7 @@ MEMORIA_FUNCTION(memoria_refresh_window) {
     lock_rollup(r->id);
     TimestampTz t = watermark_candidate();
     SPI_connect();
+    lock_state_row(r);
     RollupSession session = enter_rollup_session(r);
     Oid types[4];
     Datum values[4];
