@@ -14,9 +14,11 @@
 // refresh treats as "rebuild everything".
 //
 // Keys from a rolled-back subtransaction stay in the set: recomputing a key
-// that did not change is harmless, forgetting one that did is not.  For the
-// same reason an early flush never happens inside a subtransaction (its log
-// rows would vanish if it rolled back while the outer changes committed).
+// that did not change is harmless, forgetting one that did is not.  A key
+// written to a log inside a subtransaction remembers that level: if the
+// subtransaction rolls back, its log row goes too, so the key is marked
+// unwritten again; if it commits, the parent level owns the row; at the top
+// level the row is safe and the key leaves the set.
 //
 // Trigger arguments (written by create_rollup): rollup id, dirty log oid,
 // source oid, time attnum, bucket width in microseconds, time zone, then the
@@ -44,17 +46,25 @@ struct CaptureTarget {
     bool scope_typbyval[MAX_SCOPE];
 };
 
-// One key in the dirty set: points at its serialized bytes (see serialize_key).
+// One key in the dirty set: points at its serialized bytes (see add_row_key).
 struct DirtyKey {
     uint32 hash;
     uint32 len;
     char *bytes;
 };
 
+// A set entry: the key, and the subtransaction level whose log row holds it
+// (0: not written yet).
+struct DirtyEntry {
+    DirtyKey key;
+    int written_level;
+};
+
 static HTAB *capture_targets = NULL;           // backend lifetime
 static MemoryContext capture_cache_context = NULL;
 static MemoryContext dirty_context = NULL;     // child of TopTransactionContext
 static HTAB *dirty_keys = NULL;
+static int max_written_level = 0;             // highest written_level in the set
 static StringInfoData key_buf;                 // scratch, in capture_cache_context
 
 static void flush_dirty_keys(void);
@@ -169,7 +179,7 @@ static void ensure_dirty_set(void) {
     HASHCTL ctl;
     memset(&ctl, 0, sizeof ctl);
     ctl.keysize = sizeof(DirtyKey);
-    ctl.entrysize = sizeof(DirtyKey);
+    ctl.entrysize = sizeof(DirtyEntry);
     ctl.hash = dirty_key_hash;
     ctl.match = dirty_key_match;
     ctl.hcxt = dirty_context;
@@ -196,13 +206,18 @@ static void add_key_bytes(const char *bytes, int len) {
     ensure_dirty_set();
     DirtyKey probe = {hash_bytes((const unsigned char *) bytes, len), (uint32) len, (char *) bytes};
     bool found;
-    hash_search(dirty_keys, &probe, HASH_FIND, &found);
-    if (found) return;
+    DirtyEntry *e = (DirtyEntry *) hash_search(dirty_keys, &probe, HASH_FIND, &found);
+    if (found) {
+        // Already written (in a subtransaction): a refresh may have consumed
+        // that log row since, so this new change needs a row of its own.
+        e->written_level = 0;
+        return;
+    }
     probe.bytes = (char *) MemoryContextAlloc(dirty_context, len);
     memcpy(probe.bytes, bytes, len);
-    hash_search(dirty_keys, &probe, HASH_ENTER, &found);
-    if (hash_get_num_entries(dirty_keys) >= FLUSH_AT_KEYS && GetCurrentTransactionNestLevel() == 1)
-        flush_dirty_keys();
+    e = (DirtyEntry *) hash_search(dirty_keys, &probe, HASH_ENTER, &found);
+    e->written_level = 0;
+    if (hash_get_num_entries(dirty_keys) >= FLUSH_AT_KEYS) flush_dirty_keys();
 }
 
 // add_row_key: add the key of one source row.  Rows with a NULL time are not
@@ -265,11 +280,12 @@ static void write_keys_to_log(Oid dirty_log) {
     bool *nulls = (bool *) palloc(natts * sizeof(bool));
     HASH_SEQ_STATUS status;
     hash_seq_init(&status, dirty_keys);
-    DirtyKey *k;
-    while ((k = (DirtyKey *) hash_seq_search(&status)) != NULL) {
+    DirtyEntry *e;
+    while ((e = (DirtyEntry *) hash_seq_search(&status)) != NULL) {
+        DirtyKey *k = &e->key;
         Oid log;
         memcpy(&log, k->bytes, sizeof log);
-        if (log != dirty_log) continue;
+        if (log != dirty_log || e->written_level != 0) continue;
         const char *flags = k->bytes + sizeof(Oid);
         const char *p = flags + natts;
         for (int i = 0; i < natts; i++) {
@@ -293,9 +309,12 @@ static void write_keys_to_log(Oid dirty_log) {
     table_close(rel, NoLock);
 }
 
-// flush_dirty_keys: write the whole set to the dirty logs and empty it.
+// flush_dirty_keys: write the unwritten keys of the set to the dirty logs.
+// At the top level the set is then emptied; in a subtransaction the keys stay,
+// marked with the level that wrote them (see the file comment).
 static void flush_dirty_keys(void) {
     if (dirty_keys == NULL || hash_get_num_entries(dirty_keys) == 0) return;
+    int level = GetCurrentTransactionNestLevel();
     MemoryContext flush_context = AllocSetContextCreate(CurrentMemoryContext, "memoria flush",
                                                         ALLOCSET_DEFAULT_SIZES);
     MemoryContext old = MemoryContextSwitchTo(flush_context);
@@ -303,20 +322,49 @@ static void flush_dirty_keys(void) {
     List *logs = NIL;
     HASH_SEQ_STATUS status;
     hash_seq_init(&status, dirty_keys);
-    DirtyKey *k;
-    while ((k = (DirtyKey *) hash_seq_search(&status)) != NULL) {
+    DirtyEntry *e;
+    while ((e = (DirtyEntry *) hash_seq_search(&status)) != NULL) {
         Oid log;
-        memcpy(&log, k->bytes, sizeof log);
-        logs = list_append_unique_oid(logs, log);
+        memcpy(&log, e->key.bytes, sizeof log);
+        if (e->written_level == 0) logs = list_append_unique_oid(logs, log);
     }
     ListCell *lc;
     foreach (lc, logs) write_keys_to_log(lfirst_oid(lc));
     MemoryContextSwitchTo(old);
     MemoryContextDelete(flush_context);
+    if (level > 1) {
+        hash_seq_init(&status, dirty_keys);
+        while ((e = (DirtyEntry *) hash_seq_search(&status)) != NULL)
+            if (e->written_level == 0) e->written_level = level;
+        max_written_level = Max(max_written_level, level);
+        return;
+    }
     // Start a fresh set; the old one's memory goes with its context.
     MemoryContextDelete(dirty_context);
     dirty_context = NULL;
     dirty_keys = NULL;
+    max_written_level = 0;
+}
+
+// capture_subxact_callback: a subtransaction at `level` ended; keys its log
+// rows hold are unwritten again (abort) or now held by the parent (commit).
+static void capture_subxact_callback(SubXactEvent event, SubTransactionId my, SubTransactionId parent, void *arg) {
+    if (dirty_keys == NULL || (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)) return;
+    int level = GetCurrentTransactionNestLevel();
+    if (level > max_written_level) return;
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, dirty_keys);
+    DirtyEntry *e;
+    while ((e = (DirtyEntry *) hash_seq_search(&status)) != NULL) {
+        if (e->written_level < level) continue;
+        if (event == SUBXACT_EVENT_ABORT_SUB || level - 1 == 1) {
+            if (event == SUBXACT_EVENT_ABORT_SUB) e->written_level = 0;
+            else hash_search(dirty_keys, &e->key, HASH_REMOVE, NULL);  // safe at the top level
+        } else {
+            e->written_level = level - 1;
+        }
+    }
+    max_written_level = level - 1;
 }
 
 static void capture_xact_callback(XactEvent event, void *arg) {
@@ -330,12 +378,20 @@ static void capture_xact_callback(XactEvent event, void *arg) {
             // Commit, abort or prepare done: the set died with TopTransactionContext.
             dirty_keys = NULL;
             dirty_context = NULL;
+            max_written_level = 0;
             break;
     }
 }
 
+void flush_pending_keys(void) {
+    flush_dirty_keys();
+    // Make the rows just written visible to the caller's next statements.
+    CommandCounterIncrement();
+}
+
 void init_capture(void) {
     RegisterXactCallback(capture_xact_callback, NULL);
+    RegisterSubXactCallback(capture_subxact_callback, NULL);
     CacheRegisterRelcacheCallback(invalidate_capture_targets, (Datum) 0);
 }
 

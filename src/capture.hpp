@@ -7,6 +7,10 @@ namespace memoria {
 // init_capture: register the transaction and relcache callbacks (from _PG_init).
 void init_capture(void);
 
+// flush_pending_keys: write this backend's pending dirty keys to the logs now
+// (refresh calls it, so that it sees the caller's own earlier writes).
+void flush_pending_keys(void);
+
 // Number of trigger arguments before the scope attribute numbers.
 constexpr int CAPTURE_FIXED_ARGS = 6;
 

@@ -17,6 +17,7 @@
 //      subtransaction only; the error is then recorded in the outer
 //      transaction, so it survives, and the other rollups go on.
 #include "bucket.hpp"
+#include "capture.hpp"
 #include "guard.hpp"
 #include "rollup.hpp"
 #include "sqlgen.hpp"
@@ -186,8 +187,10 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
     lock_state_row(r);
     RollupSession session = enter_rollup_session(r);
     char *log = qualified_relation_name(r->dirty_log);
+    // Not read-only: that would reuse the caller's snapshot, which cannot see
+    // the keys flush_pending_keys() just wrote.
     spi_exec(psprintf("SELECT EXISTS (SELECT 1 FROM %s), EXISTS (SELECT 1 FROM %s WHERE bucket IS NULL)", log, log),
-             0, NULL, NULL, NULL, true);
+             0, NULL, NULL, NULL, false);
     bool isnull;
     bool pending = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     bool rebuild = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -223,7 +226,7 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
         o->deleted = spi_int64(3);
         o->status = "ok";
         if (!rebuild && limited && o->keys >= max_keys) {
-            spi_exec(psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s)", log), 0, NULL, NULL, NULL, true);
+            spi_exec(psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s)", log), 0, NULL, NULL, NULL, false);
             drained = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
         }
     }
@@ -336,6 +339,7 @@ MEMORIA_FUNCTION(memoria_refresh) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_keys must not be negative"),
                         errhint("Use NULL to refresh every dirty key.")));
     List *rollups = PG_ARGISNULL(0) ? load_rollups() : list_make1(load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+    flush_pending_keys();
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     SPI_connect();
