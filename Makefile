@@ -2,7 +2,7 @@
 EXTENSION  = memoria
 MODULE_big = memoria
 OBJS = src/memoria.o src/guard.o src/bucket.o src/capture.o src/rollup.o \
-       src/sqlgen.o src/create.o src/refresh.o
+       src/sqlgen.o src/create.o src/refresh.o src/worker.o
 DATA = sql/memoria--0.1.0.sql
 PGFILEDESC = "memoria - exact incremental rollups"
 

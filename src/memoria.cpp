@@ -7,9 +7,11 @@
 //   sqlgen.cpp   the statements refresh and verify run
 //   create.cpp   create_rollup, drop_rollup, alter_rollup
 //   refresh.cpp  refresh, refresh_window, verify
+//   worker.cpp   the background worker (launcher + database workers)
 //   guard.cpp    the C++/PostgreSQL boundary
 #include "capture.hpp"
 #include "guard.hpp"
+#include "worker.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -45,6 +47,7 @@ void _PG_init(void) {
     MarkGUCPrefixReserved("memoria");
     preloaded = process_shared_preload_libraries_in_progress;
     init_capture();
+    if (preloaded) register_launcher();
 }
 
 MEMORIA_FUNCTION(memoria_worker_preloaded) {
