@@ -72,3 +72,21 @@ SELECT rollup, status, keys_refreshed FROM memoria.refresh() ORDER BY 1;
 SELECT count(*) AS differences FROM memoria.verify('calls_hourly_eu');
 SELECT calls_differences();
 SELECT memoria.drop_rollup(rollup, drop_table => true) FROM memoria.status ORDER BY rollup;
+
+-- Measures and filters may call the caller's own functions and aggregates,
+-- resolved with the caller's search_path, whoever refreshes later.
+CREATE SCHEMA app;
+CREATE FUNCTION app.doubled(v double precision) RETURNS double precision LANGUAGE sql IMMUTABLE AS $$ SELECT v * 2 $$;
+CREATE AGGREGATE app.product(double precision) (sfunc = float8mul, stype = double precision, initcond = '1');
+SET search_path = app, public;
+SELECT memoria.create_rollup('calls_custom', 'calls', 'at', ARRAY['region'],
+    ARRAY['sum(doubled(latency_ms)) AS doubled_latency', 'product(1 + tenant) AS tenant_product'],
+    filter => 'doubled(latency_ms) > 100');
+RESET search_path;
+SELECT status FROM memoria.refresh_window('calls_custom', '-infinity', 'infinity');
+INSERT INTO calls VALUES ('2026-05-02 10:00+00', 2, 'eu', '/v1/1', 500, 1);
+SET search_path = pg_catalog;
+SELECT status FROM memoria.refresh('calls_custom');
+RESET search_path;
+SELECT count(*) AS differences FROM memoria.verify('calls_custom');
+SELECT memoria.drop_rollup('calls_custom', drop_table => true);

@@ -72,8 +72,10 @@ CREATE FUNCTION memoria.create_rollup(
     target            text     DEFAULT NULL)
 RETURNS regclass
 AS 'MODULE_PATHNAME', 'memoria_create_rollup'
-LANGUAGE C VOLATILE CALLED ON NULL INPUT
-SET search_path = pg_catalog, pg_temp;
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+-- No SET search_path here: the caller's resolves (and is recorded for) the
+-- measure and filter expressions; the function pins its own before it runs
+-- any SQL of memoria's.
 
 CREATE FUNCTION memoria.drop_rollup(name text, drop_table boolean DEFAULT false)
 RETURNS void

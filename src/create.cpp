@@ -192,6 +192,9 @@ using namespace memoria;
 
 MEMORIA_FUNCTION(memoria_create_rollup) {
     // ---- 1. Validate every argument; create nothing yet. ----
+    // The caller's search_path resolves the measure and filter expressions,
+    // now and at every refresh (this function has no SET clause for that).
+    char *caller_search_path = pstrdup(GetConfigOption("search_path", false, false));
     char *name = required_text(fcinfo, 0, "name");
     if (name[0] == '\0' || strlen(name) >= NAMEDATALEN - 1)
         arg_error(ERRCODE_INVALID_NAME, psprintf("name \"%s\" must be 1 to %d bytes long", name, NAMEDATALEN - 2),
@@ -365,6 +368,13 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     }
 
     // ---- 2. Create. ----
+    // From here on only memoria's own SQL runs, some of it as the extension's
+    // owner: pin the search_path so no object of the caller's can stand in
+    // for a built-in one.  (Validation above used the caller's search_path,
+    // which is also what refreshes will use to resolve the expressions.)
+    int guc_nest = NewGUCNestLevel();
+    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                             0, false);
     saved = become_user(ext_owner);
     spi_exec("SELECT nextval(pg_get_serial_sequence('memoria.rollups', 'id'))::bigint", 0, NULL, NULL, NULL, false);
     int32 id = (int32) spi_int64(1);
@@ -457,8 +467,7 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
                             int2_array_datum(scope), text_array_datum(mtexts), text_array_datum(aliases),
                             IntervalPGetDatum(bucket), CStringGetTextDatum(time_zone),
                             filter ? CStringGetTextDatum(filter) : (Datum) 0, CStringGetTextDatum(invalidation),
-                            IntervalPGetDatum(safety_lag),
-                            CStringGetTextDatum(GetConfigOption("search_path", false, false))};
+                            IntervalPGetDatum(safety_lag), CStringGetTextDatum(caller_search_path)};
         char nulls[18];
         memset(nulls, ' ', sizeof nulls);
         if (!filter) nulls[14] = 'n';
@@ -470,6 +479,7 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
         spi_exec("INSERT INTO memoria.rollup_state (rollup_id) VALUES ($1)", 1, types, values, NULL, false);
     }
     restore_user(saved);
+    AtEOXact_GUC(true, guc_nest);
     SPI_finish();
     PG_RETURN_OID(target);
 }

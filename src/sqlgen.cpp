@@ -317,19 +317,39 @@ char *verify_sql(const Rollup *r) {
     append_json_object(&s, dim_keys, dim_cols, psprintf("%st", p));
     appendStringInfo(&s, " AS %sdims, ", p);
     append_json_object(&s, m_keys, n.tgt_measures, psprintf("%st", p));
-    appendStringInfo(&s, " AS %svals FROM %s AS %st WHERE %st.%s BETWEEN $3 AND $4)", p, n.tgt, p, p, b);
+    appendStringInfo(&s, " AS %svals", p);
+    for (int i = 0; i < r->nmeasures; i++)
+        appendStringInfo(&s, ", %st.%s AS %sm%d", p, (const char *) list_nth(n.tgt_measures, i), p, i);
+    appendStringInfo(&s, " FROM %s AS %st WHERE %st.%s BETWEEN $3 AND $4)", n.tgt, p, p, b);
     appendStringInfo(&s, ",\n%ssrc AS (SELECT ", p);
     append_fresh_group_row(&s, r, p, psprintf("%sf", p));
     appendStringInfo(&s, " AS %skey, %sf.%sg0::text AS %sbt, ", p, p, p, p);
     append_json_object(&s, dim_keys, fresh_dims, psprintf("%sf", p));
     appendStringInfo(&s, " AS %sdims, ", p);
     append_json_object(&s, m_keys, fresh_m, psprintf("%sf", p));
-    appendStringInfo(&s, " AS %svals FROM %sfresh AS %sf)", p, p, p);
+    appendStringInfo(&s, " AS %svals", p);
+    for (int i = 0; i < r->nmeasures; i++) appendStringInfo(&s, ", %sf.%sv%d AS %sm%d", p, p, i, p, i);
+    appendStringInfo(&s, " FROM %sfresh AS %sf)", p, p);
     appendStringInfo(&s,
                      "\nSELECT coalesce(%sc.%sbt, %ss.%sbt), coalesce(%sc.%sdims, %ss.%sdims), %sc.%svals, %ss.%svals\n"
                      "FROM %scur AS %sc FULL JOIN %ssrc AS %ss ON %sc.%skey = %ss.%skey\n"
-                     "WHERE %sc.%svals IS DISTINCT FROM %ss.%svals\nORDER BY 1, 2",
+                     "WHERE %sc.%sbt IS NULL OR %ss.%sbt IS NULL",
                      p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p, p);
+    // A measure differs when not equal; floating-point sums recomputed in
+    // another row order may differ in the last bits, so floats compare with a
+    // relative tolerance.  Types without equality compare as text.
+    for (int i = 0; i < r->nmeasures; i++) {
+        Oid type = get_atttype(r->target, (AttrNumber) (2 + r->ndims + i));
+        char *a = psprintf("%sc.%sm%d", p, p, i), *b2 = psprintf("%ss.%sm%d", p, p, i);
+        if (type == FLOAT8OID || type == FLOAT4OID)
+            appendStringInfo(&s, "\n   OR NOT (%s IS NOT DISTINCT FROM %s OR abs(%s - %s) <= 1e-9 * greatest(abs(%s), abs(%s)))",
+                             a, b2, a, b2, a, b2);
+        else if (!OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr))
+            appendStringInfo(&s, "\n   OR %s::text IS DISTINCT FROM %s::text", a, b2);
+        else
+            appendStringInfo(&s, "\n   OR %s IS DISTINCT FROM %s", a, b2);
+    }
+    appendStringInfoString(&s, "\nORDER BY 1, 2");
     return s.data;
 }
 

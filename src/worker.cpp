@@ -243,6 +243,16 @@ static bool refresh_batch(const DueRollup *d) {
     return more;
 }
 
+// drop_database_pending: whether someone holds or waits for the exclusive
+// lock on this database (DROP DATABASE takes it, then waits a few seconds
+// for other sessions to leave: the worker must leave).
+static bool drop_database_pending(void) {
+    LOCKTAG tag;
+    SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
+    VirtualTransactionId *holders = GetLockConflicts(&tag, AccessShareLock, NULL);
+    return VirtualTransactionIdIsValid(holders[0]);
+}
+
 // refresh_rollup: all batches of one rollup; an unexpected error is logged
 // and the worker goes on with the next rollup.
 static void refresh_rollup(const DueRollup *d) {
@@ -292,8 +302,15 @@ void memoria_database_main(Datum arg) {
             CHECK_FOR_INTERRUPTS();
         }
         if (due != NIL) continue;  // look again at once: new work may be due
-        (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Max(sleep_ms, 10L),
-                         PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
+        // Sleep until the next rollup is due, waking every second to make
+        // way for a DROP DATABASE.
+        for (long slept = 0; slept < sleep_ms; slept += 1000) {
+            (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Min(Max(sleep_ms - slept, 10L), 1000L),
+                             PG_WAIT_EXTENSION);
+            ResetLatch(MyLatch);
+            CHECK_FOR_INTERRUPTS();
+            if (drop_database_pending()) proc_exit(0);
+            if (ConfigReloadPending) break;
+        }
     }
 }

@@ -34,11 +34,12 @@ SELECT is(
 
 -- Every function that runs SQL pins its search_path.  The exceptions run no
 -- SQL (bucket arithmetic, the capture trigger: a SET clause would cost on
--- every row) or must COMMIT (memoria.run, which uses qualified names only).
+-- every row), must COMMIT (memoria.run, which uses qualified names only), or
+-- need the caller's search_path and pin their own inside (create_rollup).
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text FROM pg_proc p
     WHERE p.pronamespace = 'memoria'::regnamespace AND p.proconfig IS NULL
-      AND p.proname NOT IN ('bucket', '_bucket_lo', '_bucket_hi', 'capture', 'run', '_worker_preloaded')
+      AND p.proname NOT IN ('bucket', '_bucket_lo', '_bucket_hi', 'capture', 'run', '_worker_preloaded', 'create_rollup')
 $$, 'every SQL-running memoria function has SET search_path');
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace = 'memoria'::regnamespace AND prosecdef
                        AND proname NOT IN ('_cron_job_exists', '_on_sql_drop')),
