@@ -7,8 +7,9 @@ CREATE SCHEMA memoria_rollup;   -- default home of rollup tables
 COMMENT ON SCHEMA memoria IS 'memoria: API and catalog of incremental rollups';
 COMMENT ON SCHEMA memoria_state IS 'memoria: internal per-rollup dirty-key logs';
 COMMENT ON SCHEMA memoria_rollup IS 'memoria: default schema of rollup tables';
-REVOKE ALL ON SCHEMA memoria_state FROM PUBLIC;
-GRANT USAGE ON SCHEMA memoria, memoria_rollup TO PUBLIC;
+-- USAGE only: each dirty log belongs to its rollup's owner and is granted to
+-- no one else; nobody but the extension can create objects in these schemas.
+GRANT USAGE ON SCHEMA memoria, memoria_state, memoria_rollup TO PUBLIC;
 
 -- One row per rollup: its definition. Columns are stored as attribute numbers of
 -- the source so that renaming a column keeps the rollup working.

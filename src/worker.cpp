@@ -192,8 +192,9 @@ static List *due_rollups(bool *has_extension, long *sleep_ms, MemoryContext into
     if (*has_extension) {
         SPI_connect();
         spi_exec("SELECT r.name, r.owner, "
-                 "  greatest(0, extract(epoch FROM coalesce(s.last_refresh_at, '-infinity') + r.refresh_interval "
-                 "           - clock_timestamp()) * 1000)::float8 "
+                 "  CASE WHEN s.last_refresh_at IS NULL THEN 0 "
+                 "       ELSE greatest(0, extract(epoch FROM s.last_refresh_at + r.refresh_interval "
+                 "                                - clock_timestamp()) * 1000) END::float8 "
                  "FROM memoria.rollups r JOIN memoria.rollup_state s ON s.rollup_id = r.id ORDER BY r.name",
                  0, NULL, NULL, NULL, true);
         for (uint64 i = 0; i < SPI_processed; i++) {

@@ -49,7 +49,7 @@ SELECT ok(NOT EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace = 'memoria'::regn
 SELECT table_privs_are('memoria', 'rollups', 'public', ARRAY[]::text[]);
 SELECT table_privs_are('memoria', 'rollup_state', 'public', ARRAY[]::text[]);
 SELECT table_privs_are('memoria', 'status', 'public', ARRAY['SELECT']);
-SELECT schema_privs_are('memoria_state', 'public', ARRAY[]::text[]);
+SELECT schema_privs_are('memoria_state', 'public', ARRAY['USAGE']);
 SELECT function_privs_are('memoria', '_cron_job_exists', ARRAY['text'], 'public', ARRAY[]::text[]);
 SELECT has_extension('memoria');
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'memoria'), false, 'memoria is not relocatable');

@@ -12,6 +12,7 @@ $node->init(allows_streaming => 1);
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'memoria'
 memoria.naptime = 1
+restart_after_crash = on
 });
 $node->start;
 
