@@ -45,6 +45,7 @@ CREATE TABLE memoria.rollup_state (
     needs_backfill    boolean NOT NULL DEFAULT true,
     backfill_next     timestamptz,         -- resume point of a running backfill
     backfill_progress real,                -- 0..1 while a backfill runs
+    backfill_started  timestamptz,         -- when the running backfill began
     last_refresh_at   timestamptz,
     last_duration     interval,
     last_status       text,
@@ -269,3 +270,149 @@ REVOKE ALL ON FUNCTION memoria._on_sql_drop() FROM PUBLIC;
 
 CREATE EVENT TRIGGER memoria_sql_drop ON sql_drop
     EXECUTE FUNCTION memoria._on_sql_drop();
+
+------------------------------------------------------------------------------
+-- Backfill: fill a rollup slice by slice, one transaction per slice,
+-- resumable from the last committed slice.
+------------------------------------------------------------------------------
+
+-- The first and last value of the source's time column (as timestamptz, read
+-- in the session's time zone for timestamp and date columns).
+CREATE FUNCTION memoria._source_range(name text, OUT lo timestamptz, OUT hi timestamptz)
+AS 'MODULE_PATHNAME', 'memoria_source_range'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+
+-- Reads (next => NULL, finished => NULL) or records backfill progress.
+CREATE FUNCTION memoria._backfill_state(name text, next timestamptz, progress real, finished boolean,
+                                        started timestamptz, complete boolean,
+                                        OUT resume_at timestamptz, OUT resume_started timestamptz)
+AS 'MODULE_PATHNAME', 'memoria_backfill_state'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+-- A procedure with a SET clause cannot COMMIT, so this one has none and uses
+-- qualified names only.  CALL it outside a transaction block.
+CREATE PROCEDURE memoria.backfill(name text, window_start timestamptz DEFAULT NULL,
+                                  window_end timestamptz DEFAULT NULL, slice interval DEFAULT interval '1 month')
+LANGUAGE plpgsql AS $$
+DECLARE
+    src_lo timestamptz;
+    src_hi timestamptz;
+    lo timestamptz;
+    hi timestamptz;
+    cur timestamptz;
+    nxt timestamptz;
+    started timestamptz := pg_catalog.clock_timestamp();
+    run_started timestamptz := pg_catalog.clock_timestamp();
+    state record;
+    slices_total int;
+    slices_done int := 0;
+    progress real;
+BEGIN
+    IF slice IS NULL OR slice OPERATOR(pg_catalog.<=) interval '0' THEN
+        RAISE EXCEPTION 'slice must be a positive interval' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'For example slice => ''1 month'' or ''7 days''.';
+    END IF;
+    SELECT r.lo, r.hi INTO src_lo, src_hi FROM memoria._source_range(backfill.name) r;
+    lo := coalesce(window_start, src_lo);
+    hi := coalesce(window_end, src_hi OPERATOR(pg_catalog.+) interval '1 microsecond');
+    IF lo IS NULL OR hi IS NULL OR lo OPERATOR(pg_catalog.>=) hi THEN
+        -- Nothing to read: an empty source, or an empty window.
+        PERFORM memoria._backfill_state(backfill.name, NULL, 1, true, started,
+                                        window_start IS NULL AND window_end IS NULL);
+        COMMIT;
+        RETURN;
+    END IF;
+    cur := lo;
+    SELECT * INTO state FROM memoria._backfill_state(backfill.name, NULL, NULL, NULL, NULL, NULL);
+    IF state.resume_at IS NOT NULL AND state.resume_at OPERATOR(pg_catalog.>) lo
+       AND state.resume_at OPERATOR(pg_catalog.<) hi THEN
+        cur := state.resume_at;
+        started := coalesce(state.resume_started, started);
+        RAISE NOTICE 'memoria.backfill %: resuming at %', backfill.name, cur;
+    END IF;
+    slices_total := pg_catalog.ceil(EXTRACT(epoch FROM hi OPERATOR(pg_catalog.-) cur)
+                                    OPERATOR(pg_catalog./) EXTRACT(epoch FROM slice))::int;
+    LOOP
+        nxt := least(cur OPERATOR(pg_catalog.+) slice, hi);
+        PERFORM memoria.refresh_window(backfill.name, cur, nxt);
+        slices_done := slices_done OPERATOR(pg_catalog.+) 1;
+        progress := (EXTRACT(epoch FROM nxt OPERATOR(pg_catalog.-) lo)
+                     OPERATOR(pg_catalog./) EXTRACT(epoch FROM hi OPERATOR(pg_catalog.-) lo))::real;
+        PERFORM memoria._backfill_state(backfill.name, nxt, progress, false, started, false);
+        RAISE NOTICE 'memoria.backfill %: slice % of %, [%, %) done, % %%, ETA %', backfill.name,
+            slices_done, slices_total, cur, nxt, pg_catalog.round((progress * 100)::numeric, 1),
+            pg_catalog.date_trunc('second', (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) run_started)
+                OPERATOR(pg_catalog.*) ((slices_total OPERATOR(pg_catalog.-) slices_done)::float8
+                                        OPERATOR(pg_catalog./) slices_done));
+        COMMIT;
+        cur := nxt;
+        EXIT WHEN cur OPERATOR(pg_catalog.>=) hi;
+    END LOOP;
+    -- Rows written while this ran are in the dirty log: refresh takes over
+    -- from the watermark set here (the time the backfill began).
+    PERFORM memoria._backfill_state(backfill.name, NULL, 1, true, started,
+                                    window_start IS NULL AND window_end IS NULL);
+    COMMIT;
+END $$;
+
+------------------------------------------------------------------------------
+-- pg_cron (optional): a job named memoria:<rollup> that CALLs memoria.run.
+------------------------------------------------------------------------------
+CREATE FUNCTION memoria._require_pg_cron() RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regprocedure('cron.schedule(text, text, text)') IS NULL THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'CREATE EXTENSION pg_cron in the database named by cron.database_name, '
+                         'or let memoria''s background worker refresh (shared_preload_libraries = ''memoria'').';
+    END IF;
+END $$;
+
+CREATE FUNCTION memoria.schedule(name text, schedule text) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE job bigint;
+BEGIN
+    PERFORM memoria.alter_rollup(schedule.name);  -- the rollup exists and is the caller's
+    PERFORM memoria._require_pg_cron();
+    -- The job keeps working after DROP EXTENSION memoria: it then removes itself.
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
+        USING 'memoria:' || schedule.name, schedule.schedule,
+              format('DO $memoria$ BEGIN IF to_regprocedure(''memoria.run(text)'') IS NULL THEN '
+                     'PERFORM cron.unschedule(%L); ELSE CALL memoria.run(%L); END IF; END $memoria$',
+                     'memoria:' || schedule.name, schedule.name);
+    RETURN job;
+END $$;
+
+CREATE FUNCTION memoria.unschedule(name text) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE removed boolean;
+BEGIN
+    PERFORM memoria.alter_rollup(unschedule.name);
+    PERFORM memoria._require_pg_cron();
+    IF NOT memoria._cron_job_exists(unschedule.name) THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT cron.unschedule($1)' INTO removed USING 'memoria:' || unschedule.name;
+    RETURN removed;
+END $$;
+
+-- Whatever removes a rollup (drop_rollup, DROP TABLE ... CASCADE, DROP
+-- SCHEMA ... CASCADE) removes its pg_cron job too.
+CREATE FUNCTION memoria._forget_cron_job() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF to_regclass('cron.job') IS NOT NULL THEN
+        EXECUTE 'DELETE FROM cron.job WHERE jobname = $1' USING 'memoria:' || OLD.name;
+    END IF;
+    RETURN OLD;
+END $$;
+REVOKE ALL ON FUNCTION memoria._forget_cron_job() FROM PUBLIC;
+CREATE TRIGGER forget_cron_job AFTER DELETE ON memoria.rollups
+    FOR EACH ROW EXECUTE FUNCTION memoria._forget_cron_job();

@@ -469,3 +469,73 @@ MEMORIA_FUNCTION(memoria_pending_keys) {
     SPI_finish();
     PG_RETURN_INT64(n);
 }
+
+// memoria._source_range(name): first and last value of the source's time
+// column, as timestamptz (timestamp and date read in the session's zone).
+MEMORIA_FUNCTION(memoria_source_range) {
+    Rollup *r = load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+    SPI_connect();
+    RollupSession session = enter_rollup_session(r);
+    char *t = column_name(r->source, r->time_attnum);
+    spi_exec(psprintf("SELECT min(%s), max(%s) FROM %s", t, t, qualified_relation_name(r->source)), 0, NULL, NULL,
+             NULL, true);
+    bool lo_null, hi_null;
+    Datum lo = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &lo_null);
+    Datum hi = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &hi_null);
+    leave_rollup_session(session);
+    SPI_finish();
+    Datum out[2] = {lo, hi};
+    for (int i = 0; i < 2; i++) {
+        if ((i == 0 ? lo_null : hi_null)) continue;
+        if (r->kind == TimeKind::Timestamp) out[i] = DirectFunctionCall1(timestamp_timestamptz, out[i]);
+        if (r->kind == TimeKind::Date) out[i] = DirectFunctionCall1(date_timestamptz, out[i]);
+    }
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
+    bool nulls[2] = {lo_null, hi_null};
+    return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), out, nulls));
+}
+
+// memoria._backfill_state(name, next, progress, finished, started, complete):
+// with finished NULL, only reads the resume point; otherwise records progress,
+// and on finishing clears it -- marking the rollup backfilled, with the
+// watermark at the backfill's start, when the whole source was covered.
+MEMORIA_FUNCTION(memoria_backfill_state) {
+    if (PG_ARGISNULL(0)) ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("name must not be NULL")));
+    Rollup *r = load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+    SPI_connect();
+    SavedUser saved = become_user(extension_owner());
+    Oid types[6] = {INT4OID, TIMESTAMPTZOID, FLOAT4OID, BOOLOID, TIMESTAMPTZOID, BOOLOID};
+    Datum values[6];
+    char nulls[6];
+    values[0] = Int32GetDatum(r->id);
+    nulls[0] = ' ';
+    for (int i = 1; i < 6; i++) {
+        values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+        nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+    }
+    if (!PG_ARGISNULL(3)) {
+        spi_exec("UPDATE memoria.rollup_state SET "
+                 "backfill_next = CASE WHEN $4 THEN NULL ELSE $2 END, "
+                 "backfill_progress = CASE WHEN $4 THEN NULL ELSE $3 END, "
+                 "backfill_started = CASE WHEN $4 THEN NULL ELSE $5 END, "
+                 "needs_backfill = needs_backfill AND NOT ($4 AND $6), "
+                 "watermark = CASE WHEN $4 AND $6 THEN greatest(watermark, $5) ELSE watermark END "
+                 "WHERE rollup_id = $1",
+                 6, types, values, nulls, false);
+    }
+    spi_exec("SELECT backfill_next, backfill_started FROM memoria.rollup_state WHERE rollup_id = $1", 1, types,
+             values, nulls, false);
+    bool n1 = true, n2 = true;
+    Datum out[2] = {0, 0};
+    if (SPI_processed > 0) {
+        out[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n1);
+        out[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &n2);
+    }
+    restore_user(saved);
+    SPI_finish();
+    TupleDesc desc;
+    if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
+    bool nulls_out[2] = {n1, n2};
+    return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), out, nulls_out));
+}
