@@ -34,16 +34,17 @@ SELECT is(
 
 -- Every function that runs SQL pins its search_path.  The exceptions run no
 -- SQL (bucket arithmetic, the capture trigger: a SET clause would cost on
--- every row), must COMMIT (memoria.run, which uses qualified names only), or
+-- every row), are procedures that COMMIT (memoria.run, memoria.backfill,
+-- which use qualified names only), or
 -- need the caller's search_path and pin their own inside (create_rollup).
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text FROM pg_proc p
-    WHERE p.pronamespace = 'memoria'::regnamespace AND p.proconfig IS NULL
-      AND p.proname NOT IN ('bucket', '_bucket_lo', '_bucket_hi', 'capture', 'run', '_worker_preloaded', 'create_rollup')
+    WHERE p.pronamespace = 'memoria'::regnamespace AND p.proconfig IS NULL AND p.prokind = 'f'
+      AND p.proname NOT IN ('bucket', '_bucket_lo', '_bucket_hi', 'capture', '_worker_preloaded', 'create_rollup')
 $$, 'every SQL-running memoria function has SET search_path');
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace = 'memoria'::regnamespace AND prosecdef
-                       AND proname NOT IN ('_cron_job_exists', '_on_sql_drop')),
-          'only the cron lookup and the drop event trigger are SECURITY DEFINER');
+                       AND proname NOT IN ('_cron_job_exists', '_forget_cron_job', '_on_sql_drop')),
+          'only the cron lookup and cleanup and the drop event trigger are SECURITY DEFINER');
 
 -- Catalog tables are private; the status view is public but filtered by owner.
 SELECT table_privs_are('memoria', 'rollups', 'public', ARRAY[]::text[]);
