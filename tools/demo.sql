@@ -42,6 +42,7 @@ SELECT rollup, status, keys_refreshed AS buckets, rows_upserted FROM memoria.ref
 SELECT memoria.alter_rollup('task_usage_daily', refresh_interval => interval '2 seconds');
 
 \echo '== 3. the application keeps writing: new events, a correction moving rows to another day, deletes'
+SELECT pg_sleep(3);  -- let the worker take the rollup's first turn
 INSERT INTO task_usage (created_at, workspace_id, provider, model, input_tokens, output_tokens)
 SELECT timestamptz '2026-03-31 12:00+00' + g * interval '1 second', 7, 'anthropic', 'claude-opus', 1000, 100
 FROM generate_series(1, 5000) g;
@@ -50,9 +51,15 @@ WHERE workspace_id = 42 AND created_at >= '2026-02-10' AND created_at < '2026-02
 DELETE FROM task_usage WHERE workspace_id = 99 AND created_at < '2026-01-15';
 SELECT rollup, pending_keys, lag, scheduled_by FROM memoria.status;
 
-\echo '== 4. refresh: the background worker does it on its own when preloaded; here we also call it'
-SELECT pg_sleep(4);
-SELECT rollup, status, keys_refreshed, rows_upserted, rows_deleted, duration FROM memoria.refresh();
+\echo '== 4. nobody calls refresh: the background worker does it within its 2-second interval'
+DO $$
+BEGIN
+    FOR i IN 1 .. 120 LOOP
+        EXIT WHEN (SELECT pending_keys = 0 FROM memoria.status WHERE rollup = 'task_usage_daily');
+        PERFORM pg_sleep(0.5);
+    END LOOP;
+END $$;
+SELECT rollup, pending_keys, last_status, last_duration, refreshes, scheduled_by FROM memoria.status;
 
 \echo '== 5. the rollup next to the ground truth (workspace 42, February 8-12)'
 SELECT r.bucket::date AS day, r.provider, r.model, r.input_tokens AS rollup_input, t.input_tokens AS truth_input,

@@ -31,12 +31,16 @@ psql -X -q -d postgres -c "DROP DATABASE IF EXISTS memoria_tap" -c "CREATE DATAB
 psql -X -q -d memoria_tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION memoria"
 run_suite "pgTAP" pg_prove -d memoria_tap test/pgtap/*.sql
 
-if ls test/tap/*.pl >/dev/null 2>&1; then
-    # PostgreSQL::Test::Cluster makes its own clusters; it must not run as root.
-    chmod -R a+rwX test/tap
-    run_suite "TAP" as_pg env PATH="$PATH" PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress \
-        PERL5LIB=/usr/lib/postgresql/15/lib/pgxs/src/test/perl prove -v test/tap/
-fi
+# PostgreSQL::Test::Cluster makes its own clusters; it must not run as root,
+# and writes its files under TESTDIR.
+TAP_DIR=$DIR/tap
+as_root mkdir -p "$TAP_DIR"
+as_root chown postgres "$TAP_DIR"
+TAP_TESTS=$(ls "$PWD"/test/tap/*.pl)
+run_suite "TAP (background worker)" as_pg env -C "$TAP_DIR" PATH="$PATH" TESTDIR="$TAP_DIR" \
+    PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress \
+    PERL5LIB=/usr/lib/postgresql/15/lib/pgxs/src/test/perl prove $TAP_TESTS
+[ -d "$TAP_DIR/tmp_check/log" ] && grep -h "not ok" "$TAP_DIR"/tmp_check/log/regress_log_* | head -20
 
 echo
 echo "memoria test suites: $passed passed, $failed failed"
