@@ -37,7 +37,7 @@ TAP_DIR=$DIR/tap
 as_root mkdir -p "$TAP_DIR"
 as_root chown postgres "$TAP_DIR"
 TAP_TESTS=$(ls "$PWD"/test/tap/*.pl)
-run_suite "TAP (background worker)" as_pg env -C "$TAP_DIR" PATH="$PATH" TESTDIR="$TAP_DIR" \
+run_suite "TAP (background worker, pg_cron)" as_pg env -C "$TAP_DIR" PATH="$PATH" TESTDIR="$TAP_DIR" \
     PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress \
     PERL5LIB=/usr/lib/postgresql/15/lib/pgxs/src/test/perl prove $TAP_TESTS
 [ -d "$TAP_DIR/tmp_check/log" ] && grep -h "not ok" "$TAP_DIR"/tmp_check/log/regress_log_* | head -20

@@ -1,0 +1,73 @@
+# memoria.schedule with a real pg_cron: the job runs memoria.run as the
+# rollup's owner, succeeds (its status is part of the contract), the rollup
+# converges, cron and the background worker together never double count, and
+# the job goes away with its rollup.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('cron');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'memoria, pg_cron'
+cron.database_name = 'postgres'
+cron.use_background_workers = on
+max_worker_processes = 20
+memoria.naptime = 1
+memoria.enabled = off
+});
+$node->start;
+
+$node->safe_psql('postgres', q{
+    CREATE EXTENSION pg_cron;
+    CREATE EXTENSION memoria;
+    CREATE TABLE ev (at timestamptz NOT NULL, k int NOT NULL, v int NOT NULL);
+    SELECT memoria.create_rollup('ev_daily', 'ev', 'at', ARRAY['k'], ARRAY['sum(v) AS v', 'count(*) AS n']);
+    SELECT memoria.refresh_window('ev_daily', '-infinity', 'infinity');
+});
+
+$node->safe_psql('postgres', "SELECT memoria.schedule('ev_daily', '0 0 1 1 *')");
+$node->safe_psql('postgres', "SELECT memoria.schedule('ev_daily', '* * * * *')");
+is($node->safe_psql('postgres', "SELECT count(*) || ' ' || min(schedule) FROM cron.job WHERE jobname = 'memoria:ev_daily'"),
+   '1 * * * * *', 'schedule creates, then replaces, one job named memoria:ev_daily');
+is($node->safe_psql('postgres', "SELECT scheduled_by FROM memoria.status"), 'pg_cron', 'status says pg_cron schedules it');
+
+# With the worker off, only pg_cron can refresh.
+$node->safe_psql('postgres', "INSERT INTO ev SELECT now() - g * interval '1 hour', g % 5, g FROM generate_series(1, 2000) g");
+ok($node->poll_query_until('postgres', "SELECT pending_keys = 0 FROM memoria.status"), 'the pg_cron job refreshed the rollup');
+ok($node->poll_query_until('postgres',
+    "SELECT count(*) > 0 FROM cron.job_run_details d JOIN cron.job j USING (jobid) "
+  . "WHERE j.jobname = 'memoria:ev_daily' AND d.status IN ('succeeded', 'failed')"), 'the job finished');
+is($node->safe_psql('postgres',
+    "SELECT string_agg(DISTINCT d.status, ',') FROM cron.job_run_details d JOIN cron.job j USING (jobid) "
+  . "WHERE j.jobname = 'memoria:ev_daily' AND d.status IN ('succeeded', 'failed')"), 'succeeded', 'and it succeeded');
+is($node->safe_psql('postgres', "SELECT count(*) FROM memoria.verify('ev_daily')"), '0', 'the rollup is exact');
+
+# pg_cron and the worker at once: still exact, and the job still succeeds.
+$node->append_conf('postgresql.conf', "memoria.enabled = on");
+$node->reload;
+$node->safe_psql('postgres', "SELECT memoria.alter_rollup('ev_daily', refresh_interval => '1 second')");
+my $runs = $node->safe_psql('postgres', "SELECT count(*) FROM cron.job_run_details");
+for my $i (1 .. 30) {
+    $node->safe_psql('postgres', "INSERT INTO ev SELECT now() - g * interval '1 hour', g % 5, g FROM generate_series(1, 200) g;"
+                               . " UPDATE ev SET v = v + 1 WHERE k = $i % 5; DELETE FROM ev WHERE v % 97 = $i");
+    sleep 1 if $i % 3 == 0;
+}
+ok($node->poll_query_until('postgres', "SELECT count(*) > $runs FROM cron.job_run_details WHERE status IN ('succeeded', 'failed')"),
+   'another cron run happened beside the worker');
+ok($node->poll_query_until('postgres', "SELECT pending_keys = 0 FROM memoria.status"), 'both together converge');
+is($node->safe_psql('postgres', "SELECT count(*) FROM memoria.verify('ev_daily')"), '0', 'nothing counted twice');
+is($node->safe_psql('postgres', "SELECT count(*) FROM cron.job_run_details WHERE status = 'failed'"), '0', 'no cron run failed');
+
+# unschedule, and drop_rollup removes a job.
+is($node->safe_psql('postgres', "SELECT memoria.unschedule('ev_daily')"), 't', 'unschedule removes the job');
+is($node->safe_psql('postgres', "SELECT memoria.unschedule('ev_daily')"), 'f', 'a second unschedule finds none');
+$node->safe_psql('postgres', "SELECT memoria.schedule('ev_daily', '* * * * *')");
+$node->safe_psql('postgres', "SELECT memoria.drop_rollup('ev_daily', drop_table => true)");
+is($node->safe_psql('postgres', "SELECT count(*) FROM cron.job WHERE jobname LIKE 'memoria:%'"), '0',
+   'drop_rollup removes its cron job');
+
+$node->stop;
+done_testing();
