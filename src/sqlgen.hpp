@@ -33,7 +33,4 @@ char *verify_sql(const Rollup *r);
 // pending_keys_sql: distinct keys waiting in the dirty log.
 char *pending_keys_sql(const Rollup *r);
 
-// bucket_type_oid: the type of the rollup's bucket column.
-inline Oid bucket_type_oid(const Rollup *r) { return r->time_type; }
-
 }  // namespace memoria
