@@ -260,6 +260,14 @@ CREATE FUNCTION memoria._on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- A dropped partition took its rows along without a row trigger firing:
+    -- its rollup is rebuilt (a NULL bucket in the dirty log).
+    PERFORM memoria._mark_rebuild(r.id)
+    FROM memoria.rollups r JOIN pg_event_trigger_dropped_objects() d
+      ON d.object_type = 'trigger' AND d.object_identity LIKE 'zz\_memoria\_truncate\_' || r.id || ' on %'
+    WHERE NOT d.original
+      AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.dirty_log)
+      AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.source);
     DELETE FROM memoria.rollups r
     USING pg_event_trigger_dropped_objects() d
     WHERE d.classid = 'pg_class'::regclass
@@ -267,6 +275,15 @@ BEGIN
       AND d.objid IN (r.source, r.target, r.dirty_log);
 END $$;
 REVOKE ALL ON FUNCTION memoria._on_sql_drop() FROM PUBLIC;
+
+CREATE FUNCTION memoria._mark_rebuild(rollup_id int) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE format('INSERT INTO %s (bucket) VALUES (NULL)',
+                   (SELECT dirty_log::regclass FROM memoria.rollups WHERE id = rollup_id));
+END $$;
+REVOKE ALL ON FUNCTION memoria._mark_rebuild(int) FROM PUBLIC;
 
 CREATE EVENT TRIGGER memoria_sql_drop ON sql_drop
     EXECUTE FUNCTION memoria._on_sql_drop();
@@ -416,3 +433,93 @@ END $$;
 REVOKE ALL ON FUNCTION memoria._forget_cron_job() FROM PUBLIC;
 CREATE TRIGGER forget_cron_job AFTER DELETE ON memoria.rollups
     FOR EACH ROW EXECUTE FUNCTION memoria._forget_cron_job();
+
+------------------------------------------------------------------------------
+-- Partitions.  Row triggers are cloned to every partition by PostgreSQL, but
+-- rows that enter or leave a partitioned source by ATTACH, DETACH or DROP of
+-- a partition pass no row trigger, and statement (TRUNCATE) triggers are not
+-- cloned.  After every CREATE/ALTER TABLE, each partitioned source's
+-- partitions are reconciled with those carrying memoria's TRUNCATE trigger.
+------------------------------------------------------------------------------
+CREATE FUNCTION memoria._adopt_trigger(trigger oid, target oid) RETURNS void
+AS 'MODULE_PATHNAME', 'memoria_adopt_trigger'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION memoria._adopt_trigger(oid, oid) FROM PUBLIC;
+
+-- Marks every key of the rows of `rel` dirty in the rollup's log.  It runs as
+-- the extension's owner, so it calls no function of the table owner's (no
+-- DISTINCT: that would run a user type's equality); refresh, running as the
+-- rollup's owner, collapses the duplicates.
+CREATE FUNCTION memoria._dirty_all_keys(rollup_id int, rel regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r memoria.rollups;
+    time_col text;
+    scope_cols text := '';
+    a int2;
+BEGIN
+    SELECT * INTO r FROM memoria.rollups WHERE id = rollup_id;
+    time_col := quote_ident(attname) FROM pg_attribute WHERE attrelid = r.source AND attnum = r.time_attnum;
+    FOREACH a IN ARRAY r.scope_attnums LOOP
+        scope_cols := scope_cols || ', ' || (SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = r.source AND attnum = a);
+    END LOOP;
+    EXECUTE format('INSERT INTO %s SELECT memoria.bucket(%s, $1, $2)%s FROM %s WHERE %s IS NOT NULL',
+                   r.dirty_log::regclass, time_col, scope_cols, rel, time_col)
+        USING r.bucket, r.time_zone;
+END $$;
+REVOKE ALL ON FUNCTION memoria._dirty_all_keys(int, regclass) FROM PUBLIC;
+
+CREATE FUNCTION memoria._is_partitioned(rel oid) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT relkind = 'p' FROM pg_class WHERE oid = rel $$;
+
+CREATE FUNCTION memoria._on_ddl_end() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r memoria.rollups;
+    trig text;
+    def text;
+    rel oid;
+    new_trigger oid;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT ro.* FROM memoria.rollups ro
+        JOIN pg_event_trigger_ddl_commands() c ON c.classid = 'pg_class'::regclass
+        WHERE memoria._is_partitioned(ro.source)
+          AND (c.objid = ro.source OR ro.source IN (SELECT relid FROM pg_partition_ancestors(c.objid)))
+    LOOP
+        trig := 'zz_memoria_truncate_' || r.id;
+        -- New partitions (created or attached): the TRUNCATE trigger, and
+        -- their rows' keys (none for a new empty partition).
+        FOR rel IN
+            SELECT t.relid FROM pg_partition_tree(r.source) t
+            WHERE t.relid <> r.source
+              AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t.relid AND tgname = trig)
+        LOOP
+            SELECT substring(pg_get_triggerdef(oid) FROM 'EXECUTE FUNCTION .*$') INTO def
+            FROM pg_trigger WHERE tgrelid = r.source AND tgname = trig;
+            EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT %s', trig, rel::regclass, def);
+            SELECT oid INTO new_trigger FROM pg_trigger WHERE tgrelid = rel AND tgname = trig;
+            PERFORM memoria._adopt_trigger(new_trigger, r.target);
+            PERFORM memoria._dirty_all_keys(r.id, rel::regclass);
+        END LOOP;
+        -- Detached partitions: their rows left the source.
+        FOR rel IN
+            SELECT tgrelid FROM pg_trigger
+            WHERE tgname = trig AND tgrelid <> r.source
+              AND tgrelid NOT IN (SELECT relid FROM pg_partition_tree(r.source))
+        LOOP
+            PERFORM memoria._dirty_all_keys(r.id, rel::regclass);
+            EXECUTE format('DROP TRIGGER %I ON %s', trig, rel::regclass);
+        END LOOP;
+    END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION memoria._on_ddl_end() FROM PUBLIC;
+
+
+CREATE EVENT TRIGGER memoria_ddl_end ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION memoria._on_ddl_end();

@@ -539,3 +539,15 @@ MEMORIA_FUNCTION(memoria_alter_rollup) {
     SPI_finish();
     PG_RETURN_VOID();
 }
+
+// memoria._adopt_trigger(trigger, rollup_id): record that a capture trigger
+// memoria created later (on a new partition) goes with the rollup table and
+// with the extension, like the ones create_rollup made.
+MEMORIA_FUNCTION(memoria_adopt_trigger) {
+    Oid trigger = PG_GETARG_OID(0);
+    Oid target = PG_GETARG_OID(1);
+    record_dependency(TriggerRelationId, trigger, RelationRelationId, target, DEPENDENCY_AUTO);
+    record_dependency(TriggerRelationId, trigger, ExtensionRelationId, get_extension_oid("memoria", false),
+                      DEPENDENCY_AUTO);
+    PG_RETURN_VOID();
+}

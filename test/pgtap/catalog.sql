@@ -43,8 +43,9 @@ SELECT is_empty($$
       AND p.proname NOT IN ('bucket', '_bucket_lo', '_bucket_hi', 'capture', '_worker_preloaded', 'create_rollup')
 $$, 'every SQL-running memoria function has SET search_path');
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace = 'memoria'::regnamespace AND prosecdef
-                       AND proname NOT IN ('_cron_job_exists', '_forget_cron_job', '_on_sql_drop')),
-          'only the cron lookup and cleanup and the drop event trigger are SECURITY DEFINER');
+                       AND proname NOT IN ('_cron_job_exists', '_forget_cron_job', '_on_sql_drop', '_on_ddl_end',
+                                           '_dirty_all_keys', '_mark_rebuild')),
+          'only the cron helpers, the event triggers and their helpers are SECURITY DEFINER');
 
 -- Catalog tables are private; the status view is public but filtered by owner.
 SELECT table_privs_are('memoria', 'rollups', 'public', ARRAY[]::text[]);
