@@ -9,7 +9,7 @@ PGFILEDESC = "memoria - exact incremental rollups"
 # pg_regress suites (sql/*.sql, expected/*.out) and isolation specs
 # (test/isolation/specs/*.spec); both run by `make installcheck` against the
 # server in PGHOST/PGPORT (tools/test.sh starts a throwaway one).
-REGRESS = setup api errors time_zones aggregates capture refresh_window backfill
+REGRESS = setup api errors time_zones aggregates capture refresh_window backfill drop_extension
 REGRESS_OPTS = --outputdir=regress_out
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/out
