@@ -91,7 +91,7 @@ static void append_list(StringInfo s, List *l, const char *qual, const char *sep
     }
 }
 
-static void append_bucket_call(StringInfo s, const Names &n, const char *value) {
+static void append_bucket_call(StringInfo s, const char *value) {
     appendStringInfo(s, "memoria.bucket(%s, $1, $2)", value);
 }
 
@@ -219,11 +219,11 @@ char *recompute_keys_sql(const Rollup *r) {
     // estimate and use an index on the time column for.
     appendStringInfo(&from, "FROM %sbuckets AS %sbk\n  JOIN %s ON %s BETWEEN $4 AND $5 AND %s BETWEEN %sbk.%slo AND %sbk.%shi AND ",
                      p, p, n.src, n.time, n.time, p, p, p, p);
-    append_bucket_call(&from, n, n.time);
+    append_bucket_call(&from, n.time);
     // The key is built from source columns only, so that matching it is a
     // plain hashed semi-join between the source and the keys.
     appendStringInfo(&from, " = %sbk.%sb\n  CROSS JOIN LATERAL (SELECT ", p, p);
-    append_bucket_call(&from, n, n.time);
+    append_bucket_call(&from, n.time);
     ListCell *lc;
     foreach (lc, n.scope) appendStringInfo(&from, ", %s", (const char *) lfirst(lc));
     appendStringInfo(&from, ") AS %sk (%sk0", p, p);
@@ -242,6 +242,22 @@ char *recompute_keys_sql(const Rollup *r) {
     return s.data;
 }
 
+// append_window_fresh_cte: the fresh CTE over every source row whose bucket
+// is in [$3, $4] (the time range first, so an index on it can serve).
+static void append_window_fresh_cte(StringInfo s, const Rollup *r, const Names &n) {
+    const char *tname = format_type_be(r->time_type);
+    StringInfoData from;
+    initStringInfo(&from);
+    appendStringInfo(&from, "FROM %s\n  WHERE %s BETWEEN memoria._bucket_lo($3::%s, $1, $2) AND memoria._bucket_hi($4::%s, $1, $2)\n  AND ",
+                     n.src, n.time, tname, tname);
+    append_bucket_call(&from, n.time);
+    appendStringInfoString(&from, " BETWEEN $3 AND $4");
+    StringInfoData bucket;
+    initStringInfo(&bucket);
+    append_bucket_call(&bucket, n.time);
+    append_fresh_cte(s, r, n, bucket.data, from.data);
+}
+
 char *recompute_window_sql(const Rollup *r, bool claim_log) {
     Names n = names_for(r);
     const char *p = n.p;
@@ -249,17 +265,7 @@ char *recompute_window_sql(const Rollup *r, bool claim_log) {
     initStringInfo(&s);
     appendStringInfoString(&s, "WITH ");
     if (claim_log) appendStringInfo(&s, "%sclaimed AS (DELETE FROM %s RETURNING 1),\n", p, n.log);
-    StringInfoData from;
-    initStringInfo(&from);
-    const char *tname = format_type_be(r->time_type);
-    appendStringInfo(&from, "FROM %s\n  WHERE %s BETWEEN memoria._bucket_lo($3::%s, $1, $2) AND memoria._bucket_hi($4::%s, $1, $2)\n  AND ",
-                     n.src, n.time, tname, tname);
-    append_bucket_call(&from, n, n.time);
-    appendStringInfoString(&from, " BETWEEN $3 AND $4");
-    StringInfoData bucket;
-    initStringInfo(&bucket);
-    append_bucket_call(&bucket, n, n.time);
-    append_fresh_cte(&s, r, n, bucket.data, from.data);
+    append_window_fresh_cte(&s, r, n);
     append_gone_and_put(&s, r, n,
                         psprintf("%st2.%s BETWEEN $3 AND $4", p, (const char *) linitial(n.tgt_dims)));
     appendStringInfo(&s,
@@ -287,18 +293,8 @@ char *verify_sql(const Rollup *r) {
     const char *p = n.p;
     StringInfoData s;
     initStringInfo(&s);
-    const char *tname = format_type_be(r->time_type);
-    StringInfoData from;
-    initStringInfo(&from);
-    appendStringInfo(&from, "FROM %s\n  WHERE %s BETWEEN memoria._bucket_lo($3::%s, $1, $2) AND memoria._bucket_hi($4::%s, $1, $2)\n  AND ",
-                     n.src, n.time, tname, tname);
-    append_bucket_call(&from, n, n.time);
-    appendStringInfoString(&from, " BETWEEN $3 AND $4");
-    StringInfoData bucket;
-    initStringInfo(&bucket);
-    append_bucket_call(&bucket, n, n.time);
     appendStringInfoString(&s, "WITH ");
-    append_fresh_cte(&s, r, n, bucket.data, from.data);
+    append_window_fresh_cte(&s, r, n);
     // Names for the JSON keys: the rollup table's columns, unquoted.
     List *dim_keys = NIL, *dim_cols = NIL, *fresh_dims = NIL, *m_keys = NIL, *fresh_m = NIL;
     for (int i = 0; i < r->ndims; i++) {
