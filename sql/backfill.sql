@@ -39,3 +39,23 @@ SELECT memoria.schedule('bf_daily', '*/5 * * * *');
 SELECT memoria.unschedule('bf_daily');
 SELECT memoria.schedule('no_such_rollup', '*/5 * * * *');
 SELECT memoria.drop_rollup('bf_daily', drop_table => true);
+
+-- Cancelled by statement_timeout part-way (each slice sleeps ~2 ms per row,
+-- ~30 ms per 2-day slice, 60 slices): the slices before the cancel are
+-- committed, nothing is half-written, and the next run resumes and completes.
+CREATE FUNCTION bf_slow(v int) RETURNS int LANGUAGE sql AS $$ SELECT v FROM pg_sleep(0.002) $$;
+SELECT memoria.create_rollup('bf_slow', 'bf', 'at', ARRAY['k'], ARRAY['sum(bf_slow(v)) AS v']);
+SET statement_timeout = '500ms';
+\set VERBOSITY terse
+CALL memoria.backfill('bf_slow', slice => '2 days');
+\set VERBOSITY default
+RESET statement_timeout;
+SELECT needs_backfill, backfill_progress > 0 AND backfill_progress < 1 AS part_way
+FROM memoria.status WHERE rollup = 'bf_slow';
+-- Every bucket the rollup holds is already exact.
+SELECT count(*) AS differences FROM memoria.verify('bf_slow', '-infinity',
+    (SELECT max(bucket) + interval '1 day' FROM memoria_rollup.bf_slow));
+CALL memoria.backfill('bf_slow', slice => '2 days');
+SELECT needs_backfill, backfill_progress FROM memoria.status WHERE rollup = 'bf_slow';
+SELECT count(*) AS differences FROM memoria.verify('bf_slow');
+SELECT memoria.drop_rollup('bf_slow', drop_table => true);

@@ -220,12 +220,12 @@ static void add_key_bytes(const char *bytes, int len) {
     if (hash_get_num_entries(dirty_keys) >= FLUSH_AT_KEYS) flush_dirty_keys();
 }
 
-// add_row_key: add the key of one source row.  Rows with a NULL time are not
-// rolled up, so they dirty nothing.
-static void add_row_key(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
+// build_row_key: the serialized key of one source row, in key_buf; false
+// for a row with a NULL time, which is not rolled up and so dirties nothing.
+static bool build_row_key(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
     bool isnull;
     Datum time = heap_getattr(tuple, t->time_attnum, desc, &isnull);
-    if (isnull) return;
+    if (isnull) return false;
     Datum bucket = bucket_of(&t->spec, time);
     StringInfo buf = &key_buf;
     resetStringInfo(buf);
@@ -240,7 +240,26 @@ static void add_row_key(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
         buf->data[nullpos + 1 + i] = isnull ? 1 : 0;
         if (!isnull) append_datum(buf, v, t->scope_typlen[i], t->scope_typbyval[i]);
     }
-    add_key_bytes(buf->data, buf->len);
+    return true;
+}
+
+static void add_row_key(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
+    if (build_row_key(t, tuple, desc)) add_key_bytes(key_buf.data, key_buf.len);
+}
+
+// add_moved_row_keys: updated_at mode's UPDATE.  The scan finds the new row
+// through its updated_at; only a row that moved to another key must also
+// dirty the key it left (and, in case updated_at was not bumped, the new one).
+static void add_moved_row_keys(CaptureTarget *t, HeapTuple old_row, HeapTuple new_row, TupleDesc desc) {
+    bool had_old = build_row_key(t, old_row, desc);
+    int old_len = had_old ? key_buf.len : 0;
+    char *old_key = (char *) palloc(old_len + 1);
+    if (had_old) memcpy(old_key, key_buf.data, old_len);
+    bool has_new = build_row_key(t, new_row, desc);
+    bool same = had_old && has_new && old_len == key_buf.len && memcmp(old_key, key_buf.data, old_len) == 0;
+    if (!same && has_new) add_key_bytes(key_buf.data, key_buf.len);
+    if (!same && had_old) add_key_bytes(old_key, old_len);
+    pfree(old_key);
 }
 
 // add_rebuild_key: TRUNCATE; a key whose bucket and scope are all NULL.
@@ -417,10 +436,16 @@ MEMORIA_FUNCTION(memoria_capture) {
     if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("memoria.capture() must be a row trigger for INSERT, UPDATE or DELETE")));
-    add_row_key(t, td->tg_trigtuple, desc);
     if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
-        add_row_key(t, td->tg_newtuple, desc);
+        // A capture trigger that skips INSERT belongs to an updated_at rollup.
+        if (TRIGGER_FOR_INSERT(td->tg_trigger->tgtype)) {
+            add_row_key(t, td->tg_trigtuple, desc);
+            add_row_key(t, td->tg_newtuple, desc);
+        } else {
+            add_moved_row_keys(t, td->tg_trigtuple, td->tg_newtuple, desc);
+        }
         return PointerGetDatum(td->tg_newtuple);
     }
+    add_row_key(t, td->tg_trigtuple, desc);
     return PointerGetDatum(td->tg_trigtuple);
 }

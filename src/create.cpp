@@ -15,6 +15,7 @@
 #include "bucket.hpp"
 #include "capture.hpp"
 #include "guard.hpp"
+#include "horizon.hpp"
 #include "rollup.hpp"
 
 namespace memoria {
@@ -294,15 +295,37 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     if (filter != NULL) check_filter(filter, src);
 
     char *invalidation = required_text(fcinfo, 9, "invalidation");
-    if (strcmp(invalidation, "updated_at") == 0)
-        arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, "invalidation 'updated_at' is not supported yet",
-                  "Use invalidation => 'trigger' (the default).");
-    if (strcmp(invalidation, "trigger") != 0)
+    bool updated_at_mode = strcmp(invalidation, "updated_at") == 0;
+    if (!updated_at_mode && strcmp(invalidation, "trigger") != 0)
         arg_error(ERRCODE_INVALID_PARAMETER_VALUE,
                   psprintf("invalidation must be 'trigger' or 'updated_at', not '%s'", invalidation), NULL);
-    if (!PG_ARGISNULL(10))
+    AttrNumber updated_at_attnum = InvalidAttrNumber;
+    if (!updated_at_mode && !PG_ARGISNULL(10))
         arg_error(ERRCODE_INVALID_PARAMETER_VALUE, "updated_at_column is only used with invalidation => 'updated_at'",
                   "Leave updated_at_column NULL in trigger mode.");
+    if (updated_at_mode) {
+        if (PG_ARGISNULL(10))
+            arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "updated_at_column is required when invalidation = 'updated_at'",
+                      "Name a timestamptz NOT NULL column that every INSERT and UPDATE sets to now().");
+        char *u = text_to_cstring(PG_GETARG_TEXT_PP(10));
+        updated_at_attnum = get_attnum(source, u);
+        if (updated_at_attnum <= 0)
+            arg_error(ERRCODE_UNDEFINED_COLUMN, psprintf("updated_at_column \"%s\" does not exist in %s", u, src), NULL);
+        HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(source), Int16GetDatum(updated_at_attnum));
+        Form_pg_attribute att = (Form_pg_attribute) GETSTRUCT(tup);
+        bool is_tstz = att->atttypid == TIMESTAMPTZOID, not_null = att->attnotnull;
+        ReleaseSysCache(tup);
+        if (!is_tstz)
+            arg_error(ERRCODE_DATATYPE_MISMATCH, psprintf("updated_at_column \"%s\" must be of type timestamptz", u),
+                      "A timestamp without time zone cannot be compared with the refresh horizon safely; "
+                      "ALTER the column TYPE timestamptz.");
+        if (!not_null)
+            arg_error(ERRCODE_INVALID_COLUMN_DEFINITION, psprintf("updated_at_column \"%s\" must be NOT NULL", u),
+                      "A row with a NULL updated_at would never be found; ALTER the column SET NOT NULL.");
+        if (!catalog_has_scan_mark())
+            arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, "invalidation 'updated_at' needs memoria 0.2.0 or later",
+                      "Run ALTER EXTENSION memoria UPDATE.");
+    }
     if (PG_ARGISNULL(11)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "safety_lag must not be NULL", NULL);
     Interval *safety_lag = PG_GETARG_INTERVAL_P(11);
     if (safety_lag->month < 0 || safety_lag->day < 0 || safety_lag->time < 0)
@@ -429,9 +452,12 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     foreach (lc, scope) appendStringInfo(&args, ", '%d'", lfirst_int(lc));
     char *capture_name = psprintf("zz_memoria_capture_%d", id);
     char *truncate_name = psprintf("zz_memoria_truncate_%d", id);
-    spi_run(psprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW "
+    // updated_at mode: no trigger on INSERT (the scan finds new rows); its
+    // UPDATE trigger only logs rows whose key changed (capture.cpp).
+    spi_run(psprintf("CREATE TRIGGER %s BEFORE %s ON %s FOR EACH ROW "
                      "EXECUTE FUNCTION memoria.capture(%s)",
-                     quote_identifier(capture_name), src, args.data));
+                     quote_identifier(capture_name), updated_at_mode ? "UPDATE OR DELETE" : "INSERT OR UPDATE OR DELETE",
+                     src, args.data));
     List *truncated = find_all_inheritors(source, NoLock, NULL);
     foreach (lc, truncated)
         spi_run(psprintf("CREATE TRIGGER %s BEFORE TRUNCATE ON %s FOR EACH STATEMENT "
@@ -456,27 +482,44 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
 
     // Catalog rows.
     {
-        Oid types[18] = {INT4OID, TEXTOID, OIDOID, OIDOID, OIDOID, OIDOID, INT2OID, OIDOID, INT2ARRAYOID,
+        Oid types[19] = {INT4OID, TEXTOID, OIDOID, OIDOID, OIDOID, OIDOID, INT2OID, OIDOID, INT2ARRAYOID,
                          INT2ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID,
-                         INTERVALOID, TEXTOID};
+                         INTERVALOID, TEXTOID, INT2OID};
         List *mtexts = NIL;
         foreach (lc, measures) mtexts = lappend(mtexts, ((Measure *) lfirst(lc))->text);
-        Datum values[18] = {Int32GetDatum(id), CStringGetTextDatum(name), ObjectIdGetDatum(caller),
+        Datum values[19] = {Int32GetDatum(id), CStringGetTextDatum(name), ObjectIdGetDatum(caller),
                             ObjectIdGetDatum(source), ObjectIdGetDatum(target), ObjectIdGetDatum(dirty_log),
                             Int16GetDatum(time_attnum), ObjectIdGetDatum(time_type), int2_array_datum(dims),
                             int2_array_datum(scope), text_array_datum(mtexts), text_array_datum(aliases),
                             IntervalPGetDatum(bucket), CStringGetTextDatum(time_zone),
                             filter ? CStringGetTextDatum(filter) : (Datum) 0, CStringGetTextDatum(invalidation),
-                            IntervalPGetDatum(safety_lag), CStringGetTextDatum(caller_search_path)};
-        char nulls[18];
+                            IntervalPGetDatum(safety_lag), CStringGetTextDatum(caller_search_path),
+                            Int16GetDatum(updated_at_attnum)};
+        char nulls[19];
         memset(nulls, ' ', sizeof nulls);
         if (!filter) nulls[14] = 'n';
+        if (!updated_at_mode) nulls[18] = 'n';
         spi_exec("INSERT INTO memoria.rollups (id, name, owner, source, target, dirty_log, time_attnum, time_type, "
                  "dimension_attnums, scope_attnums, measures, measure_names, bucket, time_zone, filter, invalidation, "
-                 "safety_lag, search_path) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
-                 "$16, $17, $18)",
-                 18, types, values, nulls, false);
+                 "safety_lag, search_path, updated_at_attnum) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+                 "$12, $13, $14, $15, $16, $17, $18, $19)",
+                 19, types, values, nulls, false);
         spi_exec("INSERT INTO memoria.rollup_state (rollup_id) VALUES ($1)", 1, types, values, NULL, false);
+        if (updated_at_mode) {
+            // Rows stamped up to the horizon are the backfill's; later ones
+            // are found by refresh.  The capture trigger created above holds
+            // off writers of the source, so no prepared transaction has rows.
+            Rollup probe;
+            memset(&probe, 0, sizeof probe);
+            probe.source = source;
+            probe.safety_lag = *safety_lag;
+            TimestampTz horizon;
+            if (!updated_at_horizon(&probe, true, &horizon)) TIMESTAMP_NOBEGIN(horizon);
+            Oid stypes[2] = {INT4OID, TIMESTAMPTZOID};
+            Datum svalues[2] = {Int32GetDatum(id), TimestampTzGetDatum(horizon)};
+            spi_exec("UPDATE memoria.rollup_state SET scanned_through = $2 WHERE rollup_id = $1", 2, stypes,
+                     svalues, NULL, false);
+        }
     }
     restore_user(saved);
     AtEOXact_GUC(true, guc_nest);

@@ -19,6 +19,7 @@
 #include "bucket.hpp"
 #include "capture.hpp"
 #include "guard.hpp"
+#include "horizon.hpp"
 #include "rollup.hpp"
 #include "sqlgen.hpp"
 
@@ -169,24 +170,55 @@ static void claimed_envelope(const Rollup *r, Datum *lo, Datum *hi) {
     bucket_bounds(&spec, datum_of(max_b), &ignored, hi);
 }
 
-// lock_state_row: lock the rollup's state row.  Under REPEATABLE READ or
+// lock_state_row: lock the rollup's state row; returns scanned_through
+// (updated_at mode; -infinity if never set).  Under REPEATABLE READ or
 // SERIALIZABLE this fails with a serialization error if another refresh
 // committed after this transaction's snapshot: recomputing from that older
 // snapshot could overwrite newer rows with stale ones.
-static void lock_state_row(const Rollup *r) {
+static TimestampTz lock_state_row(const Rollup *r) {
     SavedUser saved = become_user(extension_owner());
     Oid types[1] = {INT4OID};
     Datum values[1] = {Int32GetDatum(r->id)};
-    spi_exec("SELECT 1 FROM memoria.rollup_state WHERE rollup_id = $1 FOR UPDATE", 1, types, values, NULL, false);
+    spi_exec(r->updated_at_attnum != 0
+                 ? "SELECT scanned_through FROM memoria.rollup_state WHERE rollup_id = $1 FOR UPDATE"
+                 : "SELECT NULL::timestamptz FROM memoria.rollup_state WHERE rollup_id = $1 FOR UPDATE",
+             1, types, values, NULL, false);
+    restore_user(saved);
+    bool isnull = true;
+    Datum d = SPI_processed > 0 ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) : 0;
+    TimestampTz scanned;
+    TIMESTAMP_NOBEGIN(scanned);
+    return isnull ? scanned : DatumGetTimestampTz(d);
+}
+
+static void save_scan_mark(const Rollup *r, TimestampTz scanned) {
+    SavedUser saved = become_user(extension_owner());
+    Oid types[2] = {INT4OID, TIMESTAMPTZOID};
+    Datum values[2] = {Int32GetDatum(r->id), TimestampTzGetDatum(scanned)};
+    spi_exec("UPDATE memoria.rollup_state SET scanned_through = $2 WHERE rollup_id = $1", 2, types, values, NULL,
+             false);
     restore_user(saved);
 }
 
 // refresh_keys: steps 2-5 for one locked rollup (runs in the subtransaction).
 static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome *o) {
     TimestampTz t = watermark_candidate();
-    lock_state_row(r);
+    TimestampTz scanned = lock_state_row(r);
+    // updated_at mode: how far the scan below may go (computed before the
+    // scan's snapshot is taken, with memoria's own search_path).
+    TimestampTz horizon = 0;
+    bool scan = r->updated_at_attnum != 0 && updated_at_horizon(r, false, &horizon) && horizon > scanned;
     RollupSession session = enter_rollup_session(r);
     char *log = qualified_relation_name(r->dirty_log);
+    if (scan) {
+        Oid types[4];
+        Datum values[4];
+        base_params(r, types, values);
+        types[2] = types[3] = TIMESTAMPTZOID;
+        values[2] = TimestampTzGetDatum(scanned);
+        values[3] = TimestampTzGetDatum(horizon);
+        spi_exec(scan_updated_sql(r), 4, types, values, NULL, false);
+    }
     // Not read-only: that would reuse the caller's snapshot, which cannot see
     // the keys flush_pending_keys() just wrote.
     spi_exec(psprintf("SELECT EXISTS (SELECT 1 FROM %s), EXISTS (SELECT 1 FROM %s WHERE bucket IS NULL)", log, log),
@@ -231,6 +263,12 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
         }
     }
     leave_rollup_session(session);
+    if (scan) {
+        save_scan_mark(r, horizon);
+        scanned = horizon;
+    }
+    // In updated_at mode the rollup is exact only up to what was scanned.
+    if (r->updated_at_attnum != 0 && scanned < t) t = scanned;
     record_outcome(r, o, drained, t, false);
 }
 
@@ -515,13 +553,15 @@ MEMORIA_FUNCTION(memoria_backfill_state) {
         nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
     }
     if (!PG_ARGISNULL(3)) {
-        spi_exec("UPDATE memoria.rollup_state SET "
-                 "backfill_next = CASE WHEN $4 THEN NULL ELSE $2 END, "
-                 "backfill_progress = CASE WHEN $4 THEN NULL ELSE $3 END, "
-                 "backfill_started = CASE WHEN $4 THEN NULL ELSE $5 END, "
-                 "needs_backfill = needs_backfill AND NOT ($4 AND $6), "
-                 "watermark = CASE WHEN $4 AND $6 THEN greatest(watermark, $5) ELSE watermark END "
-                 "WHERE rollup_id = $1",
+        // In updated_at mode the watermark cannot pass what was scanned.
+        spi_exec(psprintf("UPDATE memoria.rollup_state SET "
+                          "backfill_next = CASE WHEN $4 THEN NULL ELSE $2 END, "
+                          "backfill_progress = CASE WHEN $4 THEN NULL ELSE $3 END, "
+                          "backfill_started = CASE WHEN $4 THEN NULL ELSE $5 END, "
+                          "needs_backfill = needs_backfill AND NOT ($4 AND $6), "
+                          "watermark = CASE WHEN $4 AND $6 THEN greatest(watermark, %s) ELSE watermark END "
+                          "WHERE rollup_id = $1",
+                          r->updated_at_attnum != 0 ? "least($5, scanned_through)" : "$5"),
                  6, types, values, nulls, false);
     }
     spi_exec("SELECT backfill_next, backfill_started FROM memoria.rollup_state WHERE rollup_id = $1", 1, types,

@@ -83,7 +83,8 @@ static char **text_array(Datum d, int *n) {
 
 static const char *ROLLUP_COLUMNS =
     "SELECT id, name, owner, source, target, dirty_log, time_attnum, time_type, dimension_attnums, "
-    "scope_attnums, measures, measure_names, bucket, time_zone, filter, search_path FROM memoria.rollups ";
+    "scope_attnums, measures, measure_names, bucket, time_zone, filter, search_path, "
+    "CASE WHEN invalidation = 'updated_at' THEN updated_at_attnum ELSE 0 END, safety_lag FROM memoria.rollups ";
 
 // rollup_from_row: decode row i of the current SPI result into the caller's context.
 static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
@@ -112,6 +113,8 @@ static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
     Datum f = SPI_getbinval(row, desc, 15, &isnull);
     r->filter = isnull ? NULL : TextDatumGetCString(f);
     r->search_path = TextDatumGetCString(SPI_getbinval(row, desc, 16, &isnull));
+    r->updated_at_attnum = DatumGetInt16(SPI_getbinval(row, desc, 17, &isnull));
+    r->safety_lag = *DatumGetIntervalP(SPI_getbinval(row, desc, 18, &isnull));
     MemoryContextSwitchTo(old);
     return r;
 }
@@ -155,6 +158,11 @@ List *load_rollups(void) {
     }
     SPI_finish();
     return out;
+}
+
+bool catalog_has_scan_mark(void) {
+    Oid state = get_relname_relid("rollup_state", get_namespace_oid("memoria", false));
+    return OidIsValid(state) && get_attnum(state, "scanned_through") != InvalidAttrNumber;
 }
 
 static void set_lock_tag(LOCKTAG *tag, int32 id) {

@@ -28,7 +28,15 @@ struct Rollup {
     char *time_zone;
     char *filter;          // NULL when none
     char *search_path;
+    // invalidation => 'updated_at': INSERTs are found by scanning this column
+    // (0 in trigger mode), up to a horizon at least safety_lag in the past.
+    AttrNumber updated_at_attnum;
+    Interval safety_lag;
 };
+
+// catalog_has_scan_mark: whether memoria.rollup_state has scanned_through
+// (SQL version 0.2.0 on; the library also serves 0.1.0's catalog).
+bool catalog_has_scan_mark(void);
 
 // extension_owner: the role that owns schema memoria (runs catalog updates).
 Oid extension_owner(void);

@@ -354,4 +354,20 @@ char *pending_keys_sql(const Rollup *r) {
                     qualified_relation_name(r->dirty_log));
 }
 
+// scan_updated_sql: updated_at mode; log the key of every source row whose
+// updated_at is in ($3, $4].  No filter: a row the filter now excludes may
+// still be counted in its group, which must then be recomputed.
+char *scan_updated_sql(const Rollup *r) {
+    Names n = names_for(r);
+    StringInfoData s;
+    initStringInfo(&s);
+    appendStringInfo(&s, "INSERT INTO %s SELECT DISTINCT ", n.log);
+    append_bucket_call(&s, n.time);
+    ListCell *lc;
+    foreach (lc, n.scope) appendStringInfo(&s, ", %s", (const char *) lfirst(lc));
+    char *upd = qualify(n.src, column_name(r->source, r->updated_at_attnum));
+    appendStringInfo(&s, " FROM %s WHERE %s > $3 AND %s <= $4 AND %s IS NOT NULL", n.src, upd, upd, n.time);
+    return s.data;
+}
+
 }  // namespace memoria

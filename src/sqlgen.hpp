@@ -7,6 +7,7 @@
 //   recompute_keys_sql:   $3 the claimed log rows (array of the log's row type),
 //                         $4, $5 the lowest and highest source value they cover
 //   recompute_window_sql, verify_sql: $3 first bucket, $4 last bucket
+//   scan_updated_sql:     $3, $4 the updated_at range (timestamptz)
 #pragma once
 #include "rollup.hpp"
 
@@ -29,6 +30,10 @@ char *recompute_window_sql(const Rollup *r, bool claim_log);
 
 // verify_sql: groups in [$3, $4] where the rollup differs from the source.
 char *verify_sql(const Rollup *r);
+
+// scan_updated_sql: (updated_at mode) log the keys of the rows whose
+// updated_at column is in ($3, $4].
+char *scan_updated_sql(const Rollup *r);
 
 // pending_keys_sql: distinct keys waiting in the dirty log.
 char *pending_keys_sql(const Rollup *r);

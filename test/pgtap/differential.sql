@@ -2,13 +2,13 @@
 -- workloads of thousands of mixed statements (multi-row and single-row
 -- INSERT, UPDATE that moves rows across buckets and scopes, DELETE,
 -- transactions with rolled-back savepoints, occasional TRUNCATE) run against
--- a source with four rollups of different shapes, with refreshes (full or
--- bounded by max_keys) at random points.  After each workload every rollup
+-- a source with five rollups of different shapes (one in updated_at mode),
+-- with refreshes (full or bounded by max_keys) at random points.  After each workload every rollup
 -- must equal a fresh GROUP BY of the source, row for row, and
 -- memoria.verify() must report nothing.
 -- Most statements commit on their own, as application writes do; one workload
 -- runs as a single transaction inside a savepoint instead.
-SELECT plan(17);
+SELECT plan(20);
 DROP TABLE IF EXISTS diff_usage CASCADE;
 
 CREATE TABLE diff_usage (
@@ -17,9 +17,15 @@ CREATE TABLE diff_usage (
     ws int NOT NULL,
     model text,
     tokens bigint NOT NULL,
-    cost numeric(10, 3) NOT NULL
+    cost numeric(10, 3) NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ON diff_usage (at);
+CREATE INDEX ON diff_usage (updated_at);
+-- The usual companion of an updated_at column: every UPDATE stamps it.
+CREATE FUNCTION pg_temp.stamp() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
+CREATE TRIGGER stamp BEFORE UPDATE ON diff_usage FOR EACH ROW EXECUTE FUNCTION pg_temp.stamp();
 
 DO $$ BEGIN
 PERFORM memoria.create_rollup('diff_daily', 'diff_usage', 'at', ARRAY['ws', 'model'],
@@ -30,6 +36,9 @@ PERFORM memoria.create_rollup('diff_hourly', 'diff_usage', 'at', ARRAY['model'],
     ARRAY['sum(tokens) AS tokens'], bucket => '1 hour', time_zone => 'Asia/Kolkata', scope => ARRAY[]::text[]);
 PERFORM memoria.create_rollup('diff_big', 'diff_usage', 'at', ARRAY['ws'],
     ARRAY['count(*) AS n', 'avg(tokens) AS avg_tokens'], bucket => '7 days', filter => 'tokens > 500');
+PERFORM memoria.create_rollup('diff_ua', 'diff_usage', 'at', ARRAY['ws', 'model'],
+    ARRAY['sum(tokens) AS tokens', 'count(*) AS events'], scope => ARRAY['ws'], filter => 'tokens > 100',
+    invalidation => 'updated_at', updated_at_column => 'updated_at', safety_lag => '0 seconds');
 END $$;
 
 -- random_at: a time in the 20 days from 2026-03-20 (over the US and EU DST changes).
@@ -83,7 +92,7 @@ BEGIN
         ELSIF dice < 0.93 THEN       -- a refresh of everything dirty
             PERFORM memoria.refresh();
         ELSE                         -- a bounded refresh of one rollup
-            PERFORM memoria.refresh((ARRAY['diff_daily', 'diff_ws', 'diff_hourly', 'diff_big'])[1 + floor(random() * 4)::int],
+            PERFORM memoria.refresh((ARRAY['diff_daily', 'diff_ws', 'diff_hourly', 'diff_big', 'diff_ua'])[1 + floor(random() * 5)::int],
                                     max_keys => 1 + floor(random() * 20)::int);
         END IF;
         IF commit_each THEN
@@ -107,6 +116,9 @@ FROM diff_usage GROUP BY 1, 2;
 CREATE VIEW pg_temp.truth_big AS
 SELECT memoria.bucket(at, '7 days', 'UTC') AS bucket, ws, count(*) AS n, avg(tokens) AS avg_tokens
 FROM diff_usage WHERE tokens > 500 GROUP BY 1, 2;
+CREATE VIEW pg_temp.truth_ua AS
+SELECT date_trunc('day', at, 'UTC') AS bucket, ws, model, sum(tokens) AS tokens, count(*) AS events
+FROM diff_usage WHERE tokens > 100 GROUP BY 1, 2, 3;
 
 CREATE FUNCTION pg_temp.check_all(label text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 BEGIN
@@ -118,6 +130,8 @@ BEGIN
                        label || ': Kolkata hourly, empty scope, equals GROUP BY');
     RETURN NEXT set_eq('SELECT * FROM memoria_rollup.diff_big', 'SELECT * FROM pg_temp.truth_big',
                        label || ': weekly with filter equals GROUP BY');
+    RETURN NEXT set_eq('SELECT * FROM memoria_rollup.diff_ua', 'SELECT * FROM pg_temp.truth_ua',
+                       label || ': updated_at mode with filter equals GROUP BY');
 END $$;
 
 CALL pg_temp.run_workload(0.11, 1500, true);
@@ -129,10 +143,14 @@ SAVEPOINT in_a_subtransaction;
 CALL pg_temp.run_workload(0.93, 400, false);
 RELEASE in_a_subtransaction;
 COMMIT;
+-- Rows of that transaction are stamped with its start: an updated_at scan
+-- can only take them once it has committed.
+DO $$ BEGIN PERFORM memoria.refresh('diff_ua'); END $$;
 SELECT * FROM pg_temp.check_all('seed 0.93, one transaction');
 SELECT is_empty($$
     SELECT * FROM memoria.verify('diff_daily') UNION ALL SELECT * FROM memoria.verify('diff_ws')
     UNION ALL SELECT * FROM memoria.verify('diff_hourly') UNION ALL SELECT * FROM memoria.verify('diff_big')
+    UNION ALL SELECT * FROM memoria.verify('diff_ua')
 $$, 'memoria.verify reports nothing for any rollup');
 SELECT ok((SELECT count(*) FROM diff_usage) > 300, 'the workload left a substantial source');
 SELECT ok((SELECT bool_and(pending_keys = 0) FROM memoria.status), 'no key is left pending');

@@ -69,5 +69,18 @@ $node->safe_psql('postgres', "SELECT memoria.drop_rollup('ev_daily', drop_table 
 is($node->safe_psql('postgres', "SELECT count(*) FROM cron.job WHERE jobname LIKE 'memoria:%'"), '0',
    'drop_rollup removes its cron job');
 
+# DROP EXTENSION memoria cannot reach into pg_cron's catalog in the same
+# command; the orphaned job removes itself the next time it runs.
+$node->safe_psql('postgres', q{
+    SELECT memoria.create_rollup('ev_again', 'ev', 'at', ARRAY['k'], ARRAY['count(*) AS n']);
+    SELECT memoria.schedule('ev_again', '* * * * *');
+});
+$node->safe_psql('postgres', "DROP EXTENSION memoria CASCADE");
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM cron.job WHERE jobname LIKE 'memoria:%'"),
+   'after DROP EXTENSION the job removes itself on its next run');
+is($node->safe_psql('postgres',
+    "SELECT count(*) FROM cron.job_run_details WHERE status = 'failed' AND command LIKE '%ev_again%'"), '0',
+   'and that last run did not fail');
+
 $node->stop;
 done_testing();

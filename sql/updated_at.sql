@@ -1,0 +1,111 @@
+-- updated_at mode: INSERTs write nothing on the write path; a refresh finds
+-- new and corrected rows by their updated_at, up to a horizon that never
+-- passes an open transaction.  Moves, DELETE and TRUNCATE are still captured
+-- by triggers.  (Concurrent cases: test/isolation/specs/updated_at_horizon.spec.)
+SET TimeZone = 'UTC';
+CREATE TABLE ua (
+    id         bigserial PRIMARY KEY,
+    at         timestamptz NOT NULL,
+    k          int NOT NULL,
+    v          int NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    loose_ts   timestamptz,
+    local_ts   timestamp NOT NULL DEFAULT localtimestamp
+);
+
+-- Arguments are checked up front, and a failed call leaves nothing behind.
+SELECT memoria.create_rollup('ua_daily', 'ua', 'at', '{k}', '{sum(v) AS v}', invalidation => 'updated_at');
+SELECT memoria.create_rollup('ua_daily', 'ua', 'at', '{k}', '{sum(v) AS v}', invalidation => 'updated_at',
+                             updated_at_column => 'nope');
+SELECT memoria.create_rollup('ua_daily', 'ua', 'at', '{k}', '{sum(v) AS v}', invalidation => 'updated_at',
+                             updated_at_column => 'local_ts');
+SELECT memoria.create_rollup('ua_daily', 'ua', 'at', '{k}', '{sum(v) AS v}', invalidation => 'updated_at',
+                             updated_at_column => 'loose_ts');
+SELECT memoria.create_rollup('ua_daily', 'ua', 'at', '{k}', '{sum(v) AS v}', updated_at_column => 'updated_at');
+SELECT memoria.create_rollup('ua_daily', 'ua', 'at', '{k}', '{sum(v) AS v}', invalidation => 'sometimes');
+SELECT count(*) AS rollups, (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ua'::regclass) AS triggers
+FROM memoria.rollups;
+
+INSERT INTO ua (at, k, v) SELECT timestamptz '2026-05-01' + g * interval '5 hours', g % 3, g FROM generate_series(1, 50) g;
+SELECT memoria.create_rollup('ua_daily', 'ua', 'at', '{k}', '{sum(v) AS v, count(*) AS n}',
+                             invalidation => 'updated_at', updated_at_column => 'updated_at',
+                             safety_lag => '0 seconds');
+-- No trigger on INSERT.
+SELECT pg_get_triggerdef(oid) ~ 'BEFORE DELETE OR UPDATE ON' AS update_and_delete_only
+FROM pg_trigger WHERE tgrelid = 'ua'::regclass AND tgname LIKE 'zz_memoria_capture%';
+SET client_min_messages = warning;  -- backfill NOTICEs carry timings
+CALL memoria.backfill('ua_daily');
+SELECT count(*) AS differences FROM memoria.verify('ua_daily');
+
+-- An INSERT logs no key; the refresh finds it through updated_at.
+INSERT INTO ua (at, k, v) VALUES ('2026-05-02 10:00', 1, 1000);
+SELECT pending_keys FROM memoria.status WHERE rollup = 'ua_daily';
+SELECT status, keys_refreshed FROM memoria.refresh('ua_daily');
+SELECT count(*) AS differences FROM memoria.verify('ua_daily');
+
+-- A correction that stamps updated_at: found by the scan, nothing logged.
+UPDATE ua SET v = v + 1, updated_at = now() WHERE id = 10;
+SELECT pending_keys FROM memoria.status WHERE rollup = 'ua_daily';
+SELECT status, keys_refreshed FROM memoria.refresh('ua_daily');
+SELECT count(*) AS differences FROM memoria.verify('ua_daily');
+
+-- Moves to another day or scope and deletes are logged by the trigger, even
+-- when updated_at is not stamped.
+UPDATE ua SET at = at + interval '10 days' WHERE id = 11;
+UPDATE ua SET k = k + 10 WHERE id = 12;
+DELETE FROM ua WHERE id = 13;
+SELECT pending_keys FROM memoria.status WHERE rollup = 'ua_daily';
+SELECT status, keys_refreshed FROM memoria.refresh('ua_daily');
+SELECT count(*) AS differences FROM memoria.verify('ua_daily');
+
+-- A transaction's rows are stamped with its start: while it is open (this
+-- very session here) the horizon stays below it, and the rows are found
+-- once it has committed.
+BEGIN;
+INSERT INTO ua (at, k, v) VALUES ('2026-05-03 10:00', 2, 500);
+SELECT status, keys_refreshed FROM memoria.refresh('ua_daily');
+COMMIT;
+SELECT status, keys_refreshed FROM memoria.refresh('ua_daily');
+SELECT count(*) AS differences FROM memoria.verify('ua_daily');
+
+-- TRUNCATE still rebuilds.
+TRUNCATE ua;
+INSERT INTO ua (at, k, v) VALUES ('2026-05-04 10:00', 1, 7);
+SELECT status FROM memoria.refresh('ua_daily');
+SELECT k, v, n FROM memoria_rollup.ua_daily;
+
+-- The mode's contract: a correction that does not stamp updated_at (and does
+-- not move the row) is not seen.  verify shows it; refresh_window repairs it.
+UPDATE ua SET v = 8;
+SELECT status FROM memoria.refresh('ua_daily');
+SELECT count(*) AS differences FROM memoria.verify('ua_daily');
+SELECT status FROM memoria.refresh_window('ua_daily', '2026-05-04', '2026-05-05');
+SELECT count(*) AS differences FROM memoria.verify('ua_daily');
+
+-- safety_lag: a row is found only once it is that old (5 minutes by default).
+SELECT memoria.create_rollup('ua_lagged', 'ua', 'at', '{k}', '{count(*) AS n}',
+                             invalidation => 'updated_at', updated_at_column => 'updated_at');
+CALL memoria.backfill('ua_lagged');
+INSERT INTO ua (at, k, v) VALUES ('2026-05-04 11:00', 1, 1);
+SELECT status FROM memoria.refresh('ua_lagged');
+SELECT n AS new_row_not_counted_yet FROM memoria_rollup.ua_lagged;
+SELECT scanned_through <= now() - interval '5 minutes' AS scan_stays_behind
+FROM memoria.rollup_state JOIN memoria.rollups ON id = rollup_id WHERE name = 'ua_lagged';
+
+-- A partitioned source, written through the parent and directly.
+CREATE TABLE uap (at timestamptz NOT NULL, k int NOT NULL, v int NOT NULL,
+                  updated_at timestamptz NOT NULL DEFAULT now()) PARTITION BY RANGE (at);
+CREATE TABLE uap_may PARTITION OF uap FOR VALUES FROM ('2026-05-01') TO ('2026-06-01');
+SELECT memoria.create_rollup('uap_daily', 'uap', 'at', '{k}', '{sum(v) AS v}',
+                             invalidation => 'updated_at', updated_at_column => 'updated_at',
+                             safety_lag => '0 seconds');
+CREATE TABLE uap_june PARTITION OF uap FOR VALUES FROM ('2026-06-01') TO ('2026-07-01');
+INSERT INTO uap VALUES ('2026-05-10', 1, 1), ('2026-06-10', 1, 2);
+INSERT INTO uap_june VALUES ('2026-06-11', 2, 3);
+UPDATE uap SET at = '2026-05-20' WHERE v = 2;   -- moves to the other partition
+SELECT status FROM memoria.refresh('uap_daily');
+SELECT bucket, k, v FROM memoria_rollup.uap_daily ORDER BY 1, 2;
+SELECT count(*) AS differences FROM memoria.verify('uap_daily');
+
+SELECT memoria.drop_rollup(name, drop_table => true) FROM memoria.rollups WHERE name IN ('ua_daily', 'ua_lagged', 'uap_daily');
+DROP TABLE ua, uap;
