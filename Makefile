@@ -10,7 +10,8 @@ PGFILEDESC = "memoria - exact incremental rollups"
 # pg_regress suites (sql/*.sql, expected/*.out) and isolation specs
 # (test/isolation/specs/*.spec); both run by `make installcheck` against the
 # server in PGHOST/PGPORT (tools/test.sh starts a throwaway one).
-REGRESS = setup api errors time_zones aggregates capture refresh_window backfill updated_at drop_extension
+REGRESS = setup api errors time_zones aggregates capture refresh_window backfill updated_at \
+          alter_source names drop_extension upgrade
 REGRESS_OPTS = --outputdir=regress_out
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/out

@@ -3,3 +3,81 @@
 
 -- invalidation => 'updated_at': how far the updated_at column has been scanned.
 ALTER TABLE memoria.rollup_state ADD COLUMN scanned_through timestamptz;
+
+-- After an ALTER TABLE of a rollup's source: ERROR unless the rollup still
+-- fits it (columns kept with their types, measures and filter still valid).
+CREATE FUNCTION memoria._check_rollup(name text) RETURNS void
+AS 'MODULE_PATHNAME', 'memoria_check_rollup'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION memoria._check_rollup(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION memoria._on_ddl_end() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r memoria.rollups;
+    trig text;
+    def text;
+    rel oid;
+    new_trigger oid;
+BEGIN
+    -- ALTER TABLE of a source: the rollup must still fit it, or the ALTER fails.
+    IF tg_tag = 'ALTER TABLE' THEN
+        PERFORM memoria._check_rollup(ro.name) FROM memoria.rollups ro
+        WHERE ro.source IN (SELECT c.objid FROM pg_event_trigger_ddl_commands() c
+                            WHERE c.classid = 'pg_class'::regclass);
+    END IF;
+    FOR r IN
+        SELECT DISTINCT ro.* FROM memoria.rollups ro
+        JOIN pg_event_trigger_ddl_commands() c ON c.classid = 'pg_class'::regclass
+        WHERE memoria._is_partitioned(ro.source)
+          AND (c.objid = ro.source OR ro.source IN (SELECT relid FROM pg_partition_ancestors(c.objid)))
+    LOOP
+        trig := 'zz_memoria_truncate_' || r.id;
+        -- New partitions (created or attached): the TRUNCATE trigger, and
+        -- their rows' keys (none for a new empty partition).
+        FOR rel IN
+            SELECT t.relid FROM pg_partition_tree(r.source) t
+            WHERE t.relid <> r.source
+              AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = t.relid AND tgname = trig)
+        LOOP
+            SELECT substring(pg_get_triggerdef(oid) FROM 'EXECUTE FUNCTION .*$') INTO def
+            FROM pg_trigger WHERE tgrelid = r.source AND tgname = trig;
+            EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT %s', trig, rel::regclass, def);
+            SELECT oid INTO new_trigger FROM pg_trigger WHERE tgrelid = rel AND tgname = trig;
+            PERFORM memoria._adopt_trigger(new_trigger, r.target);
+            PERFORM memoria._dirty_all_keys(r.id, rel::regclass);
+        END LOOP;
+        -- Detached partitions: their rows left the source.
+        FOR rel IN
+            SELECT tgrelid FROM pg_trigger
+            WHERE tgname = trig AND tgrelid <> r.source
+              AND tgrelid NOT IN (SELECT relid FROM pg_partition_tree(r.source))
+        LOOP
+            PERFORM memoria._dirty_all_keys(r.id, rel::regclass);
+            EXECUTE format('DROP TRIGGER %I ON %s', trig, rel::regclass);
+        END LOOP;
+    END LOOP;
+END $$;
+
+-- An ALTER TABLE that rewrites a source (ALTER COLUMN TYPE ... USING ...)
+-- changes rows without firing row triggers: rebuild its rollups.
+CREATE FUNCTION memoria._on_table_rewrite() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel oid := pg_event_trigger_table_rewrite_oid();
+    log regclass;
+BEGIN
+    FOR log IN
+        SELECT ro.dirty_log::regclass FROM memoria.rollups ro
+        WHERE ro.source = rel OR ro.source IN (SELECT relid FROM pg_partition_ancestors(rel))
+    LOOP
+        EXECUTE format('INSERT INTO %s (bucket) VALUES (NULL)', log);
+    END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION memoria._on_table_rewrite() FROM PUBLIC;
+
+CREATE EVENT TRIGGER memoria_table_rewrite ON table_rewrite
+    EXECUTE FUNCTION memoria._on_table_rewrite();

@@ -476,6 +476,14 @@ CREATE FUNCTION memoria._is_partitioned(rel oid) RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT relkind = 'p' FROM pg_class WHERE oid = rel $$;
 
+-- After an ALTER TABLE of a rollup's source: ERROR unless the rollup still
+-- fits it (columns kept with their types, measures and filter still valid).
+CREATE FUNCTION memoria._check_rollup(name text) RETURNS void
+AS 'MODULE_PATHNAME', 'memoria_check_rollup'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION memoria._check_rollup(text) FROM PUBLIC;
+
 CREATE FUNCTION memoria._on_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -486,6 +494,12 @@ DECLARE
     rel oid;
     new_trigger oid;
 BEGIN
+    -- ALTER TABLE of a source: the rollup must still fit it, or the ALTER fails.
+    IF tg_tag = 'ALTER TABLE' THEN
+        PERFORM memoria._check_rollup(ro.name) FROM memoria.rollups ro
+        WHERE ro.source IN (SELECT c.objid FROM pg_event_trigger_ddl_commands() c
+                            WHERE c.classid = 'pg_class'::regclass);
+    END IF;
     FOR r IN
         SELECT DISTINCT ro.* FROM memoria.rollups ro
         JOIN pg_event_trigger_ddl_commands() c ON c.classid = 'pg_class'::regclass
@@ -524,3 +538,24 @@ REVOKE ALL ON FUNCTION memoria._on_ddl_end() FROM PUBLIC;
 CREATE EVENT TRIGGER memoria_ddl_end ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
     EXECUTE FUNCTION memoria._on_ddl_end();
+
+-- An ALTER TABLE that rewrites a source (ALTER COLUMN TYPE ... USING ...)
+-- changes rows without firing row triggers: rebuild its rollups.
+CREATE FUNCTION memoria._on_table_rewrite() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel oid := pg_event_trigger_table_rewrite_oid();
+    log regclass;
+BEGIN
+    FOR log IN
+        SELECT ro.dirty_log::regclass FROM memoria.rollups ro
+        WHERE ro.source = rel OR ro.source IN (SELECT relid FROM pg_partition_ancestors(rel))
+    LOOP
+        EXECUTE format('INSERT INTO %s (bucket) VALUES (NULL)', log);
+    END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION memoria._on_table_rewrite() FROM PUBLIC;
+
+CREATE EVENT TRIGGER memoria_table_rewrite ON table_rewrite
+    EXECUTE FUNCTION memoria._on_table_rewrite();

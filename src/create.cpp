@@ -594,3 +594,105 @@ MEMORIA_FUNCTION(memoria_adopt_trigger) {
                       DEPENDENCY_AUTO);
     PG_RETURN_VOID();
 }
+
+// ---------------------------------------------------------------------------
+// memoria._check_rollup(name): called by the ddl_command_end event trigger
+// after an ALTER TABLE of a rollup's source.  Renames of the source and of
+// the columns memoria stores by attribute number are harmless; anything that
+// would make the rollup silently wrong or failing raises an ERROR, which
+// undoes the ALTER.
+// ---------------------------------------------------------------------------
+
+// column_problem: what is wrong with column `a` of rel for a rollup that
+// needs type `type` (typmod `typmod`, or -2 for any), or NULL.
+static char *column_problem(Oid rel, AttrNumber a, const char *role, Oid type, int32 typmod) {
+    HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(rel), Int16GetDatum(a));
+    if (!HeapTupleIsValid(tup)) return psprintf("its %s no longer exists", role);
+    Form_pg_attribute att = (Form_pg_attribute) GETSTRUCT(tup);
+    char *problem = NULL;
+    if (att->attisdropped)
+        problem = psprintf("its %s would be dropped", role);
+    else if (att->atttypid != type || (typmod != -2 && att->atttypmod != typmod))
+        problem = psprintf("its %s \"%s\" would change type from %s to %s", role, NameStr(att->attname),
+                           format_type_with_typemod(type, typmod == -2 ? -1 : typmod),
+                           format_type_with_typemod(att->atttypid, att->atttypmod));
+    ReleaseSysCache(tup);
+    return problem;
+}
+
+// expressions_problem: the measures (and filter) must still analyse, as the
+// owner with the rollup's search_path, to the types of the rollup's columns.
+static char *expressions_problem(const Rollup *r) {
+    StringInfoData sql;
+    initStringInfo(&sql);
+    appendStringInfoString(&sql, "SELECT\n");
+    for (int i = 0; i < r->nmeasures; i++) appendStringInfo(&sql, "%s%s\n", i ? ",\n" : "", r->measures[i]);
+    appendStringInfo(&sql, "FROM %s", qualified_relation_name(r->source));
+    if (r->filter) appendStringInfo(&sql, " WHERE (\n%s\n)", r->filter);
+    char *problem = NULL;
+    RollupSession session = enter_rollup_session(r);
+    MemoryContext mcxt = CurrentMemoryContext;
+    PG_TRY();
+    {
+        List *raw = raw_parser(sql.data, RAW_PARSE_DEFAULT);
+        Query *q = (Query *) linitial(
+            pg_analyze_and_rewrite_fixedparams((RawStmt *) linitial(raw), sql.data, NULL, 0, NULL));
+        int i = 0;
+        ListCell *lc;
+        foreach (lc, q->targetList) {
+            TargetEntry *tle = (TargetEntry *) lfirst(lc);
+            AttrNumber col = (AttrNumber) (2 + r->ndims + i);
+            Oid want;
+            int32 want_typmod;
+            Oid coll;
+            get_atttypetypmodcoll(r->target, col, &want, &want_typmod, &coll);
+            Oid got = exprType((Node *) tle->expr);
+            if (got != want && !problem)
+                problem = psprintf("its measure \"%s\" would have type %s instead of %s", r->measure_names[i],
+                                   format_type_be(got), format_type_be(want));
+            i++;
+        }
+    }
+    PG_CATCH();
+    {
+        // The transaction is aborted by the ERROR raised below, whatever
+        // this analysis left half done.
+        MemoryContextSwitchTo(mcxt);
+        ErrorData *e = CopyErrorData();
+        FlushErrorState();
+        problem = psprintf("its measures or filter would fail: %s", e->message);
+    }
+    PG_END_TRY();
+    leave_rollup_session(session);
+    return problem;
+}
+
+MEMORIA_FUNCTION(memoria_check_rollup) {
+    if (PG_ARGISNULL(0)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL", NULL);
+    Rollup *r = load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+    char *problem = column_problem(r->source, r->time_attnum, "time column", r->time_type, -2);
+    for (int i = 0; i < r->ndims && !problem; i++) {
+        Oid type;
+        int32 typmod;
+        Oid coll;
+        get_atttypetypmodcoll(r->target, (AttrNumber) (2 + i), &type, &typmod, &coll);
+        problem = column_problem(r->source, r->dim_attnums[i], "dimension", type, typmod);
+    }
+    if (!problem && r->updated_at_attnum != 0) {
+        problem = column_problem(r->source, r->updated_at_attnum, "updated_at column", TIMESTAMPTZOID, -2);
+        if (!problem) {  // the column exists: column_problem found it
+            HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(r->source), Int16GetDatum(r->updated_at_attnum));
+            if (!((Form_pg_attribute) GETSTRUCT(tup))->attnotnull)
+                problem = pstrdup("its updated_at column would allow NULL");
+            ReleaseSysCache(tup);
+        }
+    }
+    if (!problem) problem = expressions_problem(r);
+    if (problem)
+        ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+                        errmsg("cannot alter %s: memoria rollup \"%s\" depends on it, and %s",
+                               qualified_relation_name(r->source), r->name, problem),
+                        errhint("Drop the rollup first with memoria.drop_rollup('%s'), then create it again "
+                                "after the change.", r->name)));
+    PG_RETURN_VOID();
+}

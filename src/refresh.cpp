@@ -43,34 +43,6 @@ static TimestampTz watermark_candidate(void) {
     return IsolationUsesXactSnapshot() ? GetCurrentTransactionStartTimestamp() : GetCurrentTimestamp();
 }
 
-// RollupSession: the settings the rollup's SQL runs under; see enter/leave.
-struct RollupSession {
-    int guc_nest;
-    SavedUser user;
-};
-
-// enter_rollup_session: become the rollup's owner, in a security-restricted
-// operation, with its search_path and time zone (undone by leave, or by the
-// abort an ERROR causes).
-static RollupSession enter_rollup_session(const Rollup *r) {
-    RollupSession s;
-    s.guc_nest = NewGUCNestLevel();
-    (void) set_config_option("search_path", r->search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
-                             false);
-    (void) set_config_option("TimeZone", r->time_zone, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-    // Refresh statements are short and planned afresh each time: JIT would
-    // only add its compile time.
-    (void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-    GetUserIdAndSecContext(&s.user.user, &s.user.sec_context);
-    SetUserIdAndSecContext(r->owner, s.user.sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-    return s;
-}
-
-static void leave_rollup_session(RollupSession s) {
-    restore_user(s.user);
-    AtEOXact_GUC(true, s.guc_nest);
-}
-
 // base_params: $1 width, $2 time zone.
 static void base_params(const Rollup *r, Oid *types, Datum *values) {
     types[0] = INTERVALOID;

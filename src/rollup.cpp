@@ -24,6 +24,28 @@ void restore_user(SavedUser saved) {
     SetUserIdAndSecContext(saved.user, saved.sec_context);
 }
 
+// enter_rollup_session: become the rollup's owner, in a security-restricted
+// operation, with its search_path and time zone (undone by leave, or by the
+// abort an ERROR causes).
+RollupSession enter_rollup_session(const Rollup *r) {
+    RollupSession s;
+    s.guc_nest = NewGUCNestLevel();
+    (void) set_config_option("search_path", r->search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                             false);
+    (void) set_config_option("TimeZone", r->time_zone, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    // Refresh statements are short and planned afresh each time: JIT would
+    // only add its compile time.
+    (void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    GetUserIdAndSecContext(&s.user.user, &s.user.sec_context);
+    SetUserIdAndSecContext(r->owner, s.user.sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    return s;
+}
+
+void leave_rollup_session(RollupSession s) {
+    restore_user(s.user);
+    AtEOXact_GUC(true, s.guc_nest);
+}
+
 int spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, bool read_only) {
     elog(DEBUG2, "memoria: %s", sql);
     int rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);

@@ -50,6 +50,16 @@ struct SavedUser {
 SavedUser become_user(Oid role);
 void restore_user(SavedUser saved);
 
+// RollupSession: the rollup's SQL runs as its owner, in a security-restricted
+// operation, with its search_path and time zone (and jit off).  Undone by
+// leave_rollup_session, or by the abort an ERROR causes.
+struct RollupSession {
+    int guc_nest;
+    SavedUser user;
+};
+RollupSession enter_rollup_session(const Rollup *r);
+void leave_rollup_session(RollupSession s);
+
 // load_rollup: the named rollup, checking the caller may manage it
 // (ERROR 42704 if missing, 42501 if another owner's).
 Rollup *load_rollup(const char *name);
