@@ -81,3 +81,22 @@ REVOKE ALL ON FUNCTION memoria._on_table_rewrite() FROM PUBLIC;
 
 CREATE EVENT TRIGGER memoria_table_rewrite ON table_rewrite
     EXECUTE FUNCTION memoria._on_table_rewrite();
+
+-- memoria.status failed for roles other than superusers (no EXECUTE on this
+-- SECURITY DEFINER helper); pg_cron's row security is the right filter.
+-- Whether pg_cron has a job memoria:<name> that the caller can see (pg_cron's
+-- row security shows each role its own jobs).  pg_cron is optional, so it is
+-- looked up late.  Not SECURITY DEFINER: memoria.status calls it for anyone.
+CREATE OR REPLACE FUNCTION memoria._cron_job_exists(rollup_name text) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE found boolean;
+BEGIN
+    IF to_regclass('cron.job') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)'
+        INTO found USING 'memoria:' || rollup_name;
+    RETURN found;
+END $$;
+GRANT EXECUTE ON FUNCTION memoria._cron_job_exists(text) TO PUBLIC;

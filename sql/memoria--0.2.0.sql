@@ -161,9 +161,11 @@ CREATE FUNCTION memoria._worker_preloaded() RETURNS boolean
 AS 'MODULE_PATHNAME', 'memoria_worker_preloaded'
 LANGUAGE C STABLE;
 
--- Whether pg_cron has a job memoria:<name>; pg_cron is optional, so look it up late.
+-- Whether pg_cron has a job memoria:<name> that the caller can see (pg_cron's
+-- row security shows each role its own jobs).  pg_cron is optional, so it is
+-- looked up late.  Not SECURITY DEFINER: memoria.status calls it for anyone.
 CREATE FUNCTION memoria._cron_job_exists(rollup_name text) RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE found boolean;
 BEGIN
@@ -175,6 +177,7 @@ BEGIN
     RETURN found;
 END $$;
 REVOKE ALL ON FUNCTION memoria._cron_job_exists(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoria._cron_job_exists(text) TO PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Observing

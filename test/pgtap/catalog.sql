@@ -44,7 +44,7 @@ SELECT is_empty($$
 $$, 'every SQL-running memoria function has SET search_path');
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace = 'memoria'::regnamespace AND prosecdef
                        AND proname NOT IN ('_cron_job_exists', '_forget_cron_job', '_on_sql_drop', '_on_ddl_end',
-                                           '_dirty_all_keys', '_mark_rebuild')),
+                                           '_dirty_all_keys', '_mark_rebuild', '_on_table_rewrite')),
           'only the cron helpers, the event triggers and their helpers are SECURITY DEFINER');
 
 -- Catalog tables are private; the status view is public but filtered by owner.
@@ -52,7 +52,7 @@ SELECT table_privs_are('memoria', 'rollups', 'public', ARRAY[]::text[]);
 SELECT table_privs_are('memoria', 'rollup_state', 'public', ARRAY[]::text[]);
 SELECT table_privs_are('memoria', 'status', 'public', ARRAY['SELECT']);
 SELECT schema_privs_are('memoria_state', 'public', ARRAY['USAGE']);
-SELECT function_privs_are('memoria', '_cron_job_exists', ARRAY['text'], 'public', ARRAY[]::text[]);
+SELECT function_privs_are('memoria', '_cron_job_exists', ARRAY['text'], 'public', ARRAY['EXECUTE']);
 SELECT has_extension('memoria');
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'memoria'), false, 'memoria is not relocatable');
 
