@@ -25,3 +25,16 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+
+# memoriactl, the command-line client (cli/): a program of its own, since
+# PGXS builds one module per Makefile.  Installed next to psql.
+PG_INCLUDEDIR := $(shell $(PG_CONFIG) --includedir)
+PG_LIBDIR := $(shell $(PG_CONFIG) --libdir)
+all: memoriactl
+memoriactl: cli/memoriactl.cpp
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -I$(PG_INCLUDEDIR) -o $@ $< -L$(PG_LIBDIR) -lpq
+install: install-memoriactl
+install-memoriactl: memoriactl
+	$(INSTALL_PROGRAM) memoriactl '$(DESTDIR)$(bindir)/memoriactl'
+EXTRA_CLEAN += memoriactl
+.PHONY: install-memoriactl

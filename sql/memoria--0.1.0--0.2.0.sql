@@ -100,3 +100,71 @@ BEGIN
     RETURN found;
 END $$;
 GRANT EXECUTE ON FUNCTION memoria._cron_job_exists(text) TO PUBLIC;
+
+
+-- backfill's progress NOTICE also says how many rollup rows each slice wrote
+-- (memoriactl shows rows per second).
+CREATE OR REPLACE PROCEDURE memoria.backfill(name text, window_start timestamptz DEFAULT NULL,
+                                  window_end timestamptz DEFAULT NULL, slice interval DEFAULT interval '1 month')
+LANGUAGE plpgsql AS $$
+DECLARE
+    src_lo timestamptz;
+    src_hi timestamptz;
+    lo timestamptz;
+    hi timestamptz;
+    cur timestamptz;
+    nxt timestamptz;
+    started timestamptz := pg_catalog.clock_timestamp();
+    run_started timestamptz := pg_catalog.clock_timestamp();
+    state record;
+    slices_total int;
+    slices_done int := 0;
+    slice_rows bigint;
+    progress real;
+BEGIN
+    IF slice IS NULL OR slice OPERATOR(pg_catalog.<=) interval '0' THEN
+        RAISE EXCEPTION 'slice must be a positive interval' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'For example slice => ''1 month'' or ''7 days''.';
+    END IF;
+    SELECT r.lo, r.hi INTO src_lo, src_hi FROM memoria._source_range(backfill.name) r;
+    lo := coalesce(window_start, src_lo);
+    hi := coalesce(window_end, src_hi OPERATOR(pg_catalog.+) interval '1 microsecond');
+    IF lo IS NULL OR hi IS NULL OR lo OPERATOR(pg_catalog.>=) hi THEN
+        -- Nothing to read: an empty source, or an empty window.
+        PERFORM memoria._backfill_state(backfill.name, NULL, 1, true, started,
+                                        window_start IS NULL AND window_end IS NULL);
+        COMMIT;
+        RETURN;
+    END IF;
+    cur := lo;
+    SELECT * INTO state FROM memoria._backfill_state(backfill.name, NULL, NULL, NULL, NULL, NULL);
+    IF state.resume_at IS NOT NULL AND state.resume_at OPERATOR(pg_catalog.>) lo
+       AND state.resume_at OPERATOR(pg_catalog.<) hi THEN
+        cur := state.resume_at;
+        started := coalesce(state.resume_started, started);
+        RAISE NOTICE 'memoria.backfill %: resuming at %', backfill.name, cur;
+    END IF;
+    slices_total := pg_catalog.ceil(EXTRACT(epoch FROM hi OPERATOR(pg_catalog.-) cur)
+                                    OPERATOR(pg_catalog./) EXTRACT(epoch FROM slice))::int;
+    LOOP
+        nxt := least(cur OPERATOR(pg_catalog.+) slice, hi);
+        SELECT rw.rows_upserted INTO slice_rows FROM memoria.refresh_window(backfill.name, cur, nxt) rw;
+        slices_done := slices_done OPERATOR(pg_catalog.+) 1;
+        progress := (EXTRACT(epoch FROM nxt OPERATOR(pg_catalog.-) lo)
+                     OPERATOR(pg_catalog./) EXTRACT(epoch FROM hi OPERATOR(pg_catalog.-) lo))::real;
+        PERFORM memoria._backfill_state(backfill.name, nxt, progress, false, started, false);
+        RAISE NOTICE 'memoria.backfill %: slice % of %, [%, %) done, % %%, % rows, ETA %', backfill.name,
+            slices_done, slices_total, cur, nxt, pg_catalog.round((progress * 100)::numeric, 1), slice_rows,
+            pg_catalog.date_trunc('second', (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) run_started)
+                OPERATOR(pg_catalog.*) ((slices_total OPERATOR(pg_catalog.-) slices_done)::float8
+                                        OPERATOR(pg_catalog./) slices_done));
+        COMMIT;
+        cur := nxt;
+        EXIT WHEN cur OPERATOR(pg_catalog.>=) hi;
+    END LOOP;
+    -- Rows written while this ran are in the dirty log: refresh takes over
+    -- from the watermark set here (the time the backfill began).
+    PERFORM memoria._backfill_state(backfill.name, NULL, 1, true, started,
+                                    window_start IS NULL AND window_end IS NULL);
+    COMMIT;
+END $$;

@@ -329,6 +329,7 @@ DECLARE
     state record;
     slices_total int;
     slices_done int := 0;
+    slice_rows bigint;
     progress real;
 BEGIN
     IF slice IS NULL OR slice OPERATOR(pg_catalog.<=) interval '0' THEN
@@ -357,13 +358,13 @@ BEGIN
                                     OPERATOR(pg_catalog./) EXTRACT(epoch FROM slice))::int;
     LOOP
         nxt := least(cur OPERATOR(pg_catalog.+) slice, hi);
-        PERFORM memoria.refresh_window(backfill.name, cur, nxt);
+        SELECT rw.rows_upserted INTO slice_rows FROM memoria.refresh_window(backfill.name, cur, nxt) rw;
         slices_done := slices_done OPERATOR(pg_catalog.+) 1;
         progress := (EXTRACT(epoch FROM nxt OPERATOR(pg_catalog.-) lo)
                      OPERATOR(pg_catalog./) EXTRACT(epoch FROM hi OPERATOR(pg_catalog.-) lo))::real;
         PERFORM memoria._backfill_state(backfill.name, nxt, progress, false, started, false);
-        RAISE NOTICE 'memoria.backfill %: slice % of %, [%, %) done, % %%, ETA %', backfill.name,
-            slices_done, slices_total, cur, nxt, pg_catalog.round((progress * 100)::numeric, 1),
+        RAISE NOTICE 'memoria.backfill %: slice % of %, [%, %) done, % %%, % rows, ETA %', backfill.name,
+            slices_done, slices_total, cur, nxt, pg_catalog.round((progress * 100)::numeric, 1), slice_rows,
             pg_catalog.date_trunc('second', (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) run_started)
                 OPERATOR(pg_catalog.*) ((slices_total OPERATOR(pg_catalog.-) slices_done)::float8
                                         OPERATOR(pg_catalog./) slices_done));

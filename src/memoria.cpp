@@ -39,13 +39,16 @@ void _PG_init(void) {
     DefineCustomIntVariable("memoria.naptime", "Seconds the background worker sleeps between rounds.",
                             "Range 1 to 3600; default 10; reloadable (SIGHUP).", &naptime_seconds, 10, 1, 3600,
                             PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-    DefineCustomIntVariable("memoria.max_workers", "Most databases refreshed at once by background workers.",
-                            "Range 1 to 64; default 4; needs a restart.", &max_workers, 4, 1, 64, PGC_POSTMASTER, 0,
-                            NULL, NULL, NULL);
+    preloaded = process_shared_preload_libraries_in_progress;
+    // A PGC_POSTMASTER variable can only be defined while preloading (later
+    // it is FATAL); without preloading there is no worker for it to size.
+    if (preloaded)
+        DefineCustomIntVariable("memoria.max_workers", "Most databases refreshed at once by background workers.",
+                                "Range 1 to 64; default 4; needs a restart.", &max_workers, 4, 1, 64, PGC_POSTMASTER,
+                                0, NULL, NULL, NULL);
     DefineCustomStringVariable("memoria.databases", "Comma-separated databases the worker may serve (empty: all).",
                                "Reloadable (SIGHUP); default empty.", &databases, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
     MarkGUCPrefixReserved("memoria");
-    preloaded = process_shared_preload_libraries_in_progress;
     init_capture();
     if (preloaded) register_launcher();
 }

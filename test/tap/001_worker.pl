@@ -6,6 +6,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('primary');
 $node->init(allows_streaming => 1);
@@ -122,11 +123,16 @@ $node->safe_psql('db3', q{
     SELECT memoria.alter_rollup('ev_slow', refresh_interval => '1 second');
 });
 write_some('db3');
-ok($node->poll_query_until('postgres',
-    "SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE 'memoria: refresh of rollup ev_slow%'"),
-   'caught the worker refreshing');
-my $pid = $node->safe_psql('postgres',
-    "SELECT pid FROM pg_stat_activity WHERE query LIKE 'memoria: refresh of rollup ev_slow%' LIMIT 1");
+# Poll for the pid itself: a separate "is it refreshing?" check races with
+# the refresh finishing.
+my $pid = '';
+for (1 .. 1200) {
+    $pid = $node->safe_psql('postgres',
+        "SELECT pid FROM pg_stat_activity WHERE query LIKE 'memoria: refresh of rollup ev_slow%' LIMIT 1");
+    last if $pid ne '';
+    usleep(50_000);
+}
+ok($pid ne '', 'caught the worker refreshing');
 kill 'KILL', $pid;
 ok($node->poll_query_until('db3', "SELECT 1", '1'), 'the server is back after crash recovery');
 ok($node->poll_query_until('db3',
