@@ -38,3 +38,8 @@ install-memoriactl: memoriactl
 	$(INSTALL_PROGRAM) memoriactl '$(DESTDIR)$(bindir)/memoriactl'
 EXTRA_CLEAN += memoriactl
 .PHONY: install-memoriactl
+
+# Benchmarks (not tests): bench/run.sh, on a throwaway cluster; BENCH_ARGS=--scale 10
+bench:
+	bash bench/run.sh $(BENCH_ARGS)
+.PHONY: bench

@@ -1,0 +1,344 @@
+#!/usr/bin/env bash
+# bench/run.sh [--scale N] [--out DIR]: memoria's benchmarks (make bench).
+#
+# Starts a throwaway PostgreSQL 15 cluster and measures memoria against
+# baselines taken in the same run, on the same data (machines are noisy:
+# the ratios are the result, absolute times are context):
+#   1. write overhead: no rollup vs memoria vs the hand-written reference
+#      (bench/reference.sql): INSERT ... SELECT, 1000-row INSERTs, single-row
+#      INSERTs at 1 and 4 clients, UPDATE of 1%, COPY; backend memory in COPY
+#   2. (pg_ivm is measured only if installed; it is not packaged by Debian)
+#   3. refresh after 0.1%, 1%, 10% churn vs the lower bound (a GROUP BY of
+#      exactly the dirty keys' rows), REFRESH MATERIALIZED VIEW, the reference
+#   4. full build: memoria.backfill vs INSERT ... SELECT ... GROUP BY
+#   5. no-op refresh (server time); 100 x (insert 10k rows + refresh)
+#   6. read path: a 30-day dashboard query, rollup vs raw GROUP BY
+# --scale N: N million source rows (default 1, about 6 minutes on 2 cores).
+# Writes DIR/results.md and DIR/*.png (default bench/results).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tools/common.sh
+export PATH=$PG_BIN:$PATH
+
+SCALE=1
+OUT=bench/results
+while [ $# -gt 0 ]; do
+    case $1 in
+        --scale) SCALE=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        *) echo "usage: bench/run.sh [--scale N] [--out DIR]" >&2; exit 2 ;;
+    esac
+done
+ROWS=$((SCALE * 1000000))
+PACKAGES="$PACKAGES gnuplot-nox"   # pgbench comes with postgresql-15
+install_packages
+build_and_install
+mkdir -p "$OUT"
+
+DIR=$(mktemp -d /tmp/memoria-bench.XXXXXX)
+PORT=${MEMORIA_BENCH_PORT:-54340}
+trap 'stop_cluster "$DIR"' EXIT
+start_cluster "$DIR" "$PORT" "memoria.enabled = off" "shared_buffers = '2GB'" "work_mem = '64MB'" \
+    "max_wal_size = '16GB'" "checkpoint_timeout = '30min'" "jit = off"
+export PGHOST=$DIR PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
+RESULTS=$DIR/results.tsv
+: > "$RESULTS"
+
+# ---- helpers ---------------------------------------------------------------
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+# tm SQL: client-side milliseconds of one autocommit statement (includes the
+# commit, where memoria writes its dirty keys).
+tm() { psql -X -q -v ON_ERROR_STOP=1 -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
+median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+now_ms() { date +%s%3N; }
+say() { printf '== %s\n' "$*" >&2; }
+# record KIND SCENARIO BASELINE BASE MEMORIA TARGET: KIND tput compares
+# throughput (ratio = baseline time / memoria time, higher is better), KIND
+# time compares cost (ratio = memoria / baseline, lower is better).
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RESULTS"; }
+
+COLS="at, workspace_id, provider, model, input_tokens, output_tokens, cost"
+psql -X -q -v ON_ERROR_STOP=1 -f bench/schema.sql
+psql -X -q -v ON_ERROR_STOP=1 -f bench/reference.sql
+LOG=$(q "SELECT dirty_log::regclass FROM memoria.rollups WHERE name = 'bench_daily'")
+HAVE_IVM=$(q "SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_ivm'")
+
+clear_all() {
+    q "TRUNCATE ev_plain, ev_m, ev_r, ref_dirty, ref_daily, memoria_rollup.bench_daily"
+    q "TRUNCATE $LOG"
+}
+# reload: the same ROWS rows in all three tables, every rollup built.
+reload() {
+    clear_all
+    q "INSERT INTO ev_plain ($COLS) SELECT * FROM bench.make_events($ROWS)"
+    q "INSERT INTO ev_m SELECT * FROM ev_plain"
+    q "INSERT INTO ev_r SELECT * FROM ev_plain"
+    q "TRUNCATE $LOG"
+    q "SELECT count(*) FROM memoria.refresh_window('bench_daily', '-infinity', 'infinity')" >/dev/null
+    q "SELECT ref_refresh()" >/dev/null
+    q "VACUUM ANALYZE ev_plain, ev_m, ev_r, ref_daily, memoria_rollup.bench_daily"
+}
+
+# ---- 1. write overhead -----------------------------------------------------
+say "1a. one INSERT ... SELECT of $ROWS rows"
+declare -A T
+for rep in 1 2 3; do
+    for t in ev_plain ev_m ev_r; do
+        [ "$t" = ev_r ] && [ "$rep" -gt 1 ] && continue   # slow; one run is enough for its ratio
+        clear_all
+        T[$t]+="$(tm "INSERT INTO $t ($COLS) SELECT * FROM bench.make_events($ROWS)") "
+    done
+done
+for t in ev_plain ev_m ev_r; do T[$t]=$(echo ${T[$t]} | tr ' ' '\n' | median); done
+record tput "INSERT ... SELECT of $ROWS rows" "no rollup" "${T[ev_plain]}" "${T[ev_m]}" ">= 0.90"
+record tput "INSERT ... SELECT of $ROWS rows" "reference (PL/pgSQL)" "${T[ev_r]}" "${T[ev_m]}" "-"
+echo "INSERT...SELECT ${T[ev_plain]} ${T[ev_m]} ${T[ev_r]}" > "$DIR/writes.raw"
+
+say "1b. 1000-row INSERT statements"
+STMTS=$((ROWS / 5000))
+declare -A TPS
+for t in ev_plain ev_m ev_r; do
+    echo "INSERT INTO $t ($COLS) SELECT * FROM bench.make_events(1000);" > "$DIR/insert_1000_$t.sql"
+done
+for rep in 1 2; do
+    for t in ev_plain ev_m ev_r; do
+        tps=$(pgbench -n -c 1 -t "$STMTS" -f "$DIR/insert_1000_$t.sql" 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+        TPS[$t]+="$(awk -v t="$tps" 'BEGIN {print 1000 / t}') "    # ms per statement
+    done
+done
+for t in ev_plain ev_m ev_r; do TPS[$t]=$(echo ${TPS[$t]} | tr ' ' '\n' | median); done
+record tput "1000-row INSERTs ($STMTS statements)" "no rollup" "${TPS[ev_plain]}" "${TPS[ev_m]}" ">= 0.90"
+record tput "1000-row INSERTs ($STMTS statements)" "reference (PL/pgSQL)" "${TPS[ev_r]}" "${TPS[ev_m]}" "-"
+echo "1000-row ${TPS[ev_plain]} ${TPS[ev_m]} ${TPS[ev_r]}" >> "$DIR/writes.raw"
+
+for clients in 1 4; do
+    say "1c. single-row INSERTs, $clients client(s)"
+    declare -A ONE=()
+    for t in ev_plain ev_m ev_r; do
+        cat > "$DIR/insert_1_$t.sql" <<EOF
+\\set ws random(0, 199)
+INSERT INTO $t ($COLS) VALUES (now() - random() * interval '90 days', :ws, 'openai', 'openai-small', 100, 50, 0.01);
+EOF
+    done
+    for rep in 1 2; do
+        for t in ev_plain ev_m ev_r; do
+            tps=$(pgbench -n -c "$clients" -j "$clients" -T 6 -f "$DIR/insert_1_$t.sql" 2>/dev/null \
+                  | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+            ONE[$t]+="$(awk -v t="$tps" 'BEGIN {print 1000 / t}') "
+        done
+    done
+    for t in ev_plain ev_m ev_r; do ONE[$t]=$(echo ${ONE[$t]} | tr ' ' '\n' | median); done
+    target=">= 0.85"; [ "$clients" = 1 ] && target="-"
+    record tput "single-row INSERTs, $clients client(s)" "no rollup" "${ONE[ev_plain]}" "${ONE[ev_m]}" "$target"
+    record tput "single-row INSERTs, $clients client(s)" "reference (PL/pgSQL)" "${ONE[ev_r]}" "${ONE[ev_m]}" "-"
+    echo "1-row-x$clients ${ONE[ev_plain]} ${ONE[ev_m]} ${ONE[ev_r]}" >> "$DIR/writes.raw"
+done
+
+say "reloading $ROWS rows into every table"
+reload
+say "1d. UPDATE of 1% of the rows"
+declare -A UPD=()
+for rep in 1 2 3; do
+    for t in ev_plain ev_m ev_r; do
+        UPD[$t]+="$(tm "UPDATE $t SET input_tokens = input_tokens + 1 WHERE id % 100 = $rep") "
+    done
+done
+for t in ev_plain ev_m ev_r; do UPD[$t]=$(echo ${UPD[$t]} | tr ' ' '\n' | median); done
+record tput "UPDATE of 1% of rows" "no rollup" "${UPD[ev_plain]}" "${UPD[ev_m]}" "-"
+record tput "UPDATE of 1% of rows" "reference (PL/pgSQL)" "${UPD[ev_r]}" "${UPD[ev_m]}" "-"
+echo "UPDATE-1% ${UPD[ev_plain]} ${UPD[ev_m]} ${UPD[ev_r]}" >> "$DIR/writes.raw"
+
+say "1e. COPY of $ROWS rows, and the COPY backend's peak memory"
+q "COPY (SELECT $COLS FROM ev_plain) TO '$DIR/events.copy'"
+# copy_with_memory TABLE: COPY into TABLE, polling the backend's memory
+# contexts into the server log; prints "ms peak_bytes".
+copy_with_memory() {
+    local t=$1 start pid peak
+    start=$(now_ms)
+    psql -X -q -v ON_ERROR_STOP=1 -c "SET application_name = 'bench_copy'" -c "COPY $t ($COLS) FROM '$DIR/events.copy'" &
+    local bg=$!
+    pid=""
+    while kill -0 $bg 2>/dev/null; do
+        [ -z "$pid" ] && pid=$(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'bench_copy'")
+        [ -n "$pid" ] && q "SELECT pg_log_backend_memory_contexts($pid)" >/dev/null 2>&1 || true
+        sleep 0.2
+    done
+    wait $bg
+    local ms=$(( $(now_ms) - start ))
+    peak=$(grep -a "\[$pid\] LOG:  Grand total: " "$DIR/server.log" | sed 's/.*Grand total: \([0-9]*\) bytes.*/\1/' | sort -n | tail -1)
+    echo "$ms ${peak:-0}"
+}
+declare -A CP=() MEM=()
+for rep in 1 2; do
+    for t in ev_plain ev_m ev_r; do
+        [ "$t" = ev_r ] && [ "$rep" -gt 1 ] && continue
+        q "TRUNCATE $t"; q "TRUNCATE $LOG, ref_dirty"
+        read -r ms peak < <(copy_with_memory "$t")
+        CP[$t]+="$ms "
+        MEM[$t]=$(( ${MEM[$t]:-0} > peak ? ${MEM[$t]:-0} : peak ))
+    done
+done
+for t in ev_plain ev_m ev_r; do CP[$t]=$(echo ${CP[$t]} | tr ' ' '\n' | median); done
+record tput "COPY of $ROWS rows" "no rollup" "${CP[ev_plain]}" "${CP[ev_m]}" "-"
+record tput "COPY of $ROWS rows" "reference (PL/pgSQL)" "${CP[ev_r]}" "${CP[ev_m]}" "-"
+record mem "COPY backend peak memory (KiB)" "no rollup" "$((MEM[ev_plain] / 1024))" "$((MEM[ev_m] / 1024))" "-"
+echo "COPY ${CP[ev_plain]} ${CP[ev_m]} ${CP[ev_r]}" >> "$DIR/writes.raw"
+[ "$HAVE_IVM" = 0 ] && say "2. pg_ivm is not installed: skipped"
+
+# ---- 3. refresh after churn ------------------------------------------------
+say "reloading"
+reload
+q "CREATE MATERIALIZED VIEW bench_mv AS SELECT date_trunc('day', at, 'UTC') AS bucket, workspace_id, provider, model,
+   sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens, sum(cost) AS cost,
+   count(*) AS events FROM ev_m GROUP BY 1, 2, 3, 4"
+: > "$DIR/refresh.dat"
+for churn in 0.001 0.01 0.1; do
+    say "3. refresh after ${churn} churn"
+    every=$(awk -v c="$churn" 'BEGIN {print int(1 / c + 0.5)}')
+    q "UPDATE ev_m SET input_tokens = input_tokens + 1 WHERE id % $every = 7"
+    q "UPDATE ev_r SET input_tokens = input_tokens + 1 WHERE id % $every = 7"
+    q "DROP TABLE IF EXISTS bench.keys"
+    q "CREATE TABLE bench.keys AS SELECT DISTINCT * FROM $LOG"
+    q "ANALYZE bench.keys"
+    keys=$(q "SELECT count(*) FROM bench.keys")
+    lb=""
+    for rep in 1 2 3; do
+        lb+="$(q "SELECT bench.ms(\$q\$
+            SELECT count(*) FROM (
+                SELECT date_trunc('day', e.at, 'UTC'), e.workspace_id, e.provider, e.model,
+                       sum(e.input_tokens), sum(e.output_tokens), sum(e.cost), count(*)
+                FROM ev_m e JOIN bench.keys k
+                  ON date_trunc('day', e.at, 'UTC') = k.bucket AND e.workspace_id = k.workspace_id
+                 AND e.provider = k.provider AND e.model = k.model
+                GROUP BY 1, 2, 3, 4) s \$q\$)") "
+    done
+    lb=$(echo $lb | tr ' ' '\n' | median)
+    mem=$(tm "SELECT count(*) FROM memoria.refresh('bench_daily')")
+    ref=$(tm "SELECT ref_refresh()")
+    mv=$(tm "REFRESH MATERIALIZED VIEW bench_mv")
+    target="-"; [ "$churn" = 0.01 ] && target="<= 1.3"
+    record time "refresh after ${churn} churn ($keys keys)" "lower bound: GROUP BY of the dirty keys' rows" "$lb" "$mem" "$target"
+    target="-"; [ "$churn" = 0.01 ] && target="<= 0.05"
+    record time "refresh after ${churn} churn ($keys keys)" "REFRESH MATERIALIZED VIEW" "$mv" "$mem" "$target"
+    record time "refresh after ${churn} churn ($keys keys)" "reference (PL/pgSQL)" "$ref" "$mem" "-"
+    echo "$churn $lb $mem $ref $mv" >> "$DIR/refresh.dat"
+done
+ok=$(q "SELECT count(*) FROM memoria.verify('bench_daily')")
+[ "$ok" = 0 ] || { echo "memoria.verify found $ok differences after the churn runs" >&2; exit 1; }
+
+# ---- 4. full build ---------------------------------------------------------
+say "4. full build"
+q "CREATE TABLE bench.build_plain (LIKE memoria_rollup.bench_daily INCLUDING ALL)"
+bp=""; bm=""
+for rep in 1 2; do
+    q "TRUNCATE bench.build_plain"
+    bp+="$(tm "INSERT INTO bench.build_plain SELECT date_trunc('day', at, 'UTC'), workspace_id, provider, model,
+              sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cost), count(*) FROM ev_m GROUP BY 1, 2, 3, 4") "
+    q "SELECT memoria.drop_rollup('bench_build', drop_table => true) FROM memoria.rollups WHERE name = 'bench_build'" >/dev/null
+    q "SELECT memoria.create_rollup('bench_build', 'ev_m', 'at', ARRAY['workspace_id', 'provider', 'model'],
+        ARRAY['sum(input_tokens)::bigint AS input_tokens', 'sum(output_tokens)::bigint AS output_tokens',
+              'sum(cost) AS cost', 'count(*) AS events'])" >/dev/null
+    start=$(now_ms)
+    psql -X -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "CALL memoria.backfill('bench_build')"
+    bm+="$(( $(now_ms) - start )) "
+done
+record time "full build of $ROWS rows" "INSERT ... SELECT ... GROUP BY" "$(echo $bp | tr ' ' '\n' | median)" \
+    "$(echo $bm | tr ' ' '\n' | median)" "<= 1.15"
+
+# ---- 5. steady state -------------------------------------------------------
+say "5. no-op refresh and a stream of 100 x (insert 10k rows + refresh)"
+noop=$(for i in $(seq 50); do echo "SELECT extract(epoch FROM duration) * 1000 FROM memoria.refresh('bench_daily');"; done \
+       | psql -X -q -At | median)
+refnoop=$(for i in $(seq 50); do echo "SELECT bench.ms('SELECT ref_refresh()');"; done | psql -X -q -At | median)
+record time "no-op refresh (server time, ms)" "reference (PL/pgSQL)" "$refnoop" "$noop" "<= 2 ms"
+stream() {  # stream TABLE REFRESH_SQL: ms for 100 x (insert 10k rows; refresh)
+    local start
+    start=$(now_ms)
+    for i in $(seq 100); do
+        echo "INSERT INTO $1 ($COLS) SELECT * FROM bench.make_events(10000, 2, now());"
+        [ -n "$2" ] && echo "$2;"
+    done | psql -X -q -v ON_ERROR_STOP=1 >/dev/null
+    echo $(( $(now_ms) - start ))
+}
+sp=$(stream ev_plain "")
+sm=$(stream ev_m "SELECT count(*) FROM memoria.refresh('bench_daily')")
+sr=$(stream ev_r "SELECT ref_refresh()")
+record time "100 x (insert 10k rows + refresh)" "inserts alone, no rollup" "$sp" "$sm" "-"
+record time "100 x (insert 10k rows + refresh)" "reference (PL/pgSQL)" "$sr" "$sm" "-"
+ok=$(q "SELECT count(*) FROM memoria.verify('bench_daily')")
+[ "$ok" = 0 ] || { echo "memoria.verify found $ok differences after the stream" >&2; exit 1; }
+
+# ---- 6. read path ----------------------------------------------------------
+say "6. a 30-day dashboard query for one workspace"
+q "VACUUM ANALYZE ev_m, memoria_rollup.bench_daily"
+raw=$(for i in $(seq 5); do echo "SELECT bench.ms(\$q\$SELECT date_trunc('day', at, 'UTC'), sum(input_tokens), sum(output_tokens),
+        sum(cost) FROM ev_m WHERE workspace_id = 42 AND at >= '2026-03-02' AND at < '2026-04-01' GROUP BY 1\$q\$);"; done \
+      | psql -X -q -At | median)
+rolled=$(for i in $(seq 5); do echo "SELECT bench.ms(\$q\$SELECT bucket, sum(input_tokens), sum(output_tokens), sum(cost)
+        FROM memoria_rollup.bench_daily WHERE workspace_id = 42 AND bucket >= '2026-03-02' AND bucket < '2026-04-01'
+        GROUP BY 1\$q\$);"; done | psql -X -q -At | median)
+record time "30-day dashboard query, one workspace" "raw GROUP BY (index on at)" "$raw" "$rolled" "-"
+
+# ---- report ----------------------------------------------------------------
+say "writing $OUT/results.md and plots"
+{
+    echo "# memoria benchmark results"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'); scale $SCALE ($ROWS source rows); $(nproc) cores;"
+    echo "$(q 'SELECT version()' | cut -d, -f1); produced by \`make bench\` (bench/run.sh --scale $SCALE)."
+    echo
+    echo "Ratios compare measurements of the same run. *throughput* rows: memoria's"
+    echo "throughput relative to the baseline (1.00 = as fast; higher is better)."
+    echo "*cost* rows: memoria's time relative to the baseline (lower is better)."
+    echo
+    echo "| scenario | baseline | baseline | memoria | ratio | target | met |"
+    echo "| --- | --- | ---: | ---: | ---: | --- | --- |"
+    awk -F'\t' '
+        function fmt(kind, v) { return kind == "mem" ? sprintf("%d KiB", v) : sprintf("%.1f ms", v) }
+        {
+            kind = $1; base = $4; mem = $5; target = $6
+            if (kind == "tput") { ratio = (mem > 0) ? base / mem : 0; what = "throughput" }
+            else { ratio = (base > 0) ? mem / base : 0; what = (kind == "mem") ? "memory" : "cost" }
+            met = "-"
+            if (target ~ /^>=/) { split(target, t, " "); met = (ratio >= t[2]) ? "yes" : "**no**" }
+            else if (target ~ /ms$/) { split(target, t, " "); met = (mem <= t[2]) ? "yes" : "**no**" }
+            else if (target ~ /^<=/) { split(target, t, " "); met = (ratio <= t[2]) ? "yes" : "**no**" }
+            printf "| %s | %s | %s | %s | %.2f %s | %s | %s |\n", $2, $3, fmt(kind, base), fmt(kind, mem), ratio, what, target, met
+        }' "$RESULTS"
+    echo
+    echo "Setup: one throwaway cluster (fsync off, shared_buffers 2GB, jit off, memoria's worker off);"
+    echo "every table has an index on \`at\`. Medians of 2-3 runs (the slow reference, one)."
+    echo "The reference is bench/reference.sql: per-row PL/pgSQL trigger upserting a dirty-key"
+    echo "queue with ON CONFLICT DO UPDATE, and a PL/pgSQL refresh of the queued keys."
+    [ "$HAVE_IVM" = 0 ] && echo "pg_ivm is not installed on this machine (not packaged by Debian): not measured."
+    echo
+    echo "![write throughput](writes.png) ![refresh cost](refresh.png)"
+} > "$OUT/results.md"
+
+# Plots: relative write throughput (no rollup = 1), refresh time vs churn.
+awk '{printf "%s %.3f %.3f\n", $1, $2 / $3, $2 / $4}' "$DIR/writes.raw" > "$DIR/writes.dat"
+gnuplot <<EOF
+set terminal png size 900,500
+set output '$OUT/writes.png'
+set title 'Write throughput relative to no rollup (1.0 = no overhead), $ROWS rows'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set yrange [0:1.2]
+set ytics 0.1
+set grid ytics
+set xtics rotate by -20
+plot '$DIR/writes.dat' using 2:xtic(1) title 'memoria', '' using 3 title 'reference (PL/pgSQL)'
+set output '$OUT/refresh.png'
+set title 'Refresh time after churn, $ROWS rows'
+set style data linespoints
+set logscale xy
+set xlabel 'fraction of rows changed'
+set ylabel 'ms'
+set xtics auto rotate by 0
+set yrange [*:*]
+set ytics auto
+plot '$DIR/refresh.dat' using 1:3 title 'memoria.refresh', '' using 1:2 title 'lower bound (GROUP BY of dirty keys)', \
+     '' using 1:4 title 'reference (PL/pgSQL)', '' using 1:5 title 'REFRESH MATERIALIZED VIEW'
+EOF
+cat "$OUT/results.md"
