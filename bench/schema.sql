@@ -16,7 +16,7 @@ LANGUAGE sql AS $$
            (ARRAY['openai', 'anthropic', 'google'])[p],
            (ARRAY['openai', 'anthropic', 'google'])[p] || CASE WHEN random() < 0.7 THEN '-small' ELSE '-large' END,
            (random() * 4000)::int, (random() * 1000)::int, round((random() * 0.05)::numeric, 6)
-    FROM generate_series(1, n), LATERAL (SELECT 1 + (random() * 2.999)::int AS p) p
+    FROM generate_series(1, n) g, LATERAL (SELECT 1 + floor(random() * 3)::int + 0 * g AS p) p  -- per row
 $$;
 
 CREATE TABLE ev_plain (
@@ -27,7 +27,7 @@ CREATE TABLE ev_m (LIKE ev_plain INCLUDING ALL);
 CREATE TABLE ev_r (LIKE ev_plain INCLUDING ALL);
 
 -- The aggregate every design maintains.
-SELECT memoria.create_rollup('bench_daily', 'ev_m', 'at', ARRAY['workspace_id', 'provider', 'model'],
+SELECT NULL FROM memoria.create_rollup('bench_daily', 'ev_m', 'at', ARRAY['workspace_id', 'provider', 'model'],
     ARRAY['sum(input_tokens)::bigint AS input_tokens', 'sum(output_tokens)::bigint AS output_tokens',
           'sum(cost) AS cost', 'count(*) AS events']);
 

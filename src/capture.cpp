@@ -6,19 +6,27 @@
 // row is written (PostgreSQL clones it to every partition, present and
 // future), computes the old and/or new row's key and adds it to a hash set kept
 // in a memory context under TopTransactionContext.  The set is written to the
-// dirty logs once, just before the transaction commits or prepares (and early,
-// at the top transaction level, when it reaches FLUSH_AT_KEYS keys, so memory
-// stays bounded by the number of distinct keys, not rows).  Writers therefore
-// only ever append a few rows to an unindexed log: they never wait on each
-// other or on a refresh.  A TRUNCATE adds a key with a NULL bucket, which
-// refresh treats as "rebuild everything".
+// dirty logs just before the transaction commits or prepares, and early
+// whenever FLUSH_AT_KEYS new keys have gathered.  Keys written at the top level
+// stay in the set, marked written, so that later rows with the same key cost
+// a hash lookup and no log row: a transaction writes each distinct key once,
+// however many rows it touches.  Memory stays bounded: past MAX_SET_BYTES the
+// written keys are forgotten (a key seen again then costs one more log row).
+// Writers therefore only ever append a few rows to an unindexed log: they
+// never wait on each other or on a refresh.  A TRUNCATE adds a key with a
+// NULL bucket, which refresh treats as "rebuild everything".
+//
+// A refresh in this backend may consume this transaction's log rows, so it
+// first calls flush_pending_keys(), which forgets the keys written at the top
+// level: the next change of such a key writes a new row.
 //
 // Keys from a rolled-back subtransaction stay in the set: recomputing a key
 // that did not change is harmless, forgetting one that did is not.  A key
 // written to a log inside a subtransaction remembers that level: if the
 // subtransaction rolls back, its log row goes too, so the key is marked
-// unwritten again; if it commits, the parent level owns the row; at the top
-// level the row is safe and the key leaves the set.
+// unwritten again; if it commits, the parent level owns the row.  A change of
+// a key whose row was written in a subtransaction gets a row of its own (a
+// refresh in the subtransaction may have consumed the first).
 //
 // Trigger arguments (written by create_rollup): rollup id, dirty log oid,
 // source oid, time attnum, bucket width in microseconds, time zone, then the
@@ -30,7 +38,8 @@
 
 namespace memoria {
 
-static const long FLUSH_AT_KEYS = 16384;
+static const long FLUSH_AT_KEYS = 16384;              // new keys between early flushes
+static const Size MAX_SET_BYTES = 32 * 1024 * 1024;   // beyond: forget written keys
 static const int MAX_SCOPE = 32;
 
 // What the trigger needs to know about one (trigger, relation): cached per backend.
@@ -65,9 +74,10 @@ static MemoryContext capture_cache_context = NULL;
 static MemoryContext dirty_context = NULL;     // child of TopTransactionContext
 static HTAB *dirty_keys = NULL;
 static int max_written_level = 0;             // highest written_level in the set
+static long new_since_flush = 0;              // keys added since the last flush
 static StringInfoData key_buf;                 // scratch, in capture_cache_context
 
-static void flush_dirty_keys(void);
+static void flush_dirty_keys(bool forget);
 
 // ---------------------------------------------------------------------------
 // The per-backend cache of trigger targets.
@@ -208,16 +218,16 @@ static void add_key_bytes(const char *bytes, int len) {
     bool found;
     DirtyEntry *e = (DirtyEntry *) hash_search(dirty_keys, &probe, HASH_FIND, &found);
     if (found) {
-        // Already written (in a subtransaction): a refresh may have consumed
-        // that log row since, so this new change needs a row of its own.
-        e->written_level = 0;
+        // Pending, or held by a log row of the top level: nothing to do.
+        // Written in a subtransaction: this change needs a row of its own.
+        if (e->written_level > 1) e->written_level = 0;
         return;
     }
     probe.bytes = (char *) MemoryContextAlloc(dirty_context, len);
     memcpy(probe.bytes, bytes, len);
     e = (DirtyEntry *) hash_search(dirty_keys, &probe, HASH_ENTER, &found);
     e->written_level = 0;
-    if (hash_get_num_entries(dirty_keys) >= FLUSH_AT_KEYS) flush_dirty_keys();
+    if (++new_since_flush >= FLUSH_AT_KEYS) flush_dirty_keys(false);
 }
 
 // build_row_key: the serialized key of one source row, in key_buf; false
@@ -328,10 +338,27 @@ static void write_keys_to_log(Oid dirty_log) {
     table_close(rel, NoLock);
 }
 
-// flush_dirty_keys: write the unwritten keys of the set to the dirty logs.
-// At the top level the set is then emptied; in a subtransaction the keys stay,
-// marked with the level that wrote them (see the file comment).
-static void flush_dirty_keys(void) {
+// forget_top_level_keys: drop the keys whose log rows belong to the top level
+// (all of them at the top level: the whole set goes, with its memory).
+static void forget_top_level_keys(void) {
+    if (GetCurrentTransactionNestLevel() == 1) {
+        MemoryContextDelete(dirty_context);
+        dirty_context = NULL;
+        dirty_keys = NULL;
+        max_written_level = 0;
+        return;
+    }
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, dirty_keys);
+    DirtyEntry *e;
+    while ((e = (DirtyEntry *) hash_seq_search(&status)) != NULL)
+        if (e->written_level == 1) hash_search(dirty_keys, &e->key, HASH_REMOVE, NULL);
+}
+
+// flush_dirty_keys: write the unwritten keys of the set to the dirty logs and
+// mark them with the level that wrote them; with forget (or past the memory
+// bound), then drop the keys the top level holds (see the file comment).
+static void flush_dirty_keys(bool forget) {
     if (dirty_keys == NULL || hash_get_num_entries(dirty_keys) == 0) return;
     int level = GetCurrentTransactionNestLevel();
     MemoryContext flush_context = AllocSetContextCreate(CurrentMemoryContext, "memoria flush",
@@ -351,18 +378,12 @@ static void flush_dirty_keys(void) {
     foreach (lc, logs) write_keys_to_log(lfirst_oid(lc));
     MemoryContextSwitchTo(old);
     MemoryContextDelete(flush_context);
-    if (level > 1) {
-        hash_seq_init(&status, dirty_keys);
-        while ((e = (DirtyEntry *) hash_seq_search(&status)) != NULL)
-            if (e->written_level == 0) e->written_level = level;
-        max_written_level = Max(max_written_level, level);
-        return;
-    }
-    // Start a fresh set; the old one's memory goes with its context.
-    MemoryContextDelete(dirty_context);
-    dirty_context = NULL;
-    dirty_keys = NULL;
-    max_written_level = 0;
+    hash_seq_init(&status, dirty_keys);
+    while ((e = (DirtyEntry *) hash_seq_search(&status)) != NULL)
+        if (e->written_level == 0) e->written_level = level;
+    max_written_level = Max(max_written_level, level);
+    new_since_flush = 0;
+    if (forget || MemoryContextMemAllocated(dirty_context, true) > MAX_SET_BYTES) forget_top_level_keys();
 }
 
 // capture_subxact_callback: a subtransaction at `level` ended; keys its log
@@ -376,12 +397,7 @@ static void capture_subxact_callback(SubXactEvent event, SubTransactionId my, Su
     DirtyEntry *e;
     while ((e = (DirtyEntry *) hash_seq_search(&status)) != NULL) {
         if (e->written_level < level) continue;
-        if (event == SUBXACT_EVENT_ABORT_SUB || level - 1 == 1) {
-            if (event == SUBXACT_EVENT_ABORT_SUB) e->written_level = 0;
-            else hash_search(dirty_keys, &e->key, HASH_REMOVE, NULL);  // safe at the top level
-        } else {
-            e->written_level = level - 1;
-        }
+        e->written_level = event == SUBXACT_EVENT_ABORT_SUB ? 0 : level - 1;
     }
     max_written_level = level - 1;
 }
@@ -391,19 +407,20 @@ static void capture_xact_callback(XactEvent event, void *arg) {
         case XACT_EVENT_PRE_COMMIT:
         case XACT_EVENT_PARALLEL_PRE_COMMIT:
         case XACT_EVENT_PRE_PREPARE:
-            flush_dirty_keys();
+            flush_dirty_keys(false);
             break;
         default:
             // Commit, abort or prepare done: the set died with TopTransactionContext.
             dirty_keys = NULL;
             dirty_context = NULL;
             max_written_level = 0;
+            new_since_flush = 0;
             break;
     }
 }
 
 void flush_pending_keys(void) {
-    flush_dirty_keys();
+    flush_dirty_keys(true);
     // Make the rows just written visible to the caller's next statements.
     CommandCounterIncrement();
 }

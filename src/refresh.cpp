@@ -371,6 +371,8 @@ MEMORIA_FUNCTION(memoria_refresh_window) {
     Datum first, last;
     window_buckets(r, ws, we, &first, &last);
     bool whole = TIMESTAMP_IS_NOBEGIN(ws) && TIMESTAMP_IS_NOEND(we);
+    // A whole-window refresh empties the log, this transaction's rows too.
+    flush_pending_keys();
 
     Outcome o;
     memset(&o, 0, sizeof o);
