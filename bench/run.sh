@@ -67,12 +67,13 @@ clear_all() {
     q "TRUNCATE ev_plain, ev_m, ev_r, ref_dirty, ref_daily, memoria_rollup.bench_daily"
     q "TRUNCATE $LOG"
 }
-# reload: the same ROWS rows in all three tables, every rollup built.
+# reload: the same ROWS rows in all three tables, every rollup built.  Rows
+# are stored in time order, as in an append-only event table.
 reload() {
     clear_all
-    q "INSERT INTO ev_plain ($COLS) SELECT * FROM bench.make_events($ROWS)"
-    q "INSERT INTO ev_m SELECT * FROM ev_plain"
-    q "INSERT INTO ev_r SELECT * FROM ev_plain"
+    q "INSERT INTO ev_plain ($COLS) SELECT * FROM bench.make_events($ROWS) ORDER BY 1"
+    q "INSERT INTO ev_m SELECT * FROM ev_plain ORDER BY id"
+    q "INSERT INTO ev_r SELECT * FROM ev_plain ORDER BY id"
     q "TRUNCATE $LOG"
     q "SELECT count(*) FROM memoria.refresh_window('bench_daily', '-infinity', 'infinity')" >/dev/null
     q "SELECT ref_refresh()" >/dev/null

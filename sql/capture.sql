@@ -69,6 +69,25 @@ SELECT pending_keys FROM memoria.status;
 COMMIT PREPARED 'memoria_2pc';
 SELECT pending_keys FROM memoria.status;
 SELECT check_exact('two-phase commit');
+-- One transaction changes a key, refreshes, and changes it again: the later
+-- changes are captured too (a refresh forgets the keys it may consume).
+BEGIN;
+UPDATE spend SET amount = amount + 1 WHERE id = 6001;
+SELECT status FROM memoria.refresh('spend_daily');
+UPDATE spend SET amount = amount + 1 WHERE id = 6001;
+SELECT status FROM memoria.refresh_window('spend_daily', '-infinity', 'infinity');
+UPDATE spend SET amount = amount + 1 WHERE id = 6001;
+COMMIT;
+SELECT check_exact('write, refresh, write again');
+-- The same with the refresh in a savepoint that rolls back.
+BEGIN;
+UPDATE spend SET amount = amount + 1 WHERE id = 6001;
+SAVEPOINT s2;
+SELECT status FROM memoria.refresh('spend_daily');
+ROLLBACK TO s2;
+UPDATE spend SET amount = amount + 1 WHERE id = 6001;
+COMMIT;
+SELECT check_exact('refresh in a rolled-back savepoint');
 -- A statement touching many keys at once (more than the in-memory batch).
 INSERT INTO spend SELECT 100000 + g, timestamptz '1980-01-01' + g * interval '1 day', (ARRAY[1, 3, 4])[1 + g % 3], 1
 FROM generate_series(1, 20000) g;

@@ -297,16 +297,21 @@ static Datum read_datum(const char **p, Form_pg_attribute att) {
     return PointerGetDatum(copy);
 }
 
-// write_keys_to_log: insert every key of the set that belongs to one dirty log.
+// write_keys_to_log: insert every unwritten key of the set that belongs to
+// one dirty log, LOG_BATCH rows per heap_multi_insert (one WAL record per
+// page instead of one per row).
 static void write_keys_to_log(Oid dirty_log) {
     // The log is dropped only after the capture triggers, and dropping those
     // waits for this transaction; a missing log means the rollup is gone.
     Relation rel = try_table_open(dirty_log, RowExclusiveLock);
     if (rel == NULL) return;
+    const int LOG_BATCH = 1000;
     TupleDesc desc = RelationGetDescr(rel);
     int natts = desc->natts;
-    Datum *values = (Datum *) palloc(natts * sizeof(Datum));
-    bool *nulls = (bool *) palloc(natts * sizeof(bool));
+    TupleTableSlot **slots = (TupleTableSlot **) palloc0(LOG_BATCH * sizeof(TupleTableSlot *));
+    int made = 0, n = 0;
+    BulkInsertState bistate = GetBulkInsertState();
+    CommandId cid = GetCurrentCommandId(true);
     HASH_SEQ_STATUS status;
     hash_seq_init(&status, dirty_keys);
     DirtyEntry *e;
@@ -315,26 +320,34 @@ static void write_keys_to_log(Oid dirty_log) {
         Oid log;
         memcpy(&log, k->bytes, sizeof log);
         if (log != dirty_log || e->written_level != 0) continue;
+        if (n == made) slots[made++] = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+        TupleTableSlot *slot = slots[n];
+        ExecClearTuple(slot);
         const char *flags = k->bytes + sizeof(Oid);
         const char *p = flags + natts;
         for (int i = 0; i < natts; i++) {
-            nulls[i] = flags[i] != 0;
-            values[i] = (Datum) 0;
-            if (nulls[i]) continue;
+            slot->tts_isnull[i] = flags[i] != 0;
+            slot->tts_values[i] = (Datum) 0;
+            if (slot->tts_isnull[i]) continue;
             if (i == 0) {
                 int64 b;
                 memcpy(&b, p, sizeof b);
                 p += sizeof b;
-                values[0] = TupleDescAttr(desc, 0)->atttypid == DATEOID ? DateADTGetDatum((DateADT) b)
-                                                                       : Int64GetDatum(b);
+                slot->tts_values[0] = TupleDescAttr(desc, 0)->atttypid == DATEOID ? DateADTGetDatum((DateADT) b)
+                                                                                   : Int64GetDatum(b);
             } else {
-                values[i] = read_datum(&p, TupleDescAttr(desc, i));
+                slot->tts_values[i] = read_datum(&p, TupleDescAttr(desc, i));
             }
         }
-        HeapTuple tuple = heap_form_tuple(desc, values, nulls);
-        simple_heap_insert(rel, tuple);
-        heap_freetuple(tuple);
+        ExecStoreVirtualTuple(slot);
+        if (++n == LOG_BATCH) {
+            heap_multi_insert(rel, slots, n, cid, 0, bistate);
+            n = 0;
+        }
     }
+    if (n > 0) heap_multi_insert(rel, slots, n, cid, 0, bistate);
+    FreeBulkInsertState(bistate);
+    for (int i = 0; i < made; i++) ExecDropSingleTupleTableSlot(slots[i]);
     table_close(rel, NoLock);
 }
 

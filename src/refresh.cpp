@@ -120,26 +120,60 @@ static Datum claimed_rows_array(const Rollup *r) {
     return PointerGetDatum(construct_array(elems, (int) n, rowtype, typlen, typbyval, typalign));
 }
 
-// claimed_envelope: the lowest and highest source value of the buckets in the
-// last SPI result (column 2).
-static void claimed_envelope(const Rollup *r, Datum *lo, Datum *hi) {
-    int64 min_b = PG_INT64_MAX, max_b = PG_INT64_MIN;
-    for (uint64 i = 0; i < SPI_processed; i++) {
+static int compare_int64(const void *x, const void *y) {
+    int64 u = *(const int64 *) x, v = *(const int64 *) y;
+    return u < v ? -1 : u > v ? 1 : 0;
+}
+
+// claimed_ranges: the source values the buckets of the last SPI result
+// (column 2) cover, as at most MAX_SOURCE_RANGES inclusive [lo, hi] ranges:
+// adjacent buckets merged, then the closest ranges until few enough.  The
+// recompute reads those ranges only, each page once (bitmap OR, or one
+// sequential scan when they cover most of the table).
+static int claimed_ranges(const Rollup *r, Datum *lo, Datum *hi) {
+    uint64 n = SPI_processed;
+    int64 *b = (int64 *) palloc((n + 1) * sizeof(int64));
+    for (uint64 i = 0; i < n; i++) {
         bool isnull;
         Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
-        int64 b = r->kind == TimeKind::Date ? (int64) DatumGetDateADT(d) : DatumGetInt64(d);
-        min_b = Min(min_b, b);
-        max_b = Max(max_b, b);
+        b[i] = r->kind == TimeKind::Date ? (int64) DatumGetDateADT(d) : DatumGetInt64(d);
     }
+    qsort(b, n, sizeof(int64), compare_int64);
     BucketSpec spec;
     bucket_spec_init(&spec, r->kind, r->width_usecs,
                      r->kind == TimeKind::Timestamptz ? lookup_time_zone(r->time_zone) : NULL);
-    auto datum_of = [r](int64 b) {
-        return r->kind == TimeKind::Date ? DateADTGetDatum((DateADT) b) : Int64GetDatum(b);
-    };
-    Datum ignored;
-    bucket_bounds(&spec, datum_of(min_b), lo, &ignored);
-    bucket_bounds(&spec, datum_of(max_b), &ignored, hi);
+    auto as_int = [r](Datum d) { return r->kind == TimeKind::Date ? (int64) DatumGetDateADT(d) : DatumGetInt64(d); };
+    auto as_datum = [r](int64 v) { return r->kind == TimeKind::Date ? DateADTGetDatum((DateADT) v) : Int64GetDatum(v); };
+    int64 *rlo = (int64 *) palloc((n + 1) * sizeof(int64)), *rhi = (int64 *) palloc((n + 1) * sizeof(int64));
+    int count = 0;
+    for (uint64 i = 0; i < n; i++) {
+        if (i > 0 && b[i] == b[i - 1]) continue;
+        Datum l, h;
+        bucket_bounds(&spec, as_datum(b[i]), &l, &h);
+        if (count > 0 && as_int(l) <= rhi[count - 1] + 1) {
+            rhi[count - 1] = Max(rhi[count - 1], as_int(h));
+        } else {
+            rlo[count] = as_int(l);
+            rhi[count] = as_int(h);
+            count++;
+        }
+    }
+    while (count > MAX_SOURCE_RANGES) {  // merge across the smallest gap
+        int best = 0;
+        for (int i = 1; i < count - 1; i++)
+            if (rlo[i + 1] - rhi[i] < rlo[best + 1] - rhi[best]) best = i;
+        rhi[best] = rhi[best + 1];
+        for (int i = best + 1; i < count - 1; i++) {
+            rlo[i] = rlo[i + 1];
+            rhi[i] = rhi[i + 1];
+        }
+        count--;
+    }
+    for (int i = 0; i < count; i++) {
+        lo[i] = as_datum(rlo[i]);
+        hi[i] = as_datum(rhi[i]);
+    }
+    return count;
 }
 
 // lock_state_row: lock the rollup's state row; returns scanned_through
@@ -201,14 +235,13 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
     bool drained = true;
     o->status = "idle";
     if (pending) {
-        Oid types[5];
-        Datum values[5];
-        char nulls[5] = {' ', ' ', ' ', ' ', ' '};
+        Oid types[3 + 2 * MAX_SOURCE_RANGES];
+        Datum values[3 + 2 * MAX_SOURCE_RANGES];
         base_params(r, types, values);
         int nparams = 2;
         const char *sql;
         if (rebuild) {
-            sql = recompute_window_sql(r, true);
+            sql = recompute_window_sql(r, true, false);
             types[2] = types[3] = r->time_type;
             values[2] = infinity_of(r->time_type, false);
             values[3] = infinity_of(r->time_type, true);
@@ -219,12 +252,17 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
             spi_exec(claim_keys_sql(r, limited), limited ? 1 : 0, limit_type, limit_value, NULL, false);
             types[2] = get_array_type(get_rel_type_id(r->dirty_log));
             values[2] = claimed_rows_array(r);
-            types[3] = types[4] = r->time_type;
-            claimed_envelope(r, &values[3], &values[4]);
-            sql = recompute_keys_sql(r);
-            nparams = 5;
+            Datum lo[MAX_SOURCE_RANGES], hi[MAX_SOURCE_RANGES];
+            int nranges = SPI_processed > 0 ? claimed_ranges(r, lo, hi) : 0;
+            for (int i = 0; i < nranges; i++) {
+                types[3 + 2 * i] = types[4 + 2 * i] = r->time_type;
+                values[3 + 2 * i] = lo[i];
+                values[4 + 2 * i] = hi[i];
+            }
+            sql = recompute_keys_sql(r, nranges);
+            nparams = 3 + 2 * nranges;
         }
-        spi_exec(sql, nparams, types, values, nulls, false);
+        spi_exec(sql, nparams, types, values, NULL, false);
         o->keys = spi_int64(1);
         o->upserted = spi_int64(2);
         o->deleted = spi_int64(3);
@@ -390,7 +428,12 @@ MEMORIA_FUNCTION(memoria_refresh_window) {
     types[2] = types[3] = r->time_type;
     values[2] = first;
     values[3] = last;
-    spi_exec(recompute_window_sql(r, whole), 4, types, values, NULL, false);
+    // Under the rollup's lock nobody else writes its rows: if the window is
+    // empty now it stays so until this statement runs.
+    spi_exec(window_is_empty_sql(r), 4, types, values, NULL, false);
+    bool isnull;
+    bool empty = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    spi_exec(recompute_window_sql(r, whole, empty), 4, types, values, NULL, false);
     o.keys = spi_int64(1);
     o.upserted = spi_int64(2);
     o.deleted = spi_int64(3);

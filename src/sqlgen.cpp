@@ -123,6 +123,12 @@ static void append_fresh_group_row(StringInfo s, const Rollup *r, const char *p,
     appendStringInfoChar(s, ')');
 }
 
+static void append_key_row(StringInfo s, List *cols, const char *qual) {
+    appendStringInfoString(s, "ROW(");
+    append_list(s, cols, qual);
+    appendStringInfoChar(s, ')');
+}
+
 // append_gone_and_put: delete rollup rows (selected by `target_where`, over
 // alias <p>t2 and key <p>tk) whose group is not in fresh, and upsert fresh.
 static void append_gone_and_put(StringInfo s, const Rollup *r, const Names &n, const char *target_where) {
@@ -130,9 +136,10 @@ static void append_gone_and_put(StringInfo s, const Rollup *r, const Names &n, c
     // Delete by ctid = ANY(ARRAY(...)): a TID scan, no self-join.
     appendStringInfo(s, ",\n%sgone AS (\n  DELETE FROM %s AS %st WHERE %st.ctid = ANY (ARRAY(\n    SELECT %st2.ctid FROM %s AS %st2\n",
                      p, n.tgt, p, p, p, n.tgt, p);
+    // tk.key: the row's key as a value of the log's row type.
     appendStringInfo(s, "    CROSS JOIN LATERAL (SELECT ");
-    append_list(s, n.tgt_scope, psprintf("%st2", p));
-    appendStringInfo(s, ") AS %stk\n    CROSS JOIN LATERAL (SELECT ", p);
+    append_key_row(s, n.tgt_scope, psprintf("%st2", p));
+    appendStringInfo(s, "::%s AS %skey) AS %stk\n    CROSS JOIN LATERAL (SELECT ", n.log, p, p);
     append_list(s, n.tgt_dims, psprintf("%st2", p));
     appendStringInfo(s, ") AS %stg\n    WHERE %s\n      AND NOT EXISTS (SELECT 1 FROM %sfresh %sf WHERE ", p,
                      target_where, p, p);
@@ -164,12 +171,6 @@ static void append_gone_and_put(StringInfo s, const Rollup *r, const Names &n, c
     appendStringInfoString(s, "\n  RETURNING 1\n)");
 }
 
-static void append_key_row(StringInfo s, List *cols, const char *qual) {
-    appendStringInfoString(s, "ROW(");
-    append_list(s, cols, qual);
-    appendStringInfoChar(s, ')');
-}
-
 char *claim_keys_sql(const Rollup *r, bool limited) {
     Names n = names_for(r);
     const char *p = n.p;
@@ -197,7 +198,7 @@ char *claim_keys_sql(const Rollup *r, bool limited) {
     return s.data;
 }
 
-char *recompute_keys_sql(const Rollup *r) {
+char *recompute_keys_sql(const Rollup *r, int nranges) {
     Names n = names_for(r);
     const char *p = n.p;
     StringInfoData s;
@@ -205,36 +206,43 @@ char *recompute_keys_sql(const Rollup *r) {
     // 1. The claimed log rows ($3, an array of the log's row type), their
     //    distinct keys and buckets.
     appendStringInfo(&s, "WITH %sclaimed AS (SELECT * FROM unnest($3::%s[]))", p, n.log);
+    // Keys are values of the log's row type: a named composite type, whose
+    // equality treats NULLs as equal and which, unlike an anonymous record,
+    // the planner knows it can hash (no sort of the source or rollup).
     appendStringInfo(&s, ",\n%skeys AS (SELECT DISTINCT ", p);
     append_key_row(&s, n.log_cols, NULL);
-    appendStringInfo(&s, " AS %skey FROM %sclaimed)", p, p);
-    appendStringInfo(&s,
-                     ",\n%sbuckets AS (\n  SELECT %sd.%sb, memoria._bucket_lo(%sd.%sb, $1, $2) AS %slo, "
-                     "memoria._bucket_hi(%sd.%sb, $1, $2) AS %shi\n  FROM (SELECT DISTINCT %s AS %sb FROM %sclaimed) %sd\n)",
-                     p, p, p, p, p, p, p, p, p, (const char *) linitial(n.log_cols), p, p, p);
-    // 2. Ground truth for those keys: scan each dirty bucket's time range once.
+    appendStringInfo(&s, "::%s AS %skey FROM %sclaimed)", n.log, p, p);
+    appendStringInfo(&s, ",\n%sbuckets AS (SELECT DISTINCT %s AS %sb FROM %sclaimed)", p,
+                     (const char *) linitial(n.log_cols), p, p);
+    // 2. Ground truth for those keys: the source rows in the claimed ranges
+    //    (constants the planner estimates, so it picks index or sequential
+    //    scans well) whose key is one of them (a hashed semi-join; the key is
+    //    built from source columns only).
     StringInfoData from;
     initStringInfo(&from);
-    // $4, $5 bound all dirty buckets: a constant range the planner can
-    // estimate and use an index on the time column for.
-    appendStringInfo(&from, "FROM %sbuckets AS %sbk\n  JOIN %s ON %s BETWEEN $4 AND $5 AND %s BETWEEN %sbk.%slo AND %sbk.%shi AND ",
-                     p, p, n.src, n.time, n.time, p, p, p, p);
-    append_bucket_call(&from, n.time);
-    // The key is built from source columns only, so that matching it is a
-    // plain hashed semi-join between the source and the keys.
-    appendStringInfo(&from, " = %sbk.%sb\n  CROSS JOIN LATERAL (SELECT ", p, p);
+    appendStringInfo(&from, "FROM %s\n  CROSS JOIN LATERAL (SELECT ", n.src);
     append_bucket_call(&from, n.time);
     ListCell *lc;
     foreach (lc, n.scope) appendStringInfo(&from, ", %s", (const char *) lfirst(lc));
     appendStringInfo(&from, ") AS %sk (%sk0", p, p);
     for (int i = 0; i < r->nscope; i++) appendStringInfo(&from, ", %sk%d", p, i + 1);
-    appendStringInfo(&from, ")\n  WHERE %sk IN (SELECT %skey FROM %skeys)", p, p, p);
+    // The key as one column (a row constructor left of IN would compare
+    // column by column, with NULLs unequal).
+    appendStringInfo(&from, ")\n  CROSS JOIN LATERAL (SELECT ROW(%sk.%sk0", p, p);
+    for (int i = 0; i < r->nscope; i++) appendStringInfo(&from, ", %sk.%sk%d", p, p, i + 1);
+    appendStringInfo(&from, ")::%s AS %skey) AS %skk\n  WHERE (", n.log, p, p);
+    for (int i = 0; i < nranges; i++)
+        appendStringInfo(&from, "%s%s BETWEEN $%d AND $%d", i ? " OR " : "", n.time, 4 + 2 * i, 5 + 2 * i);
+    if (nranges == 0) appendStringInfoString(&from, "false");
+    appendStringInfo(&from, ")\n  AND %skk.%skey IN (SELECT %skey FROM %skeys)", p, p, p, p);
     appendStringInfoString(&s, ",\n");
-    append_fresh_cte(&s, r, n, psprintf("%sbk.%sb", p, p), from.data);
+    append_fresh_cte(&s, r, n, psprintf("%sk.%sk0", p, p), from.data);
     // 3. Replace the rollup rows of those keys.
-    char *where = psprintf("%st2.%s IN (SELECT %sb FROM %sbuckets)\n      AND %stk IN (SELECT %skey FROM %skeys)", p,
-                           (const char *) linitial(n.tgt_dims), p, p, p, p, p);
-    append_gone_and_put(&s, r, n, where);
+    StringInfoData where;
+    initStringInfo(&where);
+    appendStringInfo(&where, "%st2.%s IN (SELECT %sb FROM %sbuckets)\n      AND %stk.%skey IN (SELECT %skey FROM %skeys)",
+                     p, (const char *) linitial(n.tgt_dims), p, p, p, p, p, p);
+    append_gone_and_put(&s, r, n, where.data);
     appendStringInfo(&s,
                      "\nSELECT (SELECT count(*) FROM %skeys), (SELECT count(*) FROM %sput), "
                      "(SELECT count(*) FROM %sgone)",
@@ -258,7 +266,7 @@ static void append_window_fresh_cte(StringInfo s, const Rollup *r, const Names &
     append_fresh_cte(s, r, n, bucket.data, from.data);
 }
 
-char *recompute_window_sql(const Rollup *r, bool claim_log) {
+char *recompute_window_sql(const Rollup *r, bool claim_log, bool target_empty) {
     Names n = names_for(r);
     const char *p = n.p;
     StringInfoData s;
@@ -266,6 +274,17 @@ char *recompute_window_sql(const Rollup *r, bool claim_log) {
     appendStringInfoString(&s, "WITH ");
     if (claim_log) appendStringInfo(&s, "%sclaimed AS (DELETE FROM %s RETURNING 1),\n", p, n.log);
     append_window_fresh_cte(&s, r, n);
+    if (target_empty) {
+        // Nothing to compare with or delete (a backfill's first pass): a plain insert.
+        appendStringInfo(&s, ",\n%sput AS (\n  INSERT INTO %s (", p, n.tgt);
+        append_list(&s, n.tgt_dims, NULL);
+        appendStringInfoString(&s, ", ");
+        append_list(&s, n.tgt_measures, NULL);
+        appendStringInfo(&s, ")\n  SELECT * FROM %sfresh\n  RETURNING 1\n)", p);
+        appendStringInfo(&s, "\nSELECT (SELECT count(DISTINCT %sg0) FROM %sfresh), (SELECT count(*) FROM %sput), 0::bigint",
+                         p, p, p);
+        return s.data;
+    }
     append_gone_and_put(&s, r, n,
                         psprintf("%st2.%s BETWEEN $3 AND $4", p, (const char *) linitial(n.tgt_dims)));
     appendStringInfo(&s,
@@ -273,6 +292,12 @@ char *recompute_window_sql(const Rollup *r, bool claim_log) {
                      "(SELECT count(*) FROM %sgone)",
                      p, p, p, p);
     return s.data;
+}
+
+// window_is_empty_sql: whether the rollup table has no row in [$3, $4].
+char *window_is_empty_sql(const Rollup *r) {
+    return psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s WHERE %s BETWEEN $3 AND $4)",
+                    qualified_relation_name(r->target), column_name(r->target, 1));
 }
 
 // append_json_object: jsonb_build_object('name', qual.col, ...) over two lists.

@@ -5,7 +5,8 @@
 // proved each one parses as exactly one expression.  Values are parameters:
 //   $1 bucket width (interval), $2 time zone (text), and
 //   recompute_keys_sql:   $3 the claimed log rows (array of the log's row type),
-//                         $4, $5 the lowest and highest source value they cover
+//                         then ($4, $5), ($6, $7)...: the source value ranges
+//                         (inclusive) their buckets cover
 //   recompute_window_sql, verify_sql: $3 first bucket, $4 last bucket
 //   scan_updated_sql:     $3, $4 the updated_at range (timestamptz)
 #pragma once
@@ -22,11 +23,17 @@ char *claim_keys_sql(const Rollup *r, bool limited);
 // changed groups and delete vanished ones.  Returns one row: keys, rows
 // upserted, rows deleted.  Passing the keys as a parameter (rather than a
 // CTE over the DELETE) lets the planner see how many there are.
-char *recompute_keys_sql(const Rollup *r);
+char *recompute_keys_sql(const Rollup *r, int nranges);
+
+// The most source ranges a recompute reads (refresh merges beyond that).
+constexpr int MAX_SOURCE_RANGES = 16;
 
 // recompute_window_sql: the same for every bucket in [$3, $4]; with
 // claim_log it also removes every log row it sees (used for a full rebuild).
-char *recompute_window_sql(const Rollup *r, bool claim_log);
+// With target_empty (the rollup has no row in the window: see
+// window_is_empty_sql) it inserts without comparing.
+char *recompute_window_sql(const Rollup *r, bool claim_log, bool target_empty);
+char *window_is_empty_sql(const Rollup *r);
 
 // verify_sql: groups in [$3, $4] where the rollup differs from the source.
 char *verify_sql(const Rollup *r);
