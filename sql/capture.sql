@@ -154,6 +154,15 @@ SELECT check_metered('detach');
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'metered_2026_03'::regclass AND NOT tgisinternal;
 DROP TABLE metered_2026_01;
 SELECT check_metered('drop partition');
+-- A default partition: rows routed to it through the parent, written to it
+-- directly, updated and deleted.
+CREATE TABLE metered_other PARTITION OF metered DEFAULT;
+INSERT INTO metered VALUES ('2027-05-05', 'f', 8);
+INSERT INTO metered_other VALUES ('2027-06-06', 'g', 9);
+SELECT check_metered('default partition');
+UPDATE metered SET qty = qty + 1 WHERE meter = 'f';
+DELETE FROM metered_other WHERE meter = 'g';
+SELECT check_metered('default partition update and delete');
 SELECT * FROM memoria_rollup.metered_daily ORDER BY 1, 2;
 SELECT memoria.drop_rollup('metered_daily', drop_table => true);
 SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relname LIKE 'metered%' AND NOT t.tgisinternal;

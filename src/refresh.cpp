@@ -125,6 +125,30 @@ static int compare_int64(const void *x, const void *y) {
     return u < v ? -1 : u > v ? 1 : 0;
 }
 
+// claimed_buckets_array: the buckets of the last SPI result (column 2), as
+// an array of the time type.
+static Datum claimed_buckets_array(const Rollup *r) {
+    uint64 n = SPI_processed;
+    int64 *b = (int64 *) palloc((n + 1) * sizeof(int64));
+    for (uint64 i = 0; i < n; i++) {
+        bool isnull;
+        Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+        b[i] = r->kind == TimeKind::Date ? (int64) DatumGetDateADT(d) : DatumGetInt64(d);
+    }
+    qsort(b, n, sizeof(int64), compare_int64);
+    Datum *elems = (Datum *) palloc((n + 1) * sizeof(Datum));
+    int distinct = 0;
+    for (uint64 i = 0; i < n; i++)
+        if (i == 0 || b[i] != b[i - 1])
+            elems[distinct++] = r->kind == TimeKind::Date ? DateADTGetDatum((DateADT) b[i]) : Int64GetDatum(b[i]);
+    n = distinct;
+    int16 typlen;
+    bool typbyval;
+    char typalign;
+    get_typlenbyvalalign(r->time_type, &typlen, &typbyval, &typalign);
+    return PointerGetDatum(construct_array(elems, (int) n, r->time_type, typlen, typbyval, typalign));
+}
+
 // claimed_ranges: the source values the buckets of the last SPI result
 // (column 2) cover, as at most MAX_SOURCE_RANGES inclusive [lo, hi] ranges:
 // adjacent buckets merged, then the closest ranges until few enough.  The
@@ -235,8 +259,8 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
     bool drained = true;
     o->status = "idle";
     if (pending) {
-        Oid types[3 + 2 * MAX_SOURCE_RANGES];
-        Datum values[3 + 2 * MAX_SOURCE_RANGES];
+        Oid types[4 + 2 * MAX_SOURCE_RANGES];
+        Datum values[4 + 2 * MAX_SOURCE_RANGES];
         base_params(r, types, values);
         int nparams = 2;
         const char *sql;
@@ -259,8 +283,10 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
                 values[3 + 2 * i] = lo[i];
                 values[4 + 2 * i] = hi[i];
             }
+            types[3 + 2 * nranges] = get_array_type(r->time_type);
+            values[3 + 2 * nranges] = claimed_buckets_array(r);
             sql = recompute_keys_sql(r, nranges);
-            nparams = 3 + 2 * nranges;
+            nparams = 4 + 2 * nranges;
         }
         spi_exec(sql, nparams, types, values, NULL, false);
         o->keys = spi_int64(1);

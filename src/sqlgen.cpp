@@ -27,6 +27,7 @@ struct Names {
     List *tgt_measures;   // rollup table: measure columns
     List *log_cols;       // dirty log: bucket + scope columns
     bool measures_comparable;  // every measure type has an equality operator
+    bool scope_not_null;       // every scope column is NOT NULL in the source
 };
 
 static bool prefix_is_free(const Rollup *r, const char *p) {
@@ -69,6 +70,14 @@ static Names names_for(const Rollup *r) {
             if (r->dim_attnums[j] == r->scope_attnums[i])
                 n.tgt_scope = lappend(n.tgt_scope, column_name(r->target, (AttrNumber) (2 + j)));
         n.log_cols = lappend(n.log_cols, column_name(r->dirty_log, (AttrNumber) (2 + i)));
+    }
+    n.scope_not_null = true;
+    for (int i = 0; i < r->nscope; i++) {
+        HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(r->source), Int16GetDatum(r->scope_attnums[i]));
+        if (HeapTupleIsValid(tup)) {
+            if (!((Form_pg_attribute) GETSTRUCT(tup))->attnotnull) n.scope_not_null = false;
+            ReleaseSysCache(tup);
+        }
     }
     n.measures_comparable = true;
     for (int i = 0; i < r->nmeasures; i++) {
@@ -209,11 +218,16 @@ char *recompute_keys_sql(const Rollup *r, int nranges) {
     // Keys are values of the log's row type: a named composite type, whose
     // equality treats NULLs as equal and which, unlike an anonymous record,
     // the planner knows it can hash (no sort of the source or rollup).
+    // Without NULLs in the scope, keys are plain columns, matched column by
+    // column (the fastest hash join).
     appendStringInfo(&s, ",\n%skeys AS (SELECT DISTINCT ", p);
-    append_key_row(&s, n.log_cols, NULL);
-    appendStringInfo(&s, "::%s AS %skey FROM %sclaimed)", n.log, p, p);
-    appendStringInfo(&s, ",\n%sbuckets AS (SELECT DISTINCT %s AS %sb FROM %sclaimed)", p,
-                     (const char *) linitial(n.log_cols), p, p);
+    if (n.scope_not_null) {
+        append_list(&s, n.log_cols, NULL);
+        appendStringInfo(&s, " FROM %sclaimed)", p);
+    } else {
+        append_key_row(&s, n.log_cols, NULL);
+        appendStringInfo(&s, "::%s AS %skey FROM %sclaimed)", n.log, p, p);
+    }
     // 2. Ground truth for those keys: the source rows in the claimed ranges
     //    (constants the planner estimates, so it picks index or sequential
     //    scans well) whose key is one of them (a hashed semi-join; the key is
@@ -234,14 +248,28 @@ char *recompute_keys_sql(const Rollup *r, int nranges) {
     for (int i = 0; i < nranges; i++)
         appendStringInfo(&from, "%s%s BETWEEN $%d AND $%d", i ? " OR " : "", n.time, 4 + 2 * i, 5 + 2 * i);
     if (nranges == 0) appendStringInfoString(&from, "false");
-    appendStringInfo(&from, ")\n  AND %skk.%skey IN (SELECT %skey FROM %skeys)", p, p, p, p);
+    if (n.scope_not_null) {
+        appendStringInfo(&from, ")\n  AND (%sk.%sk0", p, p);
+        for (int i = 0; i < r->nscope; i++) appendStringInfo(&from, ", %sk.%sk%d", p, p, i + 1);
+        appendStringInfo(&from, ") IN (SELECT * FROM %skeys)", p);
+    } else {
+        appendStringInfo(&from, ")\n  AND %skk.%skey IN (SELECT %skey FROM %skeys)", p, p, p, p);
+    }
     appendStringInfoString(&s, ",\n");
     append_fresh_cte(&s, r, n, psprintf("%sk.%sk0", p, p), from.data);
     // 3. Replace the rollup rows of those keys.
     StringInfoData where;
     initStringInfo(&where);
-    appendStringInfo(&where, "%st2.%s IN (SELECT %sb FROM %sbuckets)\n      AND %stk.%skey IN (SELECT %skey FROM %skeys)",
-                     p, (const char *) linitial(n.tgt_dims), p, p, p, p, p, p);
+    // The claimed buckets as a constant array: an index scan of the rollup's key.
+    appendStringInfo(&where, "%st2.%s = ANY ($%d)\n      AND ", p, (const char *) linitial(n.tgt_dims),
+                     4 + 2 * nranges);
+    if (n.scope_not_null) {
+        appendStringInfoChar(&where, '(');
+        append_list(&where, n.tgt_scope, psprintf("%st2", p));
+        appendStringInfo(&where, ") IN (SELECT * FROM %skeys)", p);
+    } else {
+        appendStringInfo(&where, "%stk.%skey IN (SELECT %skey FROM %skeys)", p, p, p, p);
+    }
     append_gone_and_put(&s, r, n, where.data);
     appendStringInfo(&s,
                      "\nSELECT (SELECT count(*) FROM %skeys), (SELECT count(*) FROM %sput), "

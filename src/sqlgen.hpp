@@ -6,7 +6,8 @@
 //   $1 bucket width (interval), $2 time zone (text), and
 //   recompute_keys_sql:   $3 the claimed log rows (array of the log's row type),
 //                         then ($4, $5), ($6, $7)...: the source value ranges
-//                         (inclusive) their buckets cover
+//                         (inclusive) their buckets cover, then the array of
+//                         their buckets
 //   recompute_window_sql, verify_sql: $3 first bucket, $4 last bucket
 //   scan_updated_sql:     $3, $4 the updated_at range (timestamptz)
 #pragma once
