@@ -125,9 +125,9 @@ static int compare_int64(const void *x, const void *y) {
     return u < v ? -1 : u > v ? 1 : 0;
 }
 
-// claimed_buckets_array: the buckets of the last SPI result (column 2), as
-// an array of the time type.
-static Datum claimed_buckets_array(const Rollup *r) {
+// claimed_buckets: the distinct buckets of the last SPI result (column 2),
+// sorted, as int64 (timestamps; days for dates); returns how many.
+static int claimed_buckets(const Rollup *r, int64 **out) {
     uint64 n = SPI_processed;
     int64 *b = (int64 *) palloc((n + 1) * sizeof(int64));
     for (uint64 i = 0; i < n; i++) {
@@ -136,17 +136,28 @@ static Datum claimed_buckets_array(const Rollup *r) {
         b[i] = r->kind == TimeKind::Date ? (int64) DatumGetDateADT(d) : DatumGetInt64(d);
     }
     qsort(b, n, sizeof(int64), compare_int64);
-    Datum *elems = (Datum *) palloc((n + 1) * sizeof(Datum));
     int distinct = 0;
     for (uint64 i = 0; i < n; i++)
-        if (i == 0 || b[i] != b[i - 1])
-            elems[distinct++] = r->kind == TimeKind::Date ? DateADTGetDatum((DateADT) b[i]) : Int64GetDatum(b[i]);
-    n = distinct;
+        if (i == 0 || b[i] != b[distinct - 1]) b[distinct++] = b[i];
+    *out = b;
+    return distinct;
+}
+
+static Datum datum_of(const Rollup *r, int64 v) {
+    return r->kind == TimeKind::Date ? DateADTGetDatum((DateADT) v) : Int64GetDatum(v);
+}
+
+// claimed_buckets_array: those buckets as an array of the time type.
+static Datum claimed_buckets_array(const Rollup *r) {
+    int64 *b;
+    int n = claimed_buckets(r, &b);
+    Datum *elems = (Datum *) palloc((n + 1) * sizeof(Datum));
+    for (int i = 0; i < n; i++) elems[i] = datum_of(r, b[i]);
     int16 typlen;
     bool typbyval;
     char typalign;
     get_typlenbyvalalign(r->time_type, &typlen, &typbyval, &typalign);
-    return PointerGetDatum(construct_array(elems, (int) n, r->time_type, typlen, typbyval, typalign));
+    return PointerGetDatum(construct_array(elems, n, r->time_type, typlen, typbyval, typalign));
 }
 
 // claimed_ranges: the source values the buckets of the last SPI result
@@ -155,23 +166,16 @@ static Datum claimed_buckets_array(const Rollup *r) {
 // recompute reads those ranges only, each page once (bitmap OR, or one
 // sequential scan when they cover most of the table).
 static int claimed_ranges(const Rollup *r, Datum *lo, Datum *hi) {
-    uint64 n = SPI_processed;
-    int64 *b = (int64 *) palloc((n + 1) * sizeof(int64));
-    for (uint64 i = 0; i < n; i++) {
-        bool isnull;
-        Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
-        b[i] = r->kind == TimeKind::Date ? (int64) DatumGetDateADT(d) : DatumGetInt64(d);
-    }
-    qsort(b, n, sizeof(int64), compare_int64);
+    int64 *b;
+    int n = claimed_buckets(r, &b);
     BucketSpec spec;
     bucket_spec_init(&spec, r->kind, r->width_usecs,
                      r->kind == TimeKind::Timestamptz ? lookup_time_zone(r->time_zone) : NULL);
     auto as_int = [r](Datum d) { return r->kind == TimeKind::Date ? (int64) DatumGetDateADT(d) : DatumGetInt64(d); };
-    auto as_datum = [r](int64 v) { return r->kind == TimeKind::Date ? DateADTGetDatum((DateADT) v) : Int64GetDatum(v); };
+    auto as_datum = [r](int64 v) { return datum_of(r, v); };
     int64 *rlo = (int64 *) palloc((n + 1) * sizeof(int64)), *rhi = (int64 *) palloc((n + 1) * sizeof(int64));
     int count = 0;
-    for (uint64 i = 0; i < n; i++) {
-        if (i > 0 && b[i] == b[i - 1]) continue;
+    for (int i = 0; i < n; i++) {
         Datum l, h;
         bucket_bounds(&spec, as_datum(b[i]), &l, &h);
         if (count > 0 && as_int(l) <= rhi[count - 1] + 1) {
