@@ -125,6 +125,15 @@ static int compare_int64(const void *x, const void *y) {
     return u < v ? -1 : u > v ? 1 : 0;
 }
 
+// Time values as int64 (timestamps; days for dates) and back.
+static int64 int_of(const Rollup *r, Datum d) {
+    return r->kind == TimeKind::Date ? (int64) DatumGetDateADT(d) : DatumGetInt64(d);
+}
+
+static Datum datum_of(const Rollup *r, int64 v) {
+    return r->kind == TimeKind::Date ? DateADTGetDatum((DateADT) v) : Int64GetDatum(v);
+}
+
 // claimed_buckets: the distinct buckets of the last SPI result (column 2),
 // sorted, as int64 (timestamps; days for dates); returns how many.
 static int claimed_buckets(const Rollup *r, int64 **out) {
@@ -132,8 +141,7 @@ static int claimed_buckets(const Rollup *r, int64 **out) {
     int64 *b = (int64 *) palloc((n + 1) * sizeof(int64));
     for (uint64 i = 0; i < n; i++) {
         bool isnull;
-        Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
-        b[i] = r->kind == TimeKind::Date ? (int64) DatumGetDateADT(d) : DatumGetInt64(d);
+        b[i] = int_of(r, SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
     }
     qsort(b, n, sizeof(int64), compare_int64);
     int distinct = 0;
@@ -143,9 +151,6 @@ static int claimed_buckets(const Rollup *r, int64 **out) {
     return distinct;
 }
 
-static Datum datum_of(const Rollup *r, int64 v) {
-    return r->kind == TimeKind::Date ? DateADTGetDatum((DateADT) v) : Int64GetDatum(v);
-}
 
 // claimed_buckets_array: those buckets as an array of the time type.
 static Datum claimed_buckets_array(const Rollup *r) {
@@ -171,18 +176,16 @@ static int claimed_ranges(const Rollup *r, Datum *lo, Datum *hi) {
     BucketSpec spec;
     bucket_spec_init(&spec, r->kind, r->width_usecs,
                      r->kind == TimeKind::Timestamptz ? lookup_time_zone(r->time_zone) : NULL);
-    auto as_int = [r](Datum d) { return r->kind == TimeKind::Date ? (int64) DatumGetDateADT(d) : DatumGetInt64(d); };
-    auto as_datum = [r](int64 v) { return datum_of(r, v); };
     int64 *rlo = (int64 *) palloc((n + 1) * sizeof(int64)), *rhi = (int64 *) palloc((n + 1) * sizeof(int64));
     int count = 0;
     for (int i = 0; i < n; i++) {
         Datum l, h;
-        bucket_bounds(&spec, as_datum(b[i]), &l, &h);
-        if (count > 0 && as_int(l) <= rhi[count - 1] + 1) {
-            rhi[count - 1] = Max(rhi[count - 1], as_int(h));
+        bucket_bounds(&spec, datum_of(r, b[i]), &l, &h);
+        if (count > 0 && int_of(r, l) <= rhi[count - 1] + 1) {
+            rhi[count - 1] = Max(rhi[count - 1], int_of(r, h));
         } else {
-            rlo[count] = as_int(l);
-            rhi[count] = as_int(h);
+            rlo[count] = int_of(r, l);
+            rhi[count] = int_of(r, h);
             count++;
         }
     }
@@ -198,8 +201,8 @@ static int claimed_ranges(const Rollup *r, Datum *lo, Datum *hi) {
         count--;
     }
     for (int i = 0; i < count; i++) {
-        lo[i] = as_datum(rlo[i]);
-        hi[i] = as_datum(rhi[i]);
+        lo[i] = datum_of(r, rlo[i]);
+        hi[i] = datum_of(r, rhi[i]);
     }
     return count;
 }

@@ -104,6 +104,14 @@ static void append_bucket_call(StringInfo s, const char *value) {
     appendStringInfo(s, "memoria.bucket(%s, $1, $2)", value);
 }
 
+// append_key_exprs: a source row's key, "memoria.bucket(time, $1, $2), scope..."
+// (the dirty log's columns, in order).
+static void append_key_exprs(StringInfo s, const Names &n) {
+    append_bucket_call(s, n.time);
+    ListCell *lc;
+    foreach (lc, n.scope) appendStringInfo(s, ", %s", (const char *) lfirst(lc));
+}
+
 // append_fresh_cte: "<p>fresh (g0.., v0..) AS (SELECT bucket, dims, measures ...)".
 // `from_and_where` supplies the FROM/WHERE part; `bucket_expr` the bucket column.
 static void append_fresh_cte(StringInfo s, const Rollup *r, const Names &n, const char *bucket_expr,
@@ -139,16 +147,20 @@ static void append_key_row(StringInfo s, List *cols, const char *qual) {
 }
 
 // append_gone_and_put: delete rollup rows (selected by `target_where`, over
-// alias <p>t2 and key <p>tk) whose group is not in fresh, and upsert fresh.
-static void append_gone_and_put(StringInfo s, const Rollup *r, const Names &n, const char *target_where) {
+// alias <p>t2, and with typed_key over <p>tk.key, the row's key as a value of
+// the log's row type) whose group is not in fresh, and upsert fresh.
+static void append_gone_and_put(StringInfo s, const Rollup *r, const Names &n, const char *target_where,
+                                bool typed_key) {
     const char *p = n.p;
     // Delete by ctid = ANY(ARRAY(...)): a TID scan, no self-join.
     appendStringInfo(s, ",\n%sgone AS (\n  DELETE FROM %s AS %st WHERE %st.ctid = ANY (ARRAY(\n    SELECT %st2.ctid FROM %s AS %st2\n",
                      p, n.tgt, p, p, p, n.tgt, p);
-    // tk.key: the row's key as a value of the log's row type.
-    appendStringInfo(s, "    CROSS JOIN LATERAL (SELECT ");
-    append_key_row(s, n.tgt_scope, psprintf("%st2", p));
-    appendStringInfo(s, "::%s AS %skey) AS %stk\n    CROSS JOIN LATERAL (SELECT ", n.log, p, p);
+    if (typed_key) {
+        appendStringInfo(s, "    CROSS JOIN LATERAL (SELECT ");
+        append_key_row(s, n.tgt_scope, psprintf("%st2", p));
+        appendStringInfo(s, "::%s AS %skey) AS %stk\n", n.log, p, p);
+    }
+    appendStringInfoString(s, "    CROSS JOIN LATERAL (SELECT ");
     append_list(s, n.tgt_dims, psprintf("%st2", p));
     appendStringInfo(s, ") AS %stg\n    WHERE %s\n      AND NOT EXISTS (SELECT 1 FROM %sfresh %sf WHERE ", p,
                      target_where, p, p);
@@ -235,9 +247,7 @@ char *recompute_keys_sql(const Rollup *r, int nranges) {
     StringInfoData from;
     initStringInfo(&from);
     appendStringInfo(&from, "FROM %s\n  CROSS JOIN LATERAL (SELECT ", n.src);
-    append_bucket_call(&from, n.time);
-    ListCell *lc;
-    foreach (lc, n.scope) appendStringInfo(&from, ", %s", (const char *) lfirst(lc));
+    append_key_exprs(&from, n);
     appendStringInfo(&from, ") AS %sk (%sk0", p, p);
     for (int i = 0; i < r->nscope; i++) appendStringInfo(&from, ", %sk%d", p, i + 1);
     // The key as one column (a row constructor left of IN would compare
@@ -270,7 +280,7 @@ char *recompute_keys_sql(const Rollup *r, int nranges) {
     } else {
         appendStringInfo(&where, "%stk.%skey IN (SELECT %skey FROM %skeys)", p, p, p, p);
     }
-    append_gone_and_put(&s, r, n, where.data);
+    append_gone_and_put(&s, r, n, where.data, !n.scope_not_null);
     appendStringInfo(&s,
                      "\nSELECT (SELECT count(*) FROM %skeys), (SELECT count(*) FROM %sput), "
                      "(SELECT count(*) FROM %sgone)",
@@ -313,8 +323,8 @@ char *recompute_window_sql(const Rollup *r, bool claim_log, bool target_empty) {
                          p, p, p);
         return s.data;
     }
-    append_gone_and_put(&s, r, n,
-                        psprintf("%st2.%s BETWEEN $3 AND $4", p, (const char *) linitial(n.tgt_dims)));
+    append_gone_and_put(&s, r, n, psprintf("%st2.%s BETWEEN $3 AND $4", p, (const char *) linitial(n.tgt_dims)),
+                        false);
     appendStringInfo(&s,
                      "\nSELECT (SELECT count(DISTINCT %sg0) FROM %sfresh), (SELECT count(*) FROM %sput), "
                      "(SELECT count(*) FROM %sgone)",
@@ -415,9 +425,7 @@ char *scan_updated_sql(const Rollup *r) {
     StringInfoData s;
     initStringInfo(&s);
     appendStringInfo(&s, "INSERT INTO %s SELECT DISTINCT ", n.log);
-    append_bucket_call(&s, n.time);
-    ListCell *lc;
-    foreach (lc, n.scope) appendStringInfo(&s, ", %s", (const char *) lfirst(lc));
+    append_key_exprs(&s, n);
     char *upd = qualify(n.src, column_name(r->source, r->updated_at_attnum));
     appendStringInfo(&s, " FROM %s WHERE %s > $3 AND %s <= $4 AND %s IS NOT NULL", n.src, upd, upd, n.time);
     return s.data;
