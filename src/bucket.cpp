@@ -33,7 +33,7 @@ void bucket_spec_init(BucketSpec *spec, TimeKind kind, int64 width_usecs, pg_tz 
     spec->kind = kind;
     spec->width_usecs = width_usecs;
     spec->tz = tz;
-    spec->cache_valid = false;
+    memset(spec->cache, 0, sizeof spec->cache);
 }
 
 int64 check_bucket_width(const Interval *w, TimeKind kind) {
@@ -100,7 +100,8 @@ static int64 utc_of(int64 local, pg_tz *tz) {
 
 static int64 bucket_of_timestamptz(BucketSpec *spec, int64 ts) {
     if (TIMESTAMP_NOT_FINITE(ts)) return ts;
-    if (spec->cache_valid && ts >= spec->cache_lo && ts < spec->cache_hi) return spec->cache_bucket;
+    BucketSpec::CachedBucket *c = &spec->cache[(uint64) floor_div(ts, spec->width_usecs) % lengthof(spec->cache)];
+    if (ts >= c->lo && ts < c->hi) return c->bucket;
     int64 local;
     long gmtoff;
     if (!local_of(ts, spec->tz, &local, &gmtoff))
@@ -115,10 +116,9 @@ static int64 bucket_of_timestamptz(BucketSpec *spec, int64 ts) {
     if (local_of(lo, spec->tz, &l2, &off_lo) && local_of(lo + (hi - lo) / 2, spec->tz, &l2, &off_mid) &&
         local_of(hi - 1, spec->tz, &l2, &off_hi) && off_lo == gmtoff && off_mid == gmtoff &&
         off_hi == gmtoff) {
-        spec->cache_valid = true;
-        spec->cache_lo = lo;
-        spec->cache_hi = hi;
-        spec->cache_bucket = b;
+        c->lo = lo;
+        c->hi = hi;
+        c->bucket = b;
     }
     return b;
 }

@@ -18,9 +18,12 @@ struct BucketSpec {
     TimeKind kind;
     int64 width_usecs;  // days * USECS_PER_DAY + time
     pg_tz *tz;          // used for Timestamptz only
-    // One-entry cache: every value in [cache_lo, cache_hi) is in cache_bucket.
-    bool cache_valid;
-    int64 cache_lo, cache_hi, cache_bucket;
+    // Recently computed timestamptz buckets, direct-mapped by the value's
+    // UTC-aligned bucket number: every value in [lo, hi) is in `bucket`
+    // (lo == hi: empty).  Rows of a statement usually span a few buckets.
+    struct CachedBucket {
+        int64 lo, hi, bucket;
+    } cache[64];
 };
 
 // time_kind_of: the TimeKind of a column type; false when memoria cannot bucket it.

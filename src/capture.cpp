@@ -55,24 +55,35 @@ struct CaptureTarget {
     bool scope_typbyval[MAX_SCOPE];
 };
 
-// One key in the dirty set: points at its serialized bytes (see add_row_key).
-struct DirtyKey {
+// One slot of the dirty-key set, a cache line: an open-addressing table
+// whose slots hold short keys inline, so that a lookup usually touches one
+// line of memory (a chained hash table costs several cache misses per row).
+struct DirtySlot {
     uint32 hash;
-    uint32 len;
-    char *bytes;
+    uint32 len;         // 0: empty slot
+    int written_level;  // the subtransaction level whose log row holds the key; 0: not written
+    union {
+        char inline_bytes[48];
+        char *bytes;    // keys longer than inline_bytes, in dirty_context
+    };
 };
+static_assert(sizeof(DirtySlot) == 64, "a slot is one cache line");
 
-// A set entry: the key, and the subtransaction level whose log row holds it
-// (0: not written yet).
-struct DirtyEntry {
-    DirtyKey key;
-    int written_level;
+static const char *slot_bytes(const DirtySlot *s) {
+    return s->len <= sizeof s->inline_bytes ? s->inline_bytes : s->bytes;
+}
+
+// The set: a power-of-two array with linear probing, at most 3/4 full.
+struct DirtySet {
+    DirtySlot *slots;
+    uint32 capacity;
+    uint32 count;
 };
 
 static HTAB *capture_targets = NULL;           // backend lifetime
 static MemoryContext capture_cache_context = NULL;
 static MemoryContext dirty_context = NULL;     // child of TopTransactionContext
-static HTAB *dirty_keys = NULL;
+static DirtySet *dirty_keys = NULL;
 static int max_written_level = 0;             // highest written_level in the set
 static long new_since_flush = 0;              // keys added since the last flush
 static StringInfoData key_buf;                 // scratch, in capture_cache_context
@@ -174,28 +185,76 @@ static CaptureTarget *capture_target_for(TriggerData *td) {
 // two equal values with different bytes just give two log rows.
 // ---------------------------------------------------------------------------
 
-static uint32 dirty_key_hash(const void *key, Size keysize) {
-    return ((const DirtyKey *) key)->hash;
+// Slot arrays of up to SPARE_SLOTS slots reuse one backend-lifetime array:
+// a fresh array per transaction costs page faults (memory returned to the
+// system at the previous commit), a large part of a small statement's cost.
+static const uint32 SPARE_SLOTS = 4096;
+static DirtySlot *spare_slots = NULL;
+static bool spare_in_use = false;
+
+// new_slots: an empty array of `capacity` slots.
+static DirtySlot *new_slots(uint32 capacity) {
+    DirtySlot *slots;
+    if (capacity <= SPARE_SLOTS && !spare_in_use) {
+        if (spare_slots == NULL)
+            spare_slots = (DirtySlot *) MemoryContextAlloc(capture_cache_context, SPARE_SLOTS * sizeof(DirtySlot));
+        slots = spare_slots;
+        spare_in_use = true;
+    } else {
+        slots = (DirtySlot *) MemoryContextAllocHuge(dirty_context, (Size) capacity * sizeof(DirtySlot));
+    }
+    memset(slots, 0, (Size) capacity * sizeof(DirtySlot));
+    return slots;
 }
 
-static int dirty_key_match(const void *a, const void *b, Size keysize) {
-    const DirtyKey *x = (const DirtyKey *) a, *y = (const DirtyKey *) b;
-    return (x->hash == y->hash && x->len == y->len && memcmp(x->bytes, y->bytes, x->len) == 0) ? 0 : 1;
+static void free_slots(DirtySlot *slots) {
+    if (slots == spare_slots) spare_in_use = false;
+    else pfree(slots);
 }
 
 static void ensure_dirty_set(void) {
     if (dirty_keys != NULL) return;
     dirty_context = AllocSetContextCreate(TopTransactionContext, "memoria dirty keys", ALLOCSET_DEFAULT_SIZES);
-    HASHCTL ctl;
-    memset(&ctl, 0, sizeof ctl);
-    ctl.keysize = sizeof(DirtyKey);
-    ctl.entrysize = sizeof(DirtyEntry);
-    ctl.hash = dirty_key_hash;
-    ctl.match = dirty_key_match;
-    ctl.hcxt = dirty_context;
-    dirty_keys = hash_create("memoria dirty keys", 1024, &ctl,
-                             HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+    dirty_keys = (DirtySet *) MemoryContextAlloc(dirty_context, sizeof(DirtySet));
+    dirty_keys->capacity = 64;
+    dirty_keys->count = 0;
+    dirty_keys->slots = new_slots(dirty_keys->capacity);
 }
+
+// find_slot: the slot holding the key, or the empty slot where it belongs.
+static DirtySlot *find_slot(DirtySlot *slots, uint32 capacity, uint32 hash, const char *bytes, uint32 len) {
+    uint32 mask = capacity - 1;
+    for (uint32 i = hash & mask;; i = (i + 1) & mask) {
+        DirtySlot *s = &slots[i];
+        if (s->len == 0 || (s->hash == hash && s->len == len && memcmp(slot_bytes(s), bytes, len) == 0))
+            return s;
+    }
+}
+
+// rebuild_set: move the slots that `keep` accepts into a table of `capacity`
+// slots (growing, or dropping forgotten keys).  Long keys keep their bytes.
+static void rebuild_set(uint32 capacity, bool (*keep)(const DirtySlot *)) {
+    DirtySlot *old = dirty_keys->slots;
+    uint32 old_capacity = dirty_keys->capacity;
+    DirtySlot *slots = new_slots(capacity);  // never the old array: that is in use
+    uint32 count = 0;
+    for (uint32 i = 0; i < old_capacity; i++) {
+        if (old[i].len == 0) continue;
+        if (!keep(&old[i])) {
+            if (old[i].len > sizeof old[i].inline_bytes) pfree(old[i].bytes);
+            continue;
+        }
+        *find_slot(slots, capacity, old[i].hash, slot_bytes(&old[i]), old[i].len) = old[i];
+        count++;
+    }
+    free_slots(old);
+    dirty_keys->slots = slots;
+    dirty_keys->capacity = capacity;
+    dirty_keys->count = count;
+}
+
+static bool keep_all(const DirtySlot *) { return true; }
+static bool keep_unless_top_level(const DirtySlot *s) { return s->written_level != 1; }
 
 static void append_datum(StringInfo buf, Datum value, int16 typlen, bool typbyval) {
     if (typbyval) {
@@ -214,19 +273,24 @@ static void append_datum(StringInfo buf, Datum value, int16 typlen, bool typbyva
 
 static void add_key_bytes(const char *bytes, int len) {
     ensure_dirty_set();
-    DirtyKey probe = {hash_bytes((const unsigned char *) bytes, len), (uint32) len, (char *) bytes};
-    bool found;
-    DirtyEntry *e = (DirtyEntry *) hash_search(dirty_keys, &probe, HASH_FIND, &found);
-    if (found) {
+    uint32 hash = hash_bytes((const unsigned char *) bytes, len);
+    DirtySlot *s = find_slot(dirty_keys->slots, dirty_keys->capacity, hash, bytes, (uint32) len);
+    if (s->len != 0) {
         // Pending, or held by a log row of the top level: nothing to do.
         // Written in a subtransaction: this change needs a row of its own.
-        if (e->written_level > 1) e->written_level = 0;
+        if (s->written_level > 1) s->written_level = 0;
         return;
     }
-    probe.bytes = (char *) MemoryContextAlloc(dirty_context, len);
-    memcpy(probe.bytes, bytes, len);
-    e = (DirtyEntry *) hash_search(dirty_keys, &probe, HASH_ENTER, &found);
-    e->written_level = 0;
+    s->hash = hash;
+    s->len = (uint32) len;
+    s->written_level = 0;
+    if (s->len <= sizeof s->inline_bytes) {
+        memcpy(s->inline_bytes, bytes, len);
+    } else {
+        s->bytes = (char *) MemoryContextAlloc(dirty_context, len);
+        memcpy(s->bytes, bytes, len);
+    }
+    if (++dirty_keys->count > dirty_keys->capacity / 4 * 3) rebuild_set(dirty_keys->capacity * 2, keep_all);
     if (++new_since_flush >= FLUSH_AT_KEYS) flush_dirty_keys(false);
 }
 
@@ -299,53 +363,62 @@ static Datum read_datum(const char **p, Form_pg_attribute att) {
 
 // write_keys_to_log: insert every unwritten key of the set that belongs to
 // one dirty log, LOG_BATCH rows per heap_multi_insert (one WAL record per
-// page instead of one per row).
-static void write_keys_to_log(Oid dirty_log) {
+// page instead of one per row).  Each batch's values and tuples live in
+// batch_context, reset after the batch.
+static void write_keys_to_log(Oid dirty_log, MemoryContext batch_context) {
     // The log is dropped only after the capture triggers, and dropping those
     // waits for this transaction; a missing log means the rollup is gone.
     Relation rel = try_table_open(dirty_log, RowExclusiveLock);
     if (rel == NULL) return;
-    const int LOG_BATCH = 1000;
-    TupleDesc desc = RelationGetDescr(rel);
+    const int LOG_BATCH = 256;
+    // Slots over an unpinned copy of the descriptor: pinning the relation's
+    // own costs a resource-owner entry per slot, forgotten in O(slots).
+    TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(rel));
     int natts = desc->natts;
     TupleTableSlot **slots = (TupleTableSlot **) palloc0(LOG_BATCH * sizeof(TupleTableSlot *));
     int made = 0, n = 0;
     BulkInsertState bistate = GetBulkInsertState();
     CommandId cid = GetCurrentCommandId(true);
-    HASH_SEQ_STATUS status;
-    hash_seq_init(&status, dirty_keys);
-    DirtyEntry *e;
-    while ((e = (DirtyEntry *) hash_seq_search(&status)) != NULL) {
-        DirtyKey *k = &e->key;
+    for (uint32 i = 0; i < dirty_keys->capacity; i++) {
+        const DirtySlot *k = &dirty_keys->slots[i];
+        if (k->len == 0 || k->written_level != 0) continue;
+        const char *bytes = slot_bytes(k);
         Oid log;
-        memcpy(&log, k->bytes, sizeof log);
-        if (log != dirty_log || e->written_level != 0) continue;
+        memcpy(&log, bytes, sizeof log);
+        if (log != dirty_log) continue;
         if (n == made) slots[made++] = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
         TupleTableSlot *slot = slots[n];
         ExecClearTuple(slot);
-        const char *flags = k->bytes + sizeof(Oid);
+        MemoryContext old = MemoryContextSwitchTo(batch_context);
+        const char *flags = bytes + sizeof(Oid);
         const char *p = flags + natts;
-        for (int i = 0; i < natts; i++) {
-            slot->tts_isnull[i] = flags[i] != 0;
-            slot->tts_values[i] = (Datum) 0;
-            if (slot->tts_isnull[i]) continue;
-            if (i == 0) {
+        for (int a = 0; a < natts; a++) {
+            slot->tts_isnull[a] = flags[a] != 0;
+            slot->tts_values[a] = (Datum) 0;
+            if (slot->tts_isnull[a]) continue;
+            if (a == 0) {
                 int64 b;
                 memcpy(&b, p, sizeof b);
                 p += sizeof b;
                 slot->tts_values[0] = TupleDescAttr(desc, 0)->atttypid == DATEOID ? DateADTGetDatum((DateADT) b)
                                                                                    : Int64GetDatum(b);
             } else {
-                slot->tts_values[i] = read_datum(&p, TupleDescAttr(desc, i));
+                slot->tts_values[a] = read_datum(&p, TupleDescAttr(desc, a));
             }
         }
         ExecStoreVirtualTuple(slot);
         if (++n == LOG_BATCH) {
             heap_multi_insert(rel, slots, n, cid, 0, bistate);
+            MemoryContextReset(batch_context);
             n = 0;
         }
+        MemoryContextSwitchTo(old);
     }
-    if (n > 0) heap_multi_insert(rel, slots, n, cid, 0, bistate);
+    if (n > 0) {
+        MemoryContext old = MemoryContextSwitchTo(batch_context);
+        heap_multi_insert(rel, slots, n, cid, 0, bistate);
+        MemoryContextSwitchTo(old);
+    }
     FreeBulkInsertState(bistate);
     for (int i = 0; i < made; i++) ExecDropSingleTupleTableSlot(slots[i]);
     table_close(rel, NoLock);
@@ -358,42 +431,49 @@ static void forget_top_level_keys(void) {
         MemoryContextDelete(dirty_context);
         dirty_context = NULL;
         dirty_keys = NULL;
+        spare_in_use = false;
         max_written_level = 0;
         return;
     }
-    HASH_SEQ_STATUS status;
-    hash_seq_init(&status, dirty_keys);
-    DirtyEntry *e;
-    while ((e = (DirtyEntry *) hash_seq_search(&status)) != NULL)
-        if (e->written_level == 1) hash_search(dirty_keys, &e->key, HASH_REMOVE, NULL);
+    rebuild_set(dirty_keys->capacity, keep_unless_top_level);
 }
 
 // flush_dirty_keys: write the unwritten keys of the set to the dirty logs and
 // mark them with the level that wrote them; with forget (or past the memory
 // bound), then drop the keys the top level holds (see the file comment).
 static void flush_dirty_keys(bool forget) {
-    if (dirty_keys == NULL || hash_get_num_entries(dirty_keys) == 0) return;
+    if (dirty_keys == NULL || dirty_keys->count == 0) return;
     int level = GetCurrentTransactionNestLevel();
-    MemoryContext flush_context = AllocSetContextCreate(CurrentMemoryContext, "memoria flush",
-                                                        ALLOCSET_DEFAULT_SIZES);
+    // Backend-lifetime contexts that keep their first block when reset: a
+    // flush then reuses memory it already touched (fresh memory costs a page
+    // fault per page, a large part of a small transaction's flush).
+    static MemoryContext flush_context = NULL, batch_context = NULL;
+    if (flush_context == NULL) {
+        flush_context = AllocSetContextCreate(TopMemoryContext, "memoria flush", 64 * 1024, 64 * 1024,
+                                              ALLOCSET_DEFAULT_MAXSIZE);
+        batch_context = AllocSetContextCreate(TopMemoryContext, "memoria flush batch", 128 * 1024, 128 * 1024,
+                                              ALLOCSET_DEFAULT_MAXSIZE);
+    }
+    MemoryContextReset(flush_context);  // what an interrupted flush left
+    MemoryContextReset(batch_context);
     MemoryContext old = MemoryContextSwitchTo(flush_context);
     // The distinct dirty logs in the set (a handful: one per rollup written).
     List *logs = NIL;
-    HASH_SEQ_STATUS status;
-    hash_seq_init(&status, dirty_keys);
-    DirtyEntry *e;
-    while ((e = (DirtyEntry *) hash_seq_search(&status)) != NULL) {
+    for (uint32 i = 0; i < dirty_keys->capacity; i++) {
+        const DirtySlot *k = &dirty_keys->slots[i];
+        if (k->len == 0 || k->written_level != 0) continue;
         Oid log;
-        memcpy(&log, e->key.bytes, sizeof log);
-        if (e->written_level == 0) logs = list_append_unique_oid(logs, log);
+        memcpy(&log, slot_bytes(k), sizeof log);
+        logs = list_append_unique_oid(logs, log);
     }
     ListCell *lc;
-    foreach (lc, logs) write_keys_to_log(lfirst_oid(lc));
+    foreach (lc, logs) write_keys_to_log(lfirst_oid(lc), batch_context);
     MemoryContextSwitchTo(old);
-    MemoryContextDelete(flush_context);
-    hash_seq_init(&status, dirty_keys);
-    while ((e = (DirtyEntry *) hash_seq_search(&status)) != NULL)
-        if (e->written_level == 0) e->written_level = level;
+    MemoryContextReset(flush_context);
+    for (uint32 i = 0; i < dirty_keys->capacity; i++) {
+        DirtySlot *k = &dirty_keys->slots[i];
+        if (k->len != 0 && k->written_level == 0) k->written_level = level;
+    }
     max_written_level = Max(max_written_level, level);
     new_since_flush = 0;
     if (forget || MemoryContextMemAllocated(dirty_context, true) > MAX_SET_BYTES) forget_top_level_keys();
@@ -405,12 +485,10 @@ static void capture_subxact_callback(SubXactEvent event, SubTransactionId my, Su
     if (dirty_keys == NULL || (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)) return;
     int level = GetCurrentTransactionNestLevel();
     if (level > max_written_level) return;
-    HASH_SEQ_STATUS status;
-    hash_seq_init(&status, dirty_keys);
-    DirtyEntry *e;
-    while ((e = (DirtyEntry *) hash_seq_search(&status)) != NULL) {
-        if (e->written_level < level) continue;
-        e->written_level = event == SUBXACT_EVENT_ABORT_SUB ? 0 : level - 1;
+    for (uint32 i = 0; i < dirty_keys->capacity; i++) {
+        DirtySlot *k = &dirty_keys->slots[i];
+        if (k->len == 0 || k->written_level < level) continue;
+        k->written_level = event == SUBXACT_EVENT_ABORT_SUB ? 0 : level - 1;
     }
     max_written_level = level - 1;
 }
@@ -425,6 +503,8 @@ static void capture_xact_callback(XactEvent event, void *arg) {
         default:
             // Commit, abort or prepare done: the set died with TopTransactionContext.
             dirty_keys = NULL;
+            spare_in_use = false;
+        spare_in_use = false;
             dirty_context = NULL;
             max_written_level = 0;
             new_since_flush = 0;
