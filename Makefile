@@ -25,6 +25,10 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Every object depends on every header (PGXS tracks no header dependencies:
+# a changed struct would otherwise leave stale objects with the old layout).
+$(OBJS): $(wildcard src/*.hpp)
+
 
 # memoriactl, the command-line client (cli/): a program of its own, since
 # PGXS builds one module per Makefile.  Installed next to psql.

@@ -48,6 +48,36 @@ SELECT count(*) AS differences FROM (
     FROM clicks GROUP BY 1, 2
     EXCEPT ALL SELECT * FROM memoria_rollup.clicks_paris) d;
 SELECT count(*) AS differences FROM memoria.verify('clicks_paris');
+-- A window starting on the change day: the bucket's time range is widened
+-- (by the zone's largest offset near it), and rows of the day before read
+-- that way must not replace that day's row.
+SELECT status FROM memoria.refresh_window('clicks_paris', '2026-03-29', '2026-03-30');
+SELECT count(*) AS differences FROM memoria.verify('clicks_paris');
+
+-- Windowed recomputes across the fall-back night in 15-minute Paris buckets
+-- (local 02:00-02:59 happens twice): window edges next to the change (read
+-- with a per-row bucket check) and far from it (read by time range alone).
+CREATE TABLE ticks (at timestamptz NOT NULL, n int NOT NULL);
+INSERT INTO ticks SELECT timestamptz '2026-10-20 00:00+00' + g * interval '7 minutes', g % 5
+FROM generate_series(0, 10 * 24 * 60 / 7) g;
+SELECT memoria.create_rollup('ticks_q', 'ticks', 'at', ARRAY[]::text[], ARRAY['sum(n) AS total', 'count(*) AS c'],
+                             bucket => '15 minutes', time_zone => 'Europe/Paris');
+SELECT status FROM memoria.refresh_window('ticks_q', '2026-10-20', '2026-10-25 01:00+00');  -- ends in the change
+SELECT status FROM memoria.refresh_window('ticks_q', '2026-10-25 01:00+00', '2026-10-31');  -- starts in it
+CREATE TABLE ticks_expected AS
+SELECT date_bin('15 minutes', at AT TIME ZONE 'Europe/Paris', timestamp '2000-01-03') AT TIME ZONE 'Europe/Paris' AS bucket,
+       sum(n) AS total, count(*) AS c
+FROM ticks GROUP BY 1;
+SELECT count(*) AS differences FROM (
+    (SELECT * FROM ticks_expected EXCEPT ALL SELECT * FROM memoria_rollup.ticks_q)
+    UNION ALL (SELECT * FROM memoria_rollup.ticks_q EXCEPT ALL SELECT * FROM ticks_expected)) d;
+TRUNCATE memoria_rollup.ticks_q;
+SELECT status FROM memoria.refresh_window('ticks_q', '2026-10-19', '2026-11-01');  -- the change well inside
+SELECT count(*) AS differences FROM (
+    (SELECT * FROM ticks_expected EXCEPT ALL SELECT * FROM memoria_rollup.ticks_q)
+    UNION ALL (SELECT * FROM memoria_rollup.ticks_q EXCEPT ALL SELECT * FROM ticks_expected)) d;
+SELECT count(*) AS differences FROM memoria.verify('ticks_q');
+SELECT memoria.drop_rollup('ticks_q', drop_table => true);
 
 -- timestamp and date sources: no time zone involved; hourly buckets.
 CREATE TABLE readings (taken timestamp NOT NULL, day date NOT NULL, sensor int, value numeric);

@@ -190,6 +190,34 @@ void bucket_bounds(BucketSpec *spec, Datum b, Datum *lo, Datum *hi) {
     }
 }
 
+// offset_constant_near: whether tz's offset is the same over [ts - 2 days,
+// ts + 2 days].  Offsets change at most every few hours: sampling finds it.
+static bool offset_constant_near(int64 ts, pg_tz *tz) {
+    long first_off = 0;
+    for (int64 t = ts - 2 * USECS_PER_DAY; t <= ts + 2 * USECS_PER_DAY; t += OFFSET_SAMPLE_USECS) {
+        int64 local;
+        long off;
+        if (!local_of(t, tz, &local, &off)) return false;
+        if (t == ts - 2 * USECS_PER_DAY) first_off = off;
+        else if (off != first_off) return false;
+    }
+    return true;
+}
+
+bool window_bounds_exact(BucketSpec *spec, Datum first, Datum last) {
+    if (spec->kind != TimeKind::Timestamptz) return true;
+    // With a constant offset near an edge, buckets there are plain
+    // arithmetic on local time and the bound is the bucket's exact edge;
+    // values further inside are over two days (more than any offset change)
+    // away from the edges, so their buckets lie inside too.
+    Datum lo, hi, unused;
+    bucket_bounds(spec, first, &lo, &unused);
+    bucket_bounds(spec, last, &unused, &hi);
+    int64 l = DatumGetTimestampTz(lo), h = DatumGetTimestampTz(hi);
+    return (TIMESTAMP_NOT_FINITE(l) || offset_constant_near(l, spec->tz)) &&
+           (TIMESTAMP_NOT_FINITE(h) || offset_constant_near(h, spec->tz));
+}
+
 // ---------------------------------------------------------------------------
 // SQL functions.  Each keeps its BucketSpec in fn_extra between rows.
 // ---------------------------------------------------------------------------

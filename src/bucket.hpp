@@ -45,4 +45,11 @@ Datum bucket_of(BucketSpec *spec, Datum value);
 // fall in bucket b; a superset is allowed, callers re-check with bucket_of.
 void bucket_bounds(BucketSpec *spec, Datum b, Datum *lo, Datum *hi);
 
+// window_bounds_exact: whether every value in [lo of first, hi of last] (see
+// bucket_bounds) falls in a bucket in [first, last], so that a scan of that
+// range needs no per-row bucket check.  Always for timestamp and date; for
+// timestamptz when the zone's offset is constant for two days around each
+// finite edge (near a DST change the bounds are a superset).
+bool window_bounds_exact(BucketSpec *spec, Datum first, Datum last);
+
 }  // namespace memoria

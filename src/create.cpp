@@ -417,7 +417,9 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     }
     appendStringInfoString(&ddl, dims_not_null ? ", PRIMARY KEY (bucket" : ", UNIQUE NULLS NOT DISTINCT (bucket");
     foreach (lc, dims) appendStringInfo(&ddl, ", %s", quote_identifier(get_attname(source, lfirst_int(lc), false)));
-    appendStringInfoString(&ddl, "))");
+    // Free space on each page: a refresh rewrites rows in place, and an
+    // update that fits on its page is HOT (no index insertion, half the cost).
+    appendStringInfoString(&ddl, ")) WITH (fillfactor = 80)");
     spi_run(ddl.data);
     CommandCounterIncrement();
     Oid target = get_relname_relid(target_rv->relname, target_nsp);

@@ -272,7 +272,7 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
         int nparams = 2;
         const char *sql;
         if (rebuild) {
-            sql = recompute_window_sql(r, true, false);
+            sql = recompute_window_sql(r, true, false, true);  // (-infinity, infinity): exact
             types[2] = types[3] = r->time_type;
             values[2] = infinity_of(r->time_type, false);
             values[3] = infinity_of(r->time_type, true);
@@ -372,7 +372,9 @@ static void put_outcome(ReturnSetInfo *rsinfo, const Rollup *r, const Outcome &o
 // window_buckets: the first and last bucket overlapping [ws, we).  For
 // timestamp and date sources the window is read in the session's time zone,
 // which is how the literal '2026-01-01' became a timestamptz.
-static void window_buckets(const Rollup *r, TimestampTz ws, TimestampTz we, Datum *first, Datum *last) {
+// With exact, also whether [first, last] has exact bounds (window_bounds_exact).
+static void window_buckets(const Rollup *r, TimestampTz ws, TimestampTz we, Datum *first, Datum *last,
+                           bool *exact = NULL) {
     BucketSpec spec;
     bucket_spec_init(&spec, r->kind, r->width_usecs, r->kind == TimeKind::Timestamptz ? lookup_time_zone(r->time_zone) : NULL);
     TimestampTz we_last = TIMESTAMP_NOT_FINITE(we) ? we : we - 1;
@@ -389,6 +391,7 @@ static void window_buckets(const Rollup *r, TimestampTz ws, TimestampTz we, Datu
         if (r->kind == TimeKind::Date) d = DirectFunctionCall1(timestamptz_date, d);
         *out[i] = bucket_of(&spec, d);
     }
+    if (exact != NULL) *exact = window_bounds_exact(&spec, *first, *last);
 }
 
 static void check_window(FunctionCallInfo fcinfo, TimestampTz *ws, TimestampTz *we) {
@@ -440,7 +443,8 @@ MEMORIA_FUNCTION(memoria_refresh_window) {
     check_window(fcinfo, &ws, &we);
     Rollup *r = load_rollup(name);
     Datum first, last;
-    window_buckets(r, ws, we, &first, &last);
+    bool exact;
+    window_buckets(r, ws, we, &first, &last, &exact);
     bool whole = TIMESTAMP_IS_NOBEGIN(ws) && TIMESTAMP_IS_NOEND(we);
     // A whole-window refresh empties the log, this transaction's rows too.
     flush_pending_keys();
@@ -466,7 +470,7 @@ MEMORIA_FUNCTION(memoria_refresh_window) {
     spi_exec(window_is_empty_sql(r), 4, types, values, NULL, false);
     bool isnull;
     bool empty = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-    spi_exec(recompute_window_sql(r, whole, empty), 4, types, values, NULL, false);
+    spi_exec(recompute_window_sql(r, whole, empty, exact), 4, types, values, NULL, false);
     o.keys = spi_int64(1);
     o.upserted = spi_int64(2);
     o.deleted = spi_int64(3);

@@ -28,6 +28,7 @@ struct Names {
     List *log_cols;       // dirty log: bucket + scope columns
     bool measures_comparable;  // every measure type has an equality operator
     bool scope_not_null;       // every scope column is NOT NULL in the source
+    bool dims_not_null;        // every dimension column is NOT NULL in the source
 };
 
 static bool prefix_is_free(const Rollup *r, const char *p) {
@@ -42,6 +43,14 @@ static bool prefix_is_free(const Rollup *r, const char *p) {
     }
     table_close(rel, AccessShareLock);
     return free;
+}
+
+static bool column_not_null(Oid rel, AttrNumber attnum) {
+    HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(rel), Int16GetDatum(attnum));
+    if (!HeapTupleIsValid(tup)) return false;
+    bool not_null = ((Form_pg_attribute) GETSTRUCT(tup))->attnotnull;
+    ReleaseSysCache(tup);
+    return not_null;
 }
 
 static char *qualify(const char *rel, const char *col) { return psprintf("%s.%s", rel, col); }
@@ -72,13 +81,11 @@ static Names names_for(const Rollup *r) {
         n.log_cols = lappend(n.log_cols, column_name(r->dirty_log, (AttrNumber) (2 + i)));
     }
     n.scope_not_null = true;
-    for (int i = 0; i < r->nscope; i++) {
-        HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(r->source), Int16GetDatum(r->scope_attnums[i]));
-        if (HeapTupleIsValid(tup)) {
-            if (!((Form_pg_attribute) GETSTRUCT(tup))->attnotnull) n.scope_not_null = false;
-            ReleaseSysCache(tup);
-        }
-    }
+    for (int i = 0; i < r->nscope; i++)
+        if (!column_not_null(r->source, r->scope_attnums[i])) n.scope_not_null = false;
+    n.dims_not_null = true;
+    for (int i = 0; i < r->ndims; i++)
+        if (!column_not_null(r->source, r->dim_attnums[i])) n.dims_not_null = false;
     n.measures_comparable = true;
     for (int i = 0; i < r->nmeasures; i++) {
         AttrNumber a = (AttrNumber) (2 + r->ndims + i);
@@ -160,12 +167,25 @@ static void append_gone_and_put(StringInfo s, const Rollup *r, const Names &n, c
         append_key_row(s, n.tgt_scope, psprintf("%st2", p));
         appendStringInfo(s, "::%s AS %skey) AS %stk\n", n.log, p, p);
     }
-    appendStringInfoString(s, "    CROSS JOIN LATERAL (SELECT ");
-    append_list(s, n.tgt_dims, psprintf("%st2", p));
-    appendStringInfo(s, ") AS %stg\n    WHERE %s\n      AND NOT EXISTS (SELECT 1 FROM %sfresh %sf WHERE ", p,
-                     target_where, p, p);
-    append_fresh_group_row(s, r, p, psprintf("%sf", p));
-    appendStringInfo(s, " = %stg)\n  ))\n  RETURNING 1\n)", p);
+    if (n.dims_not_null) {
+        // Column by column: a hashed anti-join (records would be sorted).
+        appendStringInfo(s, "    WHERE %s\n      AND NOT EXISTS (SELECT 1 FROM %sfresh %sf WHERE ", target_where, p, p);
+        int i = 0;
+        ListCell *lc;
+        foreach (lc, n.tgt_dims) {
+            appendStringInfo(s, "%s%sf.%sg%d = %st2.%s", i ? " AND " : "", p, p, i, p, (const char *) lfirst(lc));
+            i++;
+        }
+        appendStringInfoString(s, ")\n  ))\n  RETURNING 1\n)");
+    } else {
+        // As records, whose equality treats NULLs as equal.
+        appendStringInfoString(s, "    CROSS JOIN LATERAL (SELECT ");
+        append_list(s, n.tgt_dims, psprintf("%st2", p));
+        appendStringInfo(s, ") AS %stg\n    WHERE %s\n      AND NOT EXISTS (SELECT 1 FROM %sfresh %sf WHERE ", p,
+                         target_where, p, p);
+        append_fresh_group_row(s, r, p, psprintf("%sf", p));
+        appendStringInfo(s, " = %stg)\n  ))\n  RETURNING 1\n)", p);
+    }
 
     appendStringInfo(s, ",\n%sput AS (\n  INSERT INTO %s AS %st (", p, n.tgt, p);
     append_list(s, n.tgt_dims, NULL);
@@ -289,29 +309,35 @@ char *recompute_keys_sql(const Rollup *r, int nranges) {
 }
 
 // append_window_fresh_cte: the fresh CTE over every source row whose bucket
-// is in [$3, $4] (the time range first, so an index on it can serve).
-static void append_window_fresh_cte(StringInfo s, const Rollup *r, const Names &n) {
+// is in [$3, $4] (the time range first, so an index on it can serve).  With
+// exact_bounds the range holds exactly those rows: no per-row bucket check,
+// which the planner would also estimate at a fraction of a percent of the
+// rows (and then sort them all to group, rather than hash).
+static void append_window_fresh_cte(StringInfo s, const Rollup *r, const Names &n, bool exact_bounds) {
     const char *tname = format_type_be(r->time_type);
     StringInfoData from;
     initStringInfo(&from);
-    appendStringInfo(&from, "FROM %s\n  WHERE %s BETWEEN memoria._bucket_lo($3::%s, $1, $2) AND memoria._bucket_hi($4::%s, $1, $2)\n  AND ",
+    appendStringInfo(&from, "FROM %s\n  WHERE %s BETWEEN memoria._bucket_lo($3::%s, $1, $2) AND memoria._bucket_hi($4::%s, $1, $2)",
                      n.src, n.time, tname, tname);
-    append_bucket_call(&from, n.time);
-    appendStringInfoString(&from, " BETWEEN $3 AND $4");
+    if (!exact_bounds) {
+        appendStringInfoString(&from, "\n  AND ");
+        append_bucket_call(&from, n.time);
+        appendStringInfoString(&from, " BETWEEN $3 AND $4");
+    }
     StringInfoData bucket;
     initStringInfo(&bucket);
     append_bucket_call(&bucket, n.time);
     append_fresh_cte(s, r, n, bucket.data, from.data);
 }
 
-char *recompute_window_sql(const Rollup *r, bool claim_log, bool target_empty) {
+char *recompute_window_sql(const Rollup *r, bool claim_log, bool target_empty, bool exact_bounds) {
     Names n = names_for(r);
     const char *p = n.p;
     StringInfoData s;
     initStringInfo(&s);
     appendStringInfoString(&s, "WITH ");
     if (claim_log) appendStringInfo(&s, "%sclaimed AS (DELETE FROM %s RETURNING 1),\n", p, n.log);
-    append_window_fresh_cte(&s, r, n);
+    append_window_fresh_cte(&s, r, n, exact_bounds);
     if (target_empty) {
         // Nothing to compare with or delete (a backfill's first pass): a plain insert.
         appendStringInfo(&s, ",\n%sput AS (\n  INSERT INTO %s (", p, n.tgt);
@@ -357,7 +383,7 @@ char *verify_sql(const Rollup *r) {
     StringInfoData s;
     initStringInfo(&s);
     appendStringInfoString(&s, "WITH ");
-    append_window_fresh_cte(&s, r, n);
+    append_window_fresh_cte(&s, r, n, false);  // the check stays the most literal reading
     // Names for the JSON keys: the rollup table's columns, unquoted.
     List *dim_keys = NIL, *dim_cols = NIL, *fresh_dims = NIL, *m_keys = NIL, *fresh_m = NIL;
     for (int i = 0; i < r->ndims; i++) {

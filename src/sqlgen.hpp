@@ -32,8 +32,9 @@ constexpr int MAX_SOURCE_RANGES = 16;
 // recompute_window_sql: the same for every bucket in [$3, $4]; with
 // claim_log it also removes every log row it sees (used for a full rebuild).
 // With target_empty (the rollup has no row in the window: see
-// window_is_empty_sql) it inserts without comparing.
-char *recompute_window_sql(const Rollup *r, bool claim_log, bool target_empty);
+// window_is_empty_sql) it inserts without comparing.  With exact_bounds
+// (see window_bounds_exact) the source is read by its time range alone.
+char *recompute_window_sql(const Rollup *r, bool claim_log, bool target_empty, bool exact_bounds);
 char *window_is_empty_sql(const Rollup *r);
 
 // verify_sql: groups in [$3, $4] where the rollup differs from the source.
