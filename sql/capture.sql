@@ -79,6 +79,27 @@ SELECT status FROM memoria.refresh_window('spend_daily', '-infinity', 'infinity'
 UPDATE spend SET amount = amount + 1 WHERE id = 6001;
 COMMIT;
 SELECT check_exact('write, refresh, write again');
+-- The same with inserts (captured at the end of each INSERT statement).
+BEGIN;
+INSERT INTO spend VALUES (6003, '2026-06-11', 1, 5);
+SELECT status FROM memoria.refresh('spend_daily');
+INSERT INTO spend VALUES (6004, '2026-06-11', 1, 6);
+COMMIT;
+SELECT check_exact('insert, refresh, insert again');
+-- One statement that deletes rows and inserts them on another day.
+WITH moved AS (DELETE FROM spend WHERE id IN (6003, 6004) RETURNING *)
+INSERT INTO spend SELECT id + 10, at + interval '2 days', workspace_id, amount FROM moved;
+SELECT check_exact('delete and insert in one statement');
+-- A user's own statement trigger reads the same inserted rows, after memoria's.
+CREATE TABLE audit (rows bigint);
+CREATE FUNCTION audit_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO audit SELECT count(*) FROM inserted; RETURN NULL; END $$;
+CREATE TRIGGER zzz_audit AFTER INSERT ON spend REFERENCING NEW TABLE AS inserted
+FOR EACH STATEMENT EXECUTE FUNCTION audit_rows();
+INSERT INTO spend SELECT 6100 + g, '2026-06-12', 1 + 2 * (g % 2), g FROM generate_series(1, 3) g;
+SELECT rows FROM audit;
+SELECT check_exact('user statement trigger');
+DROP TRIGGER zzz_audit ON spend;
 -- The same with the refresh in a savepoint that rolls back.
 BEGIN;
 UPDATE spend SET amount = amount + 1 WHERE id = 6001;

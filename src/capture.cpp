@@ -28,9 +28,17 @@
 // a key whose row was written in a subtransaction gets a row of its own (a
 // refresh in the subtransaction may have consumed the first).
 //
+// Inserts into a plain table are captured by an AFTER INSERT statement
+// trigger reading the statement's transition table: a BEFORE ROW trigger
+// would cost a function call per row and turn COPY's batched inserts into
+// row-at-a-time ones.  Partitioned sources keep a row trigger for INSERT
+// (statement triggers neither fire for direct writes to a partition nor are
+// cloned to new ones).
+//
 // Trigger arguments (written by create_rollup): rollup id, dirty log oid,
-// source oid, time attnum, bucket width in microseconds, time zone, then the
-// scope attnums.  Attribute numbers are the source's; for a partition they are
+// source oid, time attnum, bucket width in microseconds, time zone, the
+// scope attnums, and CAPTURE_STATEMENT_INSERTS when inserts are captured by
+// statement (rollups created by memoria 0.2 and earlier lack it).  Attribute numbers are the source's; for a partition they are
 // mapped by column name, so partitions with other column orders work.
 #include "bucket.hpp"
 #include "capture.hpp"
@@ -49,6 +57,7 @@ struct CaptureTarget {
     Oid dirty_log;
     AttrNumber time_attnum;
     BucketSpec spec;
+    bool statement_inserts;  // trigger mode with the INSERT statement trigger
     int nscope;
     AttrNumber scope_attnum[MAX_SCOPE];
     int16 scope_typlen[MAX_SCOPE];
@@ -141,7 +150,9 @@ static CaptureTarget *capture_target_for(TriggerData *td) {
     bool found;
     CaptureTarget *t = (CaptureTarget *) hash_search(capture_targets, &tg->tgoid, HASH_FIND, &found);
     if (found) return t;
-    if (tg->tgnargs < CAPTURE_FIXED_ARGS || tg->tgnargs - CAPTURE_FIXED_ARGS > MAX_SCOPE)
+    bool statement_inserts = tg->tgnargs > 0 && strcmp(tg->tgargs[tg->tgnargs - 1], CAPTURE_STATEMENT_INSERTS) == 0;
+    int nargs = tg->tgnargs - (statement_inserts ? 1 : 0);
+    if (nargs < CAPTURE_FIXED_ARGS || nargs - CAPTURE_FIXED_ARGS > MAX_SCOPE)
         elog(ERROR, "memoria.capture(): trigger \"%s\" has malformed arguments", tg->tgname);
     // Compute everything first so that an ERROR leaves no half-built entry.
     CaptureTarget tmp;
@@ -162,7 +173,8 @@ static CaptureTarget *capture_target_for(TriggerData *td) {
     int64 width = pg_strtoint64(tg->tgargs[4]);
     pg_tz *tz = kind == TimeKind::Timestamptz ? lookup_time_zone(tg->tgargs[5]) : NULL;
     bucket_spec_init(&tmp.spec, kind, width, tz);
-    tmp.nscope = tg->tgnargs - CAPTURE_FIXED_ARGS;
+    tmp.statement_inserts = statement_inserts;
+    tmp.nscope = nargs - CAPTURE_FIXED_ARGS;
     for (int i = 0; i < tmp.nscope; i++) {
         AttrNumber a = map_attnum(source, rel, (AttrNumber) int_arg(tg, CAPTURE_FIXED_ARGS + i));
         Form_pg_attribute att = TupleDescAttr(desc, a - 1);
@@ -294,11 +306,13 @@ static void add_key_bytes(const char *bytes, int len) {
     if (++new_since_flush >= FLUSH_AT_KEYS) flush_dirty_keys(false);
 }
 
-// build_row_key: the serialized key of one source row, in key_buf; false
-// for a row with a NULL time, which is not rolled up and so dirties nothing.
-static bool build_row_key(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
+// build_key: the serialized key of one source row, in key_buf; false for a
+// row with a NULL time, which is not rolled up and so dirties nothing.
+// get(attnum, &isnull) reads a column of the row.
+template <typename Getter>
+static bool build_key(CaptureTarget *t, Getter get) {
     bool isnull;
-    Datum time = heap_getattr(tuple, t->time_attnum, desc, &isnull);
+    Datum time = get(t->time_attnum, &isnull);
     if (isnull) return false;
     Datum bucket = bucket_of(&t->spec, time);
     StringInfo buf = &key_buf;
@@ -310,15 +324,44 @@ static bool build_row_key(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
     int64 b = t->spec.kind == TimeKind::Date ? (int64) DatumGetDateADT(bucket) : DatumGetInt64(bucket);
     appendBinaryStringInfo(buf, (const char *) &b, sizeof b);
     for (int i = 0; i < t->nscope; i++) {
-        Datum v = heap_getattr(tuple, t->scope_attnum[i], desc, &isnull);
+        Datum v = get(t->scope_attnum[i], &isnull);
         buf->data[nullpos + 1 + i] = isnull ? 1 : 0;
         if (!isnull) append_datum(buf, v, t->scope_typlen[i], t->scope_typbyval[i]);
     }
     return true;
 }
 
+static bool build_row_key(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
+    return build_key(t, [&](AttrNumber a, bool *isnull) { return heap_getattr(tuple, a, desc, isnull); });
+}
+
 static void add_row_key(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
     if (build_row_key(t, tuple, desc)) add_key_bytes(key_buf.data, key_buf.len);
+}
+
+// add_inserted_keys: the AFTER INSERT statement trigger; the key of every
+// row of the statement's transition table.
+static void add_inserted_keys(CaptureTarget *t, TriggerData *td) {
+    Tuplestorestate *rows = td->tg_newtable;
+    if (rows == NULL)
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("memoria.capture(): statement trigger \"%s\" has no NEW TABLE",
+                               td->tg_trigger->tgname)));
+    TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(td->tg_relation), &TTSOpsMinimalTuple);
+    // Detoasted scope values are copies: free them row by row.  (Not the
+    // rows themselves: the slot frees a row read back from disk.)
+    MemoryContext row_context = AllocSetContextCreate(CurrentMemoryContext, "memoria inserted row",
+                                                      ALLOCSET_SMALL_SIZES);
+    tuplestore_rescan(rows);
+    while (tuplestore_gettupleslot(rows, true, false, slot)) {
+        MemoryContext old = MemoryContextSwitchTo(row_context);
+        bool has_key = build_key(t, [&](AttrNumber a, bool *isnull) { return slot_getattr(slot, a, isnull); });
+        MemoryContextSwitchTo(old);
+        if (has_key) add_key_bytes(key_buf.data, key_buf.len);
+        MemoryContextReset(row_context);
+    }
+    MemoryContextDelete(row_context);
+    ExecDropSingleTupleTableSlot(slot);
 }
 
 // add_moved_row_keys: updated_at mode's UPDATE.  The scan finds the new row
@@ -528,16 +571,21 @@ void init_capture(void) {
 
 using namespace memoria;
 
-// memoria.capture(): BEFORE ROW (INSERT, UPDATE, DELETE) and BEFORE TRUNCATE.
+// memoria.capture(): BEFORE ROW (INSERT, UPDATE, DELETE), BEFORE TRUNCATE,
+// and AFTER INSERT FOR EACH STATEMENT with a NEW TABLE.
 MEMORIA_FUNCTION(memoria_capture) {
     if (!CALLED_AS_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("memoria.capture() must be called as a trigger")));
     TriggerData *td = (TriggerData *) fcinfo->context;
-    if (!TRIGGER_FIRED_BEFORE(td->tg_event))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("memoria.capture() must be a BEFORE trigger")));
     CaptureTarget *t = capture_target_for(td);
+    if (TRIGGER_FIRED_AFTER(td->tg_event)) {
+        if (!TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_FOR_ROW(td->tg_event))
+            ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                            errmsg("memoria.capture() must be a BEFORE trigger, or an AFTER INSERT statement trigger")));
+        add_inserted_keys(t, td);
+        return PointerGetDatum(NULL);
+    }
     TupleDesc desc = RelationGetDescr(td->tg_relation);
     if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
         add_rebuild_key(t);
@@ -547,8 +595,10 @@ MEMORIA_FUNCTION(memoria_capture) {
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("memoria.capture() must be a row trigger for INSERT, UPDATE or DELETE")));
     if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
-        // A capture trigger that skips INSERT belongs to an updated_at rollup.
-        if (TRIGGER_FOR_INSERT(td->tg_trigger->tgtype)) {
+        // A trigger-mode rollup logs both keys; an updated_at one (whose
+        // row trigger skips INSERT, and inserts by no statement trigger
+        // either) only a moved row's.
+        if (t->statement_inserts || TRIGGER_FOR_INSERT(td->tg_trigger->tgtype)) {
             add_row_key(t, td->tg_trigtuple, desc);
             add_row_key(t, td->tg_newtuple, desc);
         } else {

@@ -14,4 +14,8 @@ void flush_pending_keys(void);
 // Number of trigger arguments before the scope attribute numbers.
 constexpr int CAPTURE_FIXED_ARGS = 6;
 
+// Last trigger argument of a trigger-mode rollup whose inserts are captured
+// by a statement trigger (plain tables; see capture.cpp).
+constexpr const char *CAPTURE_STATEMENT_INSERTS = "statement_inserts";
+
 }  // namespace memoria

@@ -452,14 +452,24 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     appendStringInfo(&args, "'%d', '%u', '%u', '%d', '" INT64_FORMAT "', %s", id, dirty_log, source, time_attnum, width,
                      quote_literal_cstr(time_zone));
     foreach (lc, scope) appendStringInfo(&args, ", '%d'", lfirst_int(lc));
+    // A plain table's inserts are captured by a statement trigger over the
+    // inserted rows (capture.cpp); a partitioned table's by the row trigger.
+    bool statement_inserts = !updated_at_mode && get_rel_relkind(source) == RELKIND_RELATION;
+    if (statement_inserts) appendStringInfo(&args, ", '%s'", CAPTURE_STATEMENT_INSERTS);
     char *capture_name = psprintf("zz_memoria_capture_%d", id);
+    char *insert_name = psprintf("zz_memoria_insert_%d", id);
     char *truncate_name = psprintf("zz_memoria_truncate_%d", id);
     // updated_at mode: no trigger on INSERT (the scan finds new rows); its
     // UPDATE trigger only logs rows whose key changed (capture.cpp).
     spi_run(psprintf("CREATE TRIGGER %s BEFORE %s ON %s FOR EACH ROW "
                      "EXECUTE FUNCTION memoria.capture(%s)",
-                     quote_identifier(capture_name), updated_at_mode ? "UPDATE OR DELETE" : "INSERT OR UPDATE OR DELETE",
-                     src, args.data));
+                     quote_identifier(capture_name),
+                     updated_at_mode || statement_inserts ? "UPDATE OR DELETE" : "INSERT OR UPDATE OR DELETE", src,
+                     args.data));
+    if (statement_inserts)
+        spi_run(psprintf("CREATE TRIGGER %s AFTER INSERT ON %s REFERENCING NEW TABLE AS memoria_inserted "
+                         "FOR EACH STATEMENT EXECUTE FUNCTION memoria.capture(%s)",
+                         quote_identifier(insert_name), src, args.data));
     List *truncated = find_all_inheritors(source, NoLock, NULL);
     foreach (lc, truncated)
         spi_run(psprintf("CREATE TRIGGER %s BEFORE TRUNCATE ON %s FOR EACH STATEMENT "
@@ -473,9 +483,13 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     record_dependency(RelationRelationId, target, ExtensionRelationId, ext, DEPENDENCY_AUTO);
     record_dependency(RelationRelationId, dirty_log, RelationRelationId, target, DEPENDENCY_AUTO);
     record_dependency(RelationRelationId, dirty_log, ExtensionRelationId, ext, DEPENDENCY_AUTO);
-    Oid trig = get_trigger_oid(source, capture_name, false);
-    record_dependency(TriggerRelationId, trig, RelationRelationId, target, DEPENDENCY_AUTO);
-    record_dependency(TriggerRelationId, trig, ExtensionRelationId, ext, DEPENDENCY_AUTO);
+    List *source_triggers = list_make1_oid(get_trigger_oid(source, capture_name, false));
+    if (statement_inserts) source_triggers = lappend_oid(source_triggers, get_trigger_oid(source, insert_name, false));
+    Oid trig;
+    foreach (lc, source_triggers) {
+        record_dependency(TriggerRelationId, lfirst_oid(lc), RelationRelationId, target, DEPENDENCY_AUTO);
+        record_dependency(TriggerRelationId, lfirst_oid(lc), ExtensionRelationId, ext, DEPENDENCY_AUTO);
+    }
     foreach (lc, truncated) {
         trig = get_trigger_oid(lfirst_oid(lc), truncate_name, false);
         record_dependency(TriggerRelationId, trig, RelationRelationId, target, DEPENDENCY_AUTO);
@@ -538,12 +552,13 @@ MEMORIA_FUNCTION(memoria_drop_rollup) {
     SavedUser saved = become_user(extension_owner());
     // Capture triggers first: dropping them waits for in-flight writers, whose
     // keys are then already in the log we drop next.
-    Oid ttypes[2] = {TEXTOID, TEXTOID};
-    Datum tvalues[2] = {CStringGetTextDatum(psprintf("zz_memoria_capture_%d", r->id)),
+    Oid ttypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+    Datum tvalues[3] = {CStringGetTextDatum(psprintf("zz_memoria_capture_%d", r->id)),
+                        CStringGetTextDatum(psprintf("zz_memoria_insert_%d", r->id)),
                         CStringGetTextDatum(psprintf("zz_memoria_truncate_%d", r->id))};
     spi_exec("SELECT format('DROP TRIGGER %I ON %s', tgname, tgrelid::regclass) FROM pg_trigger "
-             "WHERE tgname IN ($1, $2) AND tgparentid = 0",
-             2, ttypes, tvalues, NULL, true);
+             "WHERE tgname IN ($1, $2, $3) AND tgparentid = 0",
+             3, ttypes, tvalues, NULL, true);
     List *drops = NIL;
     for (uint64 i = 0; i < SPI_processed; i++)
         drops = lappend(drops, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
