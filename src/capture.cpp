@@ -420,7 +420,9 @@ static void write_keys_to_log(Oid dirty_log, MemoryContext batch_context) {
     int natts = desc->natts;
     TupleTableSlot **slots = (TupleTableSlot **) palloc0(LOG_BATCH * sizeof(TupleTableSlot *));
     int made = 0, n = 0;
-    BulkInsertState bistate = GetBulkInsertState();
+    // A bulk-write buffer ring pays off for many rows only; most flushes
+    // write a handful (a small transaction's keys).
+    BulkInsertState bistate = dirty_keys->count > LOG_BATCH ? GetBulkInsertState() : NULL;
     CommandId cid = GetCurrentCommandId(true);
     for (uint32 i = 0; i < dirty_keys->capacity; i++) {
         const DirtySlot *k = &dirty_keys->slots[i];
@@ -462,7 +464,7 @@ static void write_keys_to_log(Oid dirty_log, MemoryContext batch_context) {
         heap_multi_insert(rel, slots, n, cid, 0, bistate);
         MemoryContextSwitchTo(old);
     }
-    FreeBulkInsertState(bistate);
+    if (bistate != NULL) FreeBulkInsertState(bistate);
     for (int i = 0; i < made; i++) ExecDropSingleTupleTableSlot(slots[i]);
     table_close(rel, NoLock);
 }
