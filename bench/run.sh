@@ -211,6 +211,8 @@ measure_refresh() {
                 FROM ev_m e JOIN bench.keys k
                   ON date_trunc('day', e.at, 'UTC') = k.bucket AND e.workspace_id = k.workspace_id
                  AND e.provider = k.provider AND e.model = k.model
+                WHERE e.at >= (SELECT min(bucket) FROM bench.keys)
+                  AND e.at < (SELECT max(bucket) FROM bench.keys) + interval '1 day'
                 GROUP BY 1, 2, 3, 4) s \$q\$)") "
     done
     lb=$(echo $lb | tr ' ' '\n' | median)

@@ -2,10 +2,11 @@
 // set of dirty keys.
 //
 // A *dirty key* is (rollup's dirty log, bucket, scope values): the rollup rows
-// of that bucket and scope must be recomputed.  The trigger runs BEFORE each
-// row is written (PostgreSQL clones it to every partition, present and
-// future), computes the old and/or new row's key and adds it to a hash set kept
-// in a memory context under TopTransactionContext.  The set is written to the
+// of that bucket and scope must be recomputed.  The row trigger runs BEFORE
+// each row is written (PostgreSQL clones it to every partition, present and
+// future; a plain table's inserts: see below), computes the old and/or new
+// row's key and adds it to a hash set kept in a memory context under
+// TopTransactionContext.  The set is written to the
 // dirty logs just before the transaction commits or prepares, and early
 // whenever FLUSH_AT_KEYS new keys have gathered.  Keys written at the top level
 // stay in the set, marked written, so that later rows with the same key cost
@@ -38,8 +39,9 @@
 // Trigger arguments (written by create_rollup): rollup id, dirty log oid,
 // source oid, time attnum, bucket width in microseconds, time zone, the
 // scope attnums, and CAPTURE_STATEMENT_INSERTS when inserts are captured by
-// statement (rollups created by memoria 0.2 and earlier lack it).  Attribute numbers are the source's; for a partition they are
-// mapped by column name, so partitions with other column orders work.
+// statement (rollups created by memoria 0.2 and earlier lack it).  Attribute
+// numbers are the source's; for a partition they are mapped by column name,
+// so partitions with other column orders work.
 #include "bucket.hpp"
 #include "capture.hpp"
 #include "guard.hpp"
