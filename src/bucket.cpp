@@ -142,6 +142,23 @@ Datum bucket_of(BucketSpec *spec, Datum value) {
     pg_unreachable();
 }
 
+// offset_range: widen [*min_off, *max_off] to every offset of tz sampled in
+// [from, to]; false if some instant there is out of range (not sampled).
+static bool offset_range(pg_tz *tz, int64 from, int64 to, long *min_off, long *max_off) {
+    bool complete = true;
+    for (int64 t = from; t <= to; t += OFFSET_SAMPLE_USECS) {
+        int64 local;
+        long off;
+        if (!local_of(t, tz, &local, &off)) {
+            complete = false;
+            continue;
+        }
+        *min_off = Min(*min_off, off);
+        *max_off = Max(*max_off, off);
+    }
+    return complete;
+}
+
 static int64 clamp_timestamp(int64 ts) {
     if (ts < MIN_TIMESTAMP) return DT_NOBEGIN;
     if (ts >= END_TIMESTAMP) return DT_NOEND;
@@ -160,14 +177,8 @@ void bucket_bounds(BucketSpec *spec, Datum b, Datum *lo, Datum *hi) {
             // Every offset in force near the bucket: instants whose local time
             // is in [blocal, blocal + width) lie within these offsets of it.
             long min_off = gmtoff, max_off = gmtoff;
-            int64 from = blocal - 30 * USECS_PER_HOUR, to = blocal + spec->width_usecs + 30 * USECS_PER_HOUR;
-            for (int64 t = from; t <= to; t += OFFSET_SAMPLE_USECS) {
-                int64 l2;
-                long off;
-                if (!local_of(t, spec->tz, &l2, &off)) continue;
-                min_off = Min(min_off, off);
-                max_off = Max(max_off, off);
-            }
+            (void) offset_range(spec->tz, blocal - 30 * USECS_PER_HOUR,
+                                blocal + spec->width_usecs + 30 * USECS_PER_HOUR, &min_off, &max_off);
             *lo = TimestampTzGetDatum(clamp_timestamp(blocal - (int64) max_off * USECS_PER_SEC));
             *hi = TimestampTzGetDatum(
                 clamp_timestamp(blocal + spec->width_usecs - (int64) min_off * USECS_PER_SEC - 1));
@@ -193,15 +204,9 @@ void bucket_bounds(BucketSpec *spec, Datum b, Datum *lo, Datum *hi) {
 // offset_constant_near: whether tz's offset is the same over [ts - 2 days,
 // ts + 2 days].  Offsets change at most every few hours: sampling finds it.
 static bool offset_constant_near(int64 ts, pg_tz *tz) {
-    long first_off = 0;
-    for (int64 t = ts - 2 * USECS_PER_DAY; t <= ts + 2 * USECS_PER_DAY; t += OFFSET_SAMPLE_USECS) {
-        int64 local;
-        long off;
-        if (!local_of(t, tz, &local, &off)) return false;
-        if (t == ts - 2 * USECS_PER_DAY) first_off = off;
-        else if (off != first_off) return false;
-    }
-    return true;
+    long min_off = LONG_MAX, max_off = LONG_MIN;
+    return offset_range(tz, ts - 2 * USECS_PER_DAY, ts + 2 * USECS_PER_DAY, &min_off, &max_off) &&
+           min_off == max_off;
 }
 
 bool window_bounds_exact(BucketSpec *spec, Datum first, Datum last) {

@@ -173,6 +173,12 @@ static void record_dependency(Oid classid, Oid objid, Oid refclassid, Oid refobj
     recordDependencyOn(&dep, &ref, type);
 }
 
+// trigger_name: memoria's trigger of one kind (capture, insert, truncate) for
+// rollup id; "zz_" makes them fire after the user's triggers (name order).
+static char *trigger_name(const char *kind, int32 id) {
+    return psprintf("zz_memoria_%s_%d", kind, id);
+}
+
 static Datum int2_array_datum(List *attnums) {
     int n = list_length(attnums);
     Datum *d = (Datum *) palloc((n + 1) * sizeof(Datum));
@@ -456,9 +462,9 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     // inserted rows (capture.cpp); a partitioned table's by the row trigger.
     bool statement_inserts = !updated_at_mode && get_rel_relkind(source) == RELKIND_RELATION;
     if (statement_inserts) appendStringInfo(&args, ", '%s'", CAPTURE_STATEMENT_INSERTS);
-    char *capture_name = psprintf("zz_memoria_capture_%d", id);
-    char *insert_name = psprintf("zz_memoria_insert_%d", id);
-    char *truncate_name = psprintf("zz_memoria_truncate_%d", id);
+    char *capture_name = trigger_name("capture", id);
+    char *insert_name = trigger_name("insert", id);
+    char *truncate_name = trigger_name("truncate", id);
     // updated_at mode: no trigger on INSERT (the scan finds new rows); its
     // UPDATE trigger only logs rows whose key changed (capture.cpp).
     spi_run(psprintf("CREATE TRIGGER %s BEFORE %s ON %s FOR EACH ROW "
@@ -553,9 +559,9 @@ MEMORIA_FUNCTION(memoria_drop_rollup) {
     // Capture triggers first: dropping them waits for in-flight writers, whose
     // keys are then already in the log we drop next.
     Oid ttypes[3] = {TEXTOID, TEXTOID, TEXTOID};
-    Datum tvalues[3] = {CStringGetTextDatum(psprintf("zz_memoria_capture_%d", r->id)),
-                        CStringGetTextDatum(psprintf("zz_memoria_insert_%d", r->id)),
-                        CStringGetTextDatum(psprintf("zz_memoria_truncate_%d", r->id))};
+    Datum tvalues[3] = {CStringGetTextDatum(trigger_name("capture", r->id)),
+                        CStringGetTextDatum(trigger_name("insert", r->id)),
+                        CStringGetTextDatum(trigger_name("truncate", r->id))};
     spi_exec("SELECT format('DROP TRIGGER %I ON %s', tgname, tgrelid::regclass) FROM pg_trigger "
              "WHERE tgname IN ($1, $2, $3) AND tgparentid = 0",
              3, ttypes, tvalues, NULL, true);
