@@ -1,7 +1,7 @@
 # memoria: PGXS build of the C++ extension.
 EXTENSION  = memoria
 MODULE_big = memoria
-OBJS = src/memoria.o src/guard.o src/bucket.o src/capture.o src/rollup.o \
+OBJS = src/memoria.o src/guard.o src/bucket.o src/capture.o src/rollup.o src/triggers.o \
        src/sqlgen.o src/horizon.o src/create.o src/refresh.o src/worker.o
 # Install scripts: one per release, and the update path between them.
 DATA = $(wildcard sql/memoria--*.sql)
@@ -10,7 +10,7 @@ PGFILEDESC = "memoria - exact incremental rollups"
 # pg_regress suites (sql/*.sql, expected/*.out) and isolation specs
 # (test/isolation/specs/*.spec); both run by `make installcheck` against the
 # server in PGHOST/PGPORT (tools/test.sh starts a throwaway one).
-REGRESS = setup api errors time_zones aggregates capture refresh_window backfill updated_at \
+REGRESS = setup api errors time_zones aggregates capture refresh_window backfill updated_at boundary \
           alter_source names drop_extension upgrade
 REGRESS_OPTS = --outputdir=regress_out
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))

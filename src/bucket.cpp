@@ -165,7 +165,11 @@ static int64 clamp_timestamp(int64 ts) {
     return ts;
 }
 
-void bucket_bounds(BucketSpec *spec, Datum b, Datum *lo, Datum *hi) {
+// bucket_bounds_exactly: bucket_bounds, and whether the bounds are exact
+// (the zone's offset is the same all around the bucket; otherwise they are a
+// superset by up to the offset change).
+static void bucket_bounds_exactly(BucketSpec *spec, Datum b, Datum *lo, Datum *hi, bool *exact) {
+    *exact = true;
     switch (spec->kind) {
         case TimeKind::Timestamptz: {
             int64 ts = DatumGetTimestampTz(b);
@@ -177,8 +181,9 @@ void bucket_bounds(BucketSpec *spec, Datum b, Datum *lo, Datum *hi) {
             // Every offset in force near the bucket: instants whose local time
             // is in [blocal, blocal + width) lie within these offsets of it.
             long min_off = gmtoff, max_off = gmtoff;
-            (void) offset_range(spec->tz, blocal - 30 * USECS_PER_HOUR,
-                                blocal + spec->width_usecs + 30 * USECS_PER_HOUR, &min_off, &max_off);
+            bool complete = offset_range(spec->tz, blocal - 30 * USECS_PER_HOUR,
+                                         blocal + spec->width_usecs + 30 * USECS_PER_HOUR, &min_off, &max_off);
+            *exact = complete && min_off == max_off;
             *lo = TimestampTzGetDatum(clamp_timestamp(blocal - (int64) max_off * USECS_PER_SEC));
             *hi = TimestampTzGetDatum(
                 clamp_timestamp(blocal + spec->width_usecs - (int64) min_off * USECS_PER_SEC - 1));
@@ -201,26 +206,22 @@ void bucket_bounds(BucketSpec *spec, Datum b, Datum *lo, Datum *hi) {
     }
 }
 
-// offset_constant_near: whether tz's offset is the same over [ts - 2 days,
-// ts + 2 days].  Offsets change at most every few hours: sampling finds it.
-static bool offset_constant_near(int64 ts, pg_tz *tz) {
-    long min_off = LONG_MAX, max_off = LONG_MIN;
-    return offset_range(tz, ts - 2 * USECS_PER_DAY, ts + 2 * USECS_PER_DAY, &min_off, &max_off) &&
-           min_off == max_off;
+void bucket_bounds(BucketSpec *spec, Datum b, Datum *lo, Datum *hi) {
+    bool exact;
+    bucket_bounds_exactly(spec, b, lo, hi, &exact);
 }
 
 bool window_bounds_exact(BucketSpec *spec, Datum first, Datum last) {
-    if (spec->kind != TimeKind::Timestamptz) return true;
-    // With a constant offset near an edge, buckets there are plain
-    // arithmetic on local time and the bound is the bucket's exact edge;
-    // values further inside are over two days (more than any offset change)
-    // away from the edges, so their buckets lie inside too.
-    Datum lo, hi, unused;
-    bucket_bounds(spec, first, &lo, &unused);
-    bucket_bounds(spec, last, &unused, &hi);
-    int64 l = DatumGetTimestampTz(lo), h = DatumGetTimestampTz(hi);
-    return (TIMESTAMP_NOT_FINITE(l) || offset_constant_near(l, spec->tz)) &&
-           (TIMESTAMP_NOT_FINITE(h) || offset_constant_near(h, spec->tz));
+    // The bounds of the first and last bucket are their exact edges when the
+    // offset is constant around each; bucket_of never decreases with time,
+    // so every value between those edges is in a bucket in [first, last].
+    // Otherwise the range reaches into the neighbouring buckets, and each row
+    // must be checked.
+    Datum lo, hi;
+    bool first_exact, last_exact;
+    bucket_bounds_exactly(spec, first, &lo, &hi, &first_exact);
+    bucket_bounds_exactly(spec, last, &lo, &hi, &last_exact);
+    return first_exact && last_exact;
 }
 
 // ---------------------------------------------------------------------------

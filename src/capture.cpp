@@ -36,15 +36,18 @@
 // (statement triggers neither fire for direct writes to a partition nor are
 // cloned to new ones).
 //
-// Trigger arguments (written by create_rollup): rollup id, dirty log oid,
-// source oid, time attnum, bucket width in microseconds, time zone, the
-// scope attnums, and CAPTURE_STATEMENT_INSERTS when inserts are captured by
-// statement (rollups created by memoria 0.2 and earlier lack it).  Attribute
-// numbers are the source's; for a partition they are mapped by column name,
-// so partitions with other column orders work.
+// Which rollup a trigger serves comes from memoria's own catalog, never from
+// the trigger's arguments (anyone may attach memoria.capture() to a table of
+// theirs): the trigger's name gives the rollup (triggers.cpp), and the table
+// must be that rollup's source or one of its partitions.  Attribute numbers
+// are the source's; for a partition they are mapped by column name, so
+// partitions with other column orders work.  The dirty log's columns must
+// have the types of the key's columns, or nothing is written.
 #include "bucket.hpp"
 #include "capture.hpp"
 #include "guard.hpp"
+#include "rollup.hpp"
+#include "triggers.hpp"
 
 namespace memoria {
 
@@ -59,7 +62,7 @@ struct CaptureTarget {
     Oid dirty_log;
     AttrNumber time_attnum;
     BucketSpec spec;
-    bool statement_inserts;  // trigger mode with the INSERT statement trigger
+    bool trigger_mode;  // invalidation => 'trigger' (else 'updated_at')
     int nscope;
     AttrNumber scope_attnum[MAX_SCOPE];
     int16 scope_typlen[MAX_SCOPE];
@@ -130,10 +133,6 @@ static void ensure_cache(void) {
     MemoryContextSwitchTo(old);
 }
 
-static int32 int_arg(const Trigger *tg, int i) {
-    return pg_strtoint32(tg->tgargs[i]);
-}
-
 // map_attnum: the attribute of rel that is source's column `attnum`.
 static AttrNumber map_attnum(Oid source, Relation rel, AttrNumber attnum) {
     if (RelationGetRelid(rel) == source) return attnum;
@@ -146,44 +145,115 @@ static AttrNumber map_attnum(Oid source, Relation rel, AttrNumber attnum) {
     return mapped;
 }
 
+// The column types of each dirty log a target writes to, as the keys were
+// serialized (backend lifetime: keys are flushed after the cache may have
+// been invalidated).  write_keys_to_log() refuses a log that differs.
+struct LogShape {
+    Oid log;
+    int natts;
+    Oid types[MAX_SCOPE + 1];
+};
+static List *log_shapes = NIL;  // of LogShape *, in capture_cache_context
+
+static const LogShape *find_log_shape(Oid log) {
+    ListCell *lc;
+    foreach (lc, log_shapes)
+        if (((LogShape *) lfirst(lc))->log == log) return (const LogShape *) lfirst(lc);
+    return NULL;
+}
+
+// check_log_shape: ERROR unless the log relation has exactly these columns.
+static void check_log_shape(Relation log, const LogShape *shape) {
+    TupleDesc desc = RelationGetDescr(log);
+    bool ok = log->rd_rel->relkind == RELKIND_RELATION && desc->natts == shape->natts && !log->rd_rel->relhasrules;
+    for (int a = 0; ok && a < desc->natts; a++) {
+        Form_pg_attribute att = TupleDescAttr(desc, a);
+        ok = !att->attisdropped && att->atttypid == shape->types[a];
+    }
+    if (!ok)
+        ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+                        errmsg("memoria dirty log \"%s\" does not have the columns of its rollup's keys",
+                               RelationGetRelationName(log)),
+                        errhint("Drop the rollup with memoria.drop_rollup() and create it again.")));
+}
+
+static void remember_log_shape(const LogShape *shape) {
+    LogShape *known = (LogShape *) find_log_shape(shape->log);
+    if (known == NULL) {
+        MemoryContext old = MemoryContextSwitchTo(capture_cache_context);
+        known = (LogShape *) palloc(sizeof(LogShape));
+        log_shapes = lappend(log_shapes, known);
+        MemoryContextSwitchTo(old);
+    }
+    *known = *shape;
+}
+
+[[noreturn]] static void not_memorias_trigger(const Trigger *tg, Relation rel) {
+    ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                    errmsg("trigger \"%s\" on \"%s\" is not a capture trigger memoria created", tg->tgname,
+                           RelationGetRelationName(rel)),
+                    errhint("memoria.capture() serves only the triggers memoria.create_rollup() makes.")));
+    pg_unreachable();
+}
+
+// serves_source: whether rel is the source or one of its partitions.
+static bool serves_source(Relation rel, Oid source) {
+    if (RelationGetRelid(rel) == source) return true;
+    if (!rel->rd_rel->relispartition) return false;
+    return list_member_oid(get_partition_ancestors(RelationGetRelid(rel)), source);
+}
+
 static CaptureTarget *capture_target_for(TriggerData *td) {
     ensure_cache();
     const Trigger *tg = td->tg_trigger;
     bool found;
     CaptureTarget *t = (CaptureTarget *) hash_search(capture_targets, &tg->tgoid, HASH_FIND, &found);
     if (found) return t;
-    bool statement_inserts = tg->tgnargs > 0 && strcmp(tg->tgargs[tg->tgnargs - 1], CAPTURE_STATEMENT_INSERTS) == 0;
-    int nargs = tg->tgnargs - (statement_inserts ? 1 : 0);
-    if (nargs < CAPTURE_FIXED_ARGS || nargs - CAPTURE_FIXED_ARGS > MAX_SCOPE)
-        elog(ERROR, "memoria.capture(): trigger \"%s\" has malformed arguments", tg->tgname);
+    Relation rel = td->tg_relation;
+    TriggerKind kind;
+    int32 id;
+    if (!parse_trigger_name(tg->tgname, &kind, &id)) not_memorias_trigger(tg, rel);
+    const Rollup *r = find_rollup_by_id(id);
+    if (r == NULL || !serves_source(rel, r->source)) not_memorias_trigger(tg, rel);
     // Compute everything first so that an ERROR leaves no half-built entry.
     CaptureTarget tmp;
     memset(&tmp, 0, sizeof tmp);
-    Relation rel = td->tg_relation;
     TupleDesc desc = RelationGetDescr(rel);
-    Oid source = (Oid) strtoul(tg->tgargs[2], NULL, 10);
     tmp.trigger_oid = tg->tgoid;
     tmp.relid = RelationGetRelid(rel);
-    tmp.dirty_log = (Oid) strtoul(tg->tgargs[1], NULL, 10);
-    tmp.time_attnum = map_attnum(source, rel, (AttrNumber) int_arg(tg, 3));
-    TimeKind kind;
-    if (!time_kind_of(TupleDescAttr(desc, tmp.time_attnum - 1)->atttypid, &kind))
+    tmp.dirty_log = r->dirty_log;
+    tmp.time_attnum = map_attnum(r->source, rel, r->time_attnum);
+    TimeKind time_kind;
+    Oid time_type = TupleDescAttr(desc, tmp.time_attnum - 1)->atttypid;
+    if (!time_kind_of(time_type, &time_kind) || time_kind != r->kind || r->nscope > MAX_SCOPE)
         ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                        errmsg("time column of \"%s\" no longer has a supported type",
-                               RelationGetRelationName(rel)),
+                        errmsg("time column of \"%s\" no longer has the type rollup \"%s\" was made for",
+                               RelationGetRelationName(rel), r->name),
                         errhint("Drop the rollup with memoria.drop_rollup() and create it again.")));
-    int64 width = pg_strtoint64(tg->tgargs[4]);
-    pg_tz *tz = kind == TimeKind::Timestamptz ? lookup_time_zone(tg->tgargs[5]) : NULL;
-    bucket_spec_init(&tmp.spec, kind, width, tz);
-    tmp.statement_inserts = statement_inserts;
-    tmp.nscope = nargs - CAPTURE_FIXED_ARGS;
+    pg_tz *tz = time_kind == TimeKind::Timestamptz ? lookup_time_zone(r->time_zone) : NULL;
+    bucket_spec_init(&tmp.spec, time_kind, r->width_usecs, tz);
+    tmp.trigger_mode = r->updated_at_attnum == 0;
+    tmp.nscope = r->nscope;
+    LogShape shape;
+    shape.log = r->dirty_log;
+    shape.natts = 1 + r->nscope;
+    shape.types[0] = time_type;
     for (int i = 0; i < tmp.nscope; i++) {
-        AttrNumber a = map_attnum(source, rel, (AttrNumber) int_arg(tg, CAPTURE_FIXED_ARGS + i));
+        AttrNumber a = map_attnum(r->source, rel, r->scope_attnums[i]);
         Form_pg_attribute att = TupleDescAttr(desc, a - 1);
         tmp.scope_attnum[i] = a;
         tmp.scope_typlen[i] = att->attlen;
         tmp.scope_typbyval[i] = att->attbyval;
+        shape.types[1 + i] = att->atttypid;
     }
+    Relation log = try_table_open(r->dirty_log, AccessShareLock);
+    if (log == NULL)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                        errmsg("the dirty log of memoria rollup \"%s\" is missing", r->name),
+                        errhint("Drop the rollup with memoria.drop_rollup() and create it again.")));
+    check_log_shape(log, &shape);
+    table_close(log, AccessShareLock);
+    remember_log_shape(&shape);
     t = (CaptureTarget *) hash_search(capture_targets, &tg->tgoid, HASH_ENTER, &found);
     *t = tmp;
     return t;
@@ -415,6 +485,9 @@ static void write_keys_to_log(Oid dirty_log, MemoryContext batch_context) {
     // waits for this transaction; a missing log means the rollup is gone.
     Relation rel = try_table_open(dirty_log, RowExclusiveLock);
     if (rel == NULL) return;
+    const LogShape *shape = find_log_shape(dirty_log);
+    if (shape == NULL) elog(ERROR, "memoria: no key layout known for dirty log %u", dirty_log);
+    check_log_shape(rel, shape);
     const int LOG_BATCH = 256;
     // Slots over an unpinned copy of the descriptor: pinning the relation's
     // own costs a resource-owner entry per slot, forgotten in O(slots).
@@ -551,7 +624,6 @@ static void capture_xact_callback(XactEvent event, void *arg) {
             // Commit, abort or prepare done: the set died with TopTransactionContext.
             dirty_keys = NULL;
             spare_in_use = false;
-        spare_in_use = false;
             dirty_context = NULL;
             max_written_level = 0;
             new_since_flush = 0;
@@ -575,41 +647,43 @@ void init_capture(void) {
 
 using namespace memoria;
 
-// memoria.capture(): BEFORE ROW (INSERT, UPDATE, DELETE), BEFORE TRUNCATE,
-// and AFTER INSERT FOR EACH STATEMENT with a NEW TABLE.
+// memoria.capture(): every memoria trigger (triggers.cpp): row triggers for
+// INSERT, UPDATE and DELETE (BEFORE or AFTER), the AFTER INSERT statement
+// trigger with a NEW TABLE, and BEFORE TRUNCATE.
 MEMORIA_FUNCTION(memoria_capture) {
     if (!CALLED_AS_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("memoria.capture() must be called as a trigger")));
     TriggerData *td = (TriggerData *) fcinfo->context;
     CaptureTarget *t = capture_target_for(td);
-    if (TRIGGER_FIRED_AFTER(td->tg_event)) {
-        if (!TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_FOR_ROW(td->tg_event))
-            ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                            errmsg("memoria.capture() must be a BEFORE trigger, or an AFTER INSERT statement trigger")));
-        add_inserted_keys(t, td);
-        return PointerGetDatum(NULL);
-    }
     TupleDesc desc = RelationGetDescr(td->tg_relation);
-    if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
+    TriggerEvent ev = td->tg_event;
+    // What a row trigger returns: the row, unchanged (NULL after the fact).
+    Datum row_result = PointerGetDatum(TRIGGER_FIRED_BEFORE(ev) ? (TRIGGER_FIRED_BY_UPDATE(ev) ? td->tg_newtuple
+                                                                                              : td->tg_trigtuple)
+                                                                 : NULL);
+    if (TRIGGER_FIRED_BY_TRUNCATE(ev)) {
         add_rebuild_key(t);
         return PointerGetDatum(NULL);
     }
-    if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("memoria.capture() must be a row trigger for INSERT, UPDATE or DELETE")));
-    if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
-        // A trigger-mode rollup logs both keys; an updated_at one (whose
-        // row trigger skips INSERT, and inserts by no statement trigger
-        // either) only a moved row's.
-        if (t->statement_inserts || TRIGGER_FOR_INSERT(td->tg_trigger->tgtype)) {
+    if (!TRIGGER_FIRED_FOR_ROW(ev)) {
+        if (!TRIGGER_FIRED_AFTER(ev) || !TRIGGER_FIRED_BY_INSERT(ev))
+            ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                            errmsg("memoria.capture() as a statement trigger must be AFTER INSERT or BEFORE TRUNCATE")));
+        add_inserted_keys(t, td);
+        return PointerGetDatum(NULL);
+    }
+    if (TRIGGER_FIRED_BY_UPDATE(ev)) {
+        // trigger mode logs both keys; updated_at mode (whose scan finds
+        // the new row) only a moved row's.
+        if (t->trigger_mode) {
             add_row_key(t, td->tg_trigtuple, desc);
             add_row_key(t, td->tg_newtuple, desc);
         } else {
             add_moved_row_keys(t, td->tg_trigtuple, td->tg_newtuple, desc);
         }
-        return PointerGetDatum(td->tg_newtuple);
+        return row_result;
     }
     add_row_key(t, td->tg_trigtuple, desc);
-    return PointerGetDatum(td->tg_trigtuple);
+    return row_result;
 }

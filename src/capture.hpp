@@ -11,11 +11,4 @@ void init_capture(void);
 // (refresh calls it, so that it sees the caller's own earlier writes).
 void flush_pending_keys(void);
 
-// Number of trigger arguments before the scope attribute numbers.
-constexpr int CAPTURE_FIXED_ARGS = 6;
-
-// Last trigger argument of a trigger-mode rollup whose inserts are captured
-// by a statement trigger (plain tables; see capture.cpp).
-constexpr const char *CAPTURE_STATEMENT_INSERTS = "statement_inserts";
-
 }  // namespace memoria

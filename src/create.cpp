@@ -17,6 +17,7 @@
 #include "guard.hpp"
 #include "horizon.hpp"
 #include "rollup.hpp"
+#include "triggers.hpp"
 
 namespace memoria {
 
@@ -112,6 +113,88 @@ static Query *analyze_query(const char *sql, const char *what) {
     return q;
 }
 
+// PostgreSQL's tree walkers take an untyped callback.
+#define WALKER(f) ((bool (*)()) (void (*)()) (f))
+
+// time_dependent_walker: a call whose result depends on when it runs.
+static bool time_dependent_walker(Node *node, void *context) {
+    if (node == NULL) return false;
+    if (IsA(node, SQLValueFunction)) {
+        switch (((SQLValueFunction *) node)->op) {
+            case SVFOP_CURRENT_DATE: case SVFOP_CURRENT_TIME: case SVFOP_CURRENT_TIME_N:
+            case SVFOP_CURRENT_TIMESTAMP: case SVFOP_CURRENT_TIMESTAMP_N: case SVFOP_LOCALTIME:
+            case SVFOP_LOCALTIME_N: case SVFOP_LOCALTIMESTAMP: case SVFOP_LOCALTIMESTAMP_N:
+                return true;
+            default:
+                break;
+        }
+    }
+    if (IsA(node, FuncExpr)) {
+        Oid f = ((FuncExpr *) node)->funcid;
+        if (f == F_NOW || f == F_STATEMENT_TIMESTAMP || f == F_TRANSACTION_TIMESTAMP) return true;
+    }
+    return expression_tree_walker(node, WALKER(time_dependent_walker), context);
+}
+
+// now_literal_walker: a string literal that names a moment relative to the
+// time it is parsed ('now', 'today', ...): fixed at each parse, so it means
+// something else at every refresh.
+static bool now_literal_walker(Node *node, void *context) {
+    if (node == NULL) return false;
+    if (IsA(node, A_Const) && !((A_Const *) node)->isnull && IsA(&((A_Const *) node)->val, String)) {
+        char *v = pstrdup(strVal(&((A_Const *) node)->val));
+        for (char *c = v; *c; c++) *c = pg_tolower((unsigned char) *c);
+        char *t = v + strspn(v, " \t\n");
+        size_t len = strlen(t);
+        while (len > 0 && (t[len - 1] == ' ' || t[len - 1] == '\t' || t[len - 1] == '\n')) t[--len] = '\0';
+        static const char *const RELATIVE_WORDS[] = {"now", "today", "tomorrow", "yesterday"};
+        for (const char *word : RELATIVE_WORDS)
+            if (strcmp(t, word) == 0) return true;
+    }
+    return raw_expression_tree_walker(node, WALKER(now_literal_walker), context);
+}
+
+// check_deterministic: ERROR unless the expression gives the same result for
+// the same source rows whenever it runs: no sub-query (it would read other
+// tables, whose changes no trigger sees), no volatile function, nothing that
+// reads the clock.
+static void check_deterministic(Query *q, Node *raw, const char *what) {
+    const char *hint = "Measures and filters must depend on the source row only: no sub-queries, no volatile "
+                       "functions, no now() or current_date (refresh recomputes buckets at any later time). "
+                       "Filter on fixed values, or roll up a view for joined dimensions.";
+    if (q->hasSubLinks)
+        arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, psprintf("%s must not contain a sub-query", what), hint);
+    if (contain_volatile_functions((Node *) q))
+        arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, psprintf("%s must not call volatile functions", what), hint);
+    if (query_tree_walker(q, WALKER(time_dependent_walker), NULL, 0) || now_literal_walker(raw, NULL))
+        arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, psprintf("%s must not depend on the current time", what), hint);
+}
+
+// source_problem: why memoria could not capture every change of the source
+// table, or NULL.  Checked at creation and after every ALTER of the source.
+static char *source_problem(Oid source, const char **hint) {
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(source));
+    if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", source);
+    Form_pg_class rel = (Form_pg_class) GETSTRUCT(tup);
+    char *problem = NULL;
+    if (rel->relpersistence == RELPERSISTENCE_TEMP) {
+        problem = pstrdup("is a temporary table");
+        *hint = "A rollup outlives the session; roll up a permanent table.";
+    } else if (rel->relpersistence == RELPERSISTENCE_UNLOGGED) {
+        problem = pstrdup("is unlogged (a crash empties it without any trigger firing)");
+        *hint = "Make it a logged table: ALTER TABLE ... SET LOGGED.";
+    } else if (rel->relrowsecurity && rel->relforcerowsecurity) {
+        problem = pstrdup("forces row level security on its owner (a refresh would aggregate only the rows a policy shows)");
+        *hint = "ALTER TABLE ... NO FORCE ROW LEVEL SECURITY: the owner then reads every row, and other roles still see "
+                "only theirs.";
+    } else if (rel->relkind == RELKIND_RELATION && find_inheritance_children(source, NoLock) != NIL) {
+        problem = pstrdup("has inheritance children (writes to them fire no trigger of the parent's)");
+        *hint = "Use declarative partitioning (PARTITION BY), whose partitions memoria captures.";
+    }
+    ReleaseSysCache(tup);
+    return problem;
+}
+
 struct Measure {
     char *text;
     char *alias;
@@ -130,6 +213,7 @@ static Measure check_measure(const char *text, int i, const char *src) {
     m.alias = pstrdup(rt->name);
     Query *q = analyze_query(psprintf("SELECT\n%s\nFROM %s", text, src), what);
     TargetEntry *tle = (TargetEntry *) linitial(q->targetList);
+    check_deterministic(q, (Node *) sel, psprintf("measures[%d] (%s)", i, text));
     if (q->hasWindowFuncs || q->hasTargetSRFs)
         arg_error(ERRCODE_GROUPING_ERROR,
                   psprintf("measures[%d] (%s) must not use window or set-returning functions", i, text),
@@ -148,9 +232,9 @@ static Measure check_measure(const char *text, int i, const char *src) {
 }
 
 static void check_filter(const char *filter, const char *src) {
-    parse_single_select(psprintf("SELECT 1 WHERE\n%s\n", filter), "filter");
+    SelectStmt *sel = parse_single_select(psprintf("SELECT 1 WHERE\n%s\n", filter), "filter");
     Query *q = analyze_query(psprintf("SELECT 1 FROM %s WHERE (\n%s\n)", src, filter), "filter");
-    (void) q;
+    check_deterministic(q, (Node *) sel, "filter");
 }
 
 static void spi_run(const char *sql) {
@@ -166,17 +250,6 @@ static char *column_type_sql(Oid rel, AttrNumber a) {
         t = psprintf("%s COLLATE %s", t, generate_collation_name(att->attcollation));
     ReleaseSysCache(tup);
     return t;
-}
-
-static void record_dependency(Oid classid, Oid objid, Oid refclassid, Oid refobjid, DependencyType type) {
-    ObjectAddress dep = {classid, objid, 0}, ref = {refclassid, refobjid, 0};
-    recordDependencyOn(&dep, &ref, type);
-}
-
-// trigger_name: memoria's trigger of one kind (capture, insert, truncate) for
-// rollup id; "zz_" makes them fire after the user's triggers (name order).
-static char *trigger_name(const char *kind, int32 id) {
-    return psprintf("zz_memoria_%s_%d", kind, id);
 }
 
 static Datum int2_array_datum(List *attnums) {
@@ -202,6 +275,10 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     // The caller's search_path resolves the measure and filter expressions,
     // now and at every refresh (this function has no SET clause for that).
     char *caller_search_path = pstrdup(GetConfigOption("search_path", false, false));
+    // And the other settings that decide what the expressions' text means.
+    List *settings = NIL;
+    for (int k = 0; k < NUM_PARSE_SETTINGS; k++)
+        settings = lappend(settings, psprintf("%s=%s", PARSE_SETTINGS[k], GetConfigOption(PARSE_SETTINGS[k], false, false)));
     char *name = required_text(fcinfo, 0, "name");
     if (name[0] == '\0' || strlen(name) >= NAMEDATALEN - 1)
         arg_error(ERRCODE_INVALID_NAME, psprintf("name \"%s\" must be 1 to %d bytes long", name, NAMEDATALEN - 2),
@@ -218,6 +295,13 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
                   "Only the owner of a table (or a superuser) may define a rollup on it.");
     // Hold off concurrent DDL and writers until the triggers exist.
     LockRelationOid(source, ShareRowExclusiveLock);
+    {
+        const char *hint;
+        char *problem = source_problem(source, &hint);
+        if (problem)
+            arg_error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                      psprintf("source %s %s", qualified_relation_name(source), problem), hint);
+    }
     char *src = qualified_relation_name(source);
 
     char *time_column = required_text(fcinfo, 2, "time_column");
@@ -293,7 +377,7 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
 
     if (PG_ARGISNULL(5)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "bucket must not be NULL", NULL);
     Interval *bucket = PG_GETARG_INTERVAL_P(5);
-    int64 width = check_bucket_width(bucket, kind);
+    (void) check_bucket_width(bucket, kind);
     char *time_zone = required_text(fcinfo, 6, "time_zone");
     lookup_time_zone(time_zone);
 
@@ -378,6 +462,9 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
                   psprintf("target table %s already exists",
                            quote_qualified_identifier(get_namespace_name(target_nsp), target_rv->relname)),
                   "memoria creates the rollup table itself; choose another name or drop the table.");
+    if (isAnyTempNamespace(target_nsp))
+        arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, "target must not be a temporary table",
+                  "A rollup outlives the session; give a table name in a permanent schema.");
     char *target_sql = quote_qualified_identifier(get_namespace_name(target_nsp), target_rv->relname);
 
     // The whole aggregate statement must plan (as the caller, with its search_path).
@@ -437,7 +524,14 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     spi_run(psprintf("COMMENT ON TABLE %s IS %s", target_sql,
                      quote_literal_cstr(psprintf("memoria rollup %s of %s", name, src))));
 
-    // The dirty log: bucket + scope columns, no index, vacuumed often.
+    // Published by a FOR ALL TABLES publication, its UPDATEs and DELETEs
+    // need a replica identity: without a primary key, the whole row.
+    if (!dims_not_null) spi_run(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", target_sql));
+
+    // The dirty log: bucket + scope columns, no index, vacuumed often.  It
+    // belongs to the extension (its owner could otherwise put a trigger, a
+    // rule or another column type on a table memoria writes with elevated
+    // rights); the rollup's owner may only read, add and claim keys.
     char *log_name = psprintf("dirty_%d", id);
     char *log_sql = quote_qualified_identifier("memoria_state", log_name);
     resetStringInfo(&ddl);
@@ -447,41 +541,11 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
                          column_type_sql(source, lfirst_int(lc)));
     appendStringInfoString(&ddl, ") WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000)");
     spi_run(ddl.data);
-    spi_run(psprintf("ALTER TABLE %s OWNER TO %s", log_sql, quote_identifier(GetUserNameFromId(caller, false))));
+    spi_run(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", log_sql));
+    spi_run(psprintf("GRANT SELECT, INSERT, DELETE ON %s TO %s", log_sql,
+                     quote_identifier(GetUserNameFromId(caller, false))));
     CommandCounterIncrement();
     Oid dirty_log = get_relname_relid(log_name, get_namespace_oid("memoria_state", false));
-
-    // Capture triggers.  "zz_" makes them fire after the user's BEFORE
-    // triggers (which fire in name order), so they see the final row.
-    StringInfoData args;
-    initStringInfo(&args);
-    appendStringInfo(&args, "'%d', '%u', '%u', '%d', '" INT64_FORMAT "', %s", id, dirty_log, source, time_attnum, width,
-                     quote_literal_cstr(time_zone));
-    foreach (lc, scope) appendStringInfo(&args, ", '%d'", lfirst_int(lc));
-    // A plain table's inserts are captured by a statement trigger over the
-    // inserted rows (capture.cpp); a partitioned table's by the row trigger.
-    bool statement_inserts = !updated_at_mode && get_rel_relkind(source) == RELKIND_RELATION;
-    if (statement_inserts) appendStringInfo(&args, ", '%s'", CAPTURE_STATEMENT_INSERTS);
-    char *capture_name = trigger_name("capture", id);
-    char *insert_name = trigger_name("insert", id);
-    char *truncate_name = trigger_name("truncate", id);
-    // updated_at mode: no trigger on INSERT (the scan finds new rows); its
-    // UPDATE trigger only logs rows whose key changed (capture.cpp).
-    spi_run(psprintf("CREATE TRIGGER %s BEFORE %s ON %s FOR EACH ROW "
-                     "EXECUTE FUNCTION memoria.capture(%s)",
-                     quote_identifier(capture_name),
-                     updated_at_mode || statement_inserts ? "UPDATE OR DELETE" : "INSERT OR UPDATE OR DELETE", src,
-                     args.data));
-    if (statement_inserts)
-        spi_run(psprintf("CREATE TRIGGER %s AFTER INSERT ON %s REFERENCING NEW TABLE AS memoria_inserted "
-                         "FOR EACH STATEMENT EXECUTE FUNCTION memoria.capture(%s)",
-                         quote_identifier(insert_name), src, args.data));
-    List *truncated = find_all_inheritors(source, NoLock, NULL);
-    foreach (lc, truncated)
-        spi_run(psprintf("CREATE TRIGGER %s BEFORE TRUNCATE ON %s FOR EACH STATEMENT "
-                         "EXECUTE FUNCTION memoria.capture(%s)",
-                         quote_identifier(truncate_name), qualified_relation_name(lfirst_oid(lc)), args.data));
-    CommandCounterIncrement();
 
     // Dependencies.
     Oid ext = get_extension_oid("memoria", false);
@@ -489,59 +553,54 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     record_dependency(RelationRelationId, target, ExtensionRelationId, ext, DEPENDENCY_AUTO);
     record_dependency(RelationRelationId, dirty_log, RelationRelationId, target, DEPENDENCY_AUTO);
     record_dependency(RelationRelationId, dirty_log, ExtensionRelationId, ext, DEPENDENCY_AUTO);
-    List *source_triggers = list_make1_oid(get_trigger_oid(source, capture_name, false));
-    if (statement_inserts) source_triggers = lappend_oid(source_triggers, get_trigger_oid(source, insert_name, false));
-    Oid trig;
-    foreach (lc, source_triggers) {
-        record_dependency(TriggerRelationId, lfirst_oid(lc), RelationRelationId, target, DEPENDENCY_AUTO);
-        record_dependency(TriggerRelationId, lfirst_oid(lc), ExtensionRelationId, ext, DEPENDENCY_AUTO);
-    }
-    foreach (lc, truncated) {
-        trig = get_trigger_oid(lfirst_oid(lc), truncate_name, false);
-        record_dependency(TriggerRelationId, trig, RelationRelationId, target, DEPENDENCY_AUTO);
-        record_dependency(TriggerRelationId, trig, ExtensionRelationId, ext, DEPENDENCY_AUTO);
-    }
 
     // Catalog rows.
     {
-        Oid types[19] = {INT4OID, TEXTOID, OIDOID, OIDOID, OIDOID, OIDOID, INT2OID, OIDOID, INT2ARRAYOID,
+        bool with_settings = catalog_has_column("rollups", "settings");
+        Oid types[20] = {INT4OID, TEXTOID, OIDOID, OIDOID, OIDOID, OIDOID, INT2OID, OIDOID, INT2ARRAYOID,
                          INT2ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID,
-                         INTERVALOID, TEXTOID, INT2OID};
+                         INTERVALOID, TEXTOID, INT2OID, TEXTARRAYOID};
         List *mtexts = NIL;
         foreach (lc, measures) mtexts = lappend(mtexts, ((Measure *) lfirst(lc))->text);
-        Datum values[19] = {Int32GetDatum(id), CStringGetTextDatum(name), ObjectIdGetDatum(caller),
+        Datum values[20] = {Int32GetDatum(id), CStringGetTextDatum(name), ObjectIdGetDatum(caller),
                             ObjectIdGetDatum(source), ObjectIdGetDatum(target), ObjectIdGetDatum(dirty_log),
                             Int16GetDatum(time_attnum), ObjectIdGetDatum(time_type), int2_array_datum(dims),
                             int2_array_datum(scope), text_array_datum(mtexts), text_array_datum(aliases),
                             IntervalPGetDatum(bucket), CStringGetTextDatum(time_zone),
                             filter ? CStringGetTextDatum(filter) : (Datum) 0, CStringGetTextDatum(invalidation),
                             IntervalPGetDatum(safety_lag), CStringGetTextDatum(caller_search_path),
-                            Int16GetDatum(updated_at_attnum)};
-        char nulls[19];
+                            Int16GetDatum(updated_at_attnum), text_array_datum(settings)};
+        char nulls[20];
         memset(nulls, ' ', sizeof nulls);
         if (!filter) nulls[14] = 'n';
         if (!updated_at_mode) nulls[18] = 'n';
-        spi_exec("INSERT INTO memoria.rollups (id, name, owner, source, target, dirty_log, time_attnum, time_type, "
-                 "dimension_attnums, scope_attnums, measures, measure_names, bucket, time_zone, filter, invalidation, "
-                 "safety_lag, search_path, updated_at_attnum) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-                 "$12, $13, $14, $15, $16, $17, $18, $19)",
-                 19, types, values, nulls, false);
+        spi_exec(psprintf("INSERT INTO memoria.rollups (id, name, owner, source, target, dirty_log, time_attnum, "
+                          "time_type, dimension_attnums, scope_attnums, measures, measure_names, bucket, time_zone, "
+                          "filter, invalidation, safety_lag, search_path, updated_at_attnum%s) VALUES ($1, $2, $3, "
+                          "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19%s)",
+                          with_settings ? ", settings" : "", with_settings ? ", $20" : ""),
+                 with_settings ? 20 : 19, types, values, nulls, false);
         spi_exec("INSERT INTO memoria.rollup_state (rollup_id) VALUES ($1)", 1, types, values, NULL, false);
-        if (updated_at_mode) {
-            // Rows stamped up to the horizon are the backfill's; later ones
-            // are found by refresh.  The capture trigger created above holds
-            // off writers of the source, so no prepared transaction has rows.
-            Rollup probe;
-            memset(&probe, 0, sizeof probe);
-            probe.source = source;
-            probe.safety_lag = *safety_lag;
-            TimestampTz horizon;
-            if (!updated_at_horizon(&probe, true, &horizon)) TIMESTAMP_NOBEGIN(horizon);
-            Oid stypes[2] = {INT4OID, TIMESTAMPTZOID};
-            Datum svalues[2] = {Int32GetDatum(id), TimestampTzGetDatum(horizon)};
-            spi_exec("UPDATE memoria.rollup_state SET scanned_through = $2 WHERE rollup_id = $1", 2, stypes,
-                     svalues, NULL, false);
-        }
+    }
+    CommandCounterIncrement();
+
+    // Capture triggers (triggers.cpp), made from the catalog row just written.
+    restore_user(saved);
+    Rollup *r = find_rollup_by_id(id);
+    if (r == NULL) elog(ERROR, "memoria: rollup %d vanished while being created", id);
+    reconcile_triggers(r, true);
+    saved = become_user(ext_owner);
+
+    if (updated_at_mode) {
+        // Rows stamped up to the horizon are the backfill's; later ones
+        // are found by refresh.  The capture trigger created above holds
+        // off writers of the source, so no prepared transaction has rows.
+        TimestampTz horizon;
+        if (!updated_at_horizon(r, true, &horizon)) TIMESTAMP_NOBEGIN(horizon);
+        Oid stypes[2] = {INT4OID, TIMESTAMPTZOID};
+        Datum svalues[2] = {Int32GetDatum(id), TimestampTzGetDatum(horizon)};
+        spi_exec("UPDATE memoria.rollup_state SET scanned_through = $2 WHERE rollup_id = $1", 2, stypes, svalues,
+                 NULL, false);
     }
     restore_user(saved);
     AtEOXact_GUC(true, guc_nest);
@@ -556,20 +615,15 @@ MEMORIA_FUNCTION(memoria_drop_rollup) {
     lock_rollup(r->id);  // let a running refresh finish first
     SPI_connect();
     SavedUser saved = become_user(extension_owner());
-    // Capture triggers first: dropping them waits for in-flight writers, whose
-    // keys are then already in the log we drop next.
-    Oid ttypes[3] = {TEXTOID, TEXTOID, TEXTOID};
-    Datum tvalues[3] = {CStringGetTextDatum(trigger_name("capture", r->id)),
-                        CStringGetTextDatum(trigger_name("insert", r->id)),
-                        CStringGetTextDatum(trigger_name("truncate", r->id))};
-    spi_exec("SELECT format('DROP TRIGGER %I ON %s', tgname, tgrelid::regclass) FROM pg_trigger "
-             "WHERE tgname IN ($1, $2, $3) AND tgparentid = 0",
-             3, ttypes, tvalues, NULL, true);
-    List *drops = NIL;
-    for (uint64 i = 0; i < SPI_processed; i++)
-        drops = lappend(drops, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-    ListCell *lc;
-    foreach (lc, drops) spi_exec((const char *) lfirst(lc), 0, NULL, NULL, NULL, false);
+    // The catalog row first: the sql_drop hook refuses to let a trigger of a
+    // rollup that still exists be dropped.
+    Oid itypes[1] = {INT4OID};
+    Datum ivalues[1] = {Int32GetDatum(r->id)};
+    spi_exec("DELETE FROM memoria.rollups WHERE id = $1", 1, itypes, ivalues, NULL, false);
+    CommandCounterIncrement();
+    // Then the capture triggers: dropping them waits for in-flight writers,
+    // whose keys are then already in the log we drop next.
+    drop_triggers(r);
     spi_exec(psprintf("DROP TABLE IF EXISTS %s", qualified_relation_name(r->dirty_log)), 0, NULL, NULL, NULL, false);
     if (drop_table) {
         spi_exec(psprintf("DROP TABLE %s", qualified_relation_name(r->target)), 0, NULL, NULL, NULL, false);
@@ -580,9 +634,6 @@ MEMORIA_FUNCTION(memoria_drop_rollup) {
         deleteDependencyRecordsForSpecific(RelationRelationId, r->target, DEPENDENCY_AUTO, ExtensionRelationId,
                                            get_extension_oid("memoria", false));
     }
-    Oid itypes[1] = {INT4OID};
-    Datum ivalues[1] = {Int32GetDatum(r->id)};
-    spi_exec("DELETE FROM memoria.rollups WHERE id = $1", 1, itypes, ivalues, NULL, false);
     restore_user(saved);
     SPI_finish();
     PG_RETURN_VOID();
@@ -606,18 +657,6 @@ MEMORIA_FUNCTION(memoria_alter_rollup) {
     PG_RETURN_VOID();
 }
 
-// memoria._adopt_trigger(trigger, rollup_id): record that a capture trigger
-// memoria created later (on a new partition) goes with the rollup table and
-// with the extension, like the ones create_rollup made.
-MEMORIA_FUNCTION(memoria_adopt_trigger) {
-    Oid trigger = PG_GETARG_OID(0);
-    Oid target = PG_GETARG_OID(1);
-    record_dependency(TriggerRelationId, trigger, RelationRelationId, target, DEPENDENCY_AUTO);
-    record_dependency(TriggerRelationId, trigger, ExtensionRelationId, get_extension_oid("memoria", false),
-                      DEPENDENCY_AUTO);
-    PG_RETURN_VOID();
-}
-
 // ---------------------------------------------------------------------------
 // memoria._check_rollup(name): called by the ddl_command_end event trigger
 // after an ALTER TABLE of a rollup's source.  Renames of the source and of
@@ -627,8 +666,9 @@ MEMORIA_FUNCTION(memoria_adopt_trigger) {
 // ---------------------------------------------------------------------------
 
 // column_problem: what is wrong with column `a` of rel for a rollup that
-// needs type `type` (typmod `typmod`, or -2 for any), or NULL.
-static char *column_problem(Oid rel, AttrNumber a, const char *role, Oid type, int32 typmod) {
+// needs type `type` (typmod `typmod`, or -2 for any) and collation `coll`
+// (InvalidOid: any), or NULL.
+static char *column_problem(Oid rel, AttrNumber a, const char *role, Oid type, int32 typmod, Oid coll) {
     HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(rel), Int16GetDatum(a));
     if (!HeapTupleIsValid(tup)) return psprintf("its %s no longer exists", role);
     Form_pg_attribute att = (Form_pg_attribute) GETSTRUCT(tup);
@@ -639,6 +679,11 @@ static char *column_problem(Oid rel, AttrNumber a, const char *role, Oid type, i
         problem = psprintf("its %s \"%s\" would change type from %s to %s", role, NameStr(att->attname),
                            format_type_with_typemod(type, typmod == -2 ? -1 : typmod),
                            format_type_with_typemod(att->atttypid, att->atttypmod));
+    else if (OidIsValid(coll) && att->attcollation != coll)
+        problem = psprintf("its %s \"%s\" would change collation (which changes how its values group)", role,
+                           NameStr(att->attname));
+    else if (att->attgenerated != '\0' && strcmp(role, "dimension") != 0)
+        problem = psprintf("its %s \"%s\" would become a generated column", role, NameStr(att->attname));
     ReleaseSysCache(tup);
     return problem;
 }
@@ -690,19 +735,22 @@ static char *expressions_problem(const Rollup *r) {
     return problem;
 }
 
-MEMORIA_FUNCTION(memoria_check_rollup) {
-    if (PG_ARGISNULL(0)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL", NULL);
-    Rollup *r = load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-    char *problem = column_problem(r->source, r->time_attnum, "time column", r->time_type, -2);
+// rollup_problem: what about the source no longer fits the rollup, or NULL.
+static char *rollup_problem(const Rollup *r) {
+    const char *hint;
+    char *problem = source_problem(r->source, &hint);
+    if (problem) return psprintf("the source %s", problem);
+    problem = column_problem(r->source, r->time_attnum, "time column", r->time_type, -2, InvalidOid);
     for (int i = 0; i < r->ndims && !problem; i++) {
         Oid type;
         int32 typmod;
         Oid coll;
         get_atttypetypmodcoll(r->target, (AttrNumber) (2 + i), &type, &typmod, &coll);
-        problem = column_problem(r->source, r->dim_attnums[i], "dimension", type, typmod);
+        problem = column_problem(r->source, r->dim_attnums[i], "dimension", type, typmod, coll);
     }
     if (!problem && r->updated_at_attnum != 0) {
-        problem = column_problem(r->source, r->updated_at_attnum, "updated_at column", TIMESTAMPTZOID, -2);
+        problem = column_problem(r->source, r->updated_at_attnum, "updated_at column", TIMESTAMPTZOID, -2,
+                                 InvalidOid);
         if (!problem) {  // the column exists: column_problem found it
             HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(r->source), Int16GetDatum(r->updated_at_attnum));
             if (!((Form_pg_attribute) GETSTRUCT(tup))->attnotnull)
@@ -711,11 +759,96 @@ MEMORIA_FUNCTION(memoria_check_rollup) {
         }
     }
     if (!problem) problem = expressions_problem(r);
+    return problem;
+}
+
+// check_still_fits: ERROR (undoing the DDL) unless the rollup fits its source.
+static void check_still_fits(const Rollup *r) {
+    char *problem = rollup_problem(r);
     if (problem)
         ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
                         errmsg("cannot alter %s: memoria rollup \"%s\" depends on it, and %s",
                                qualified_relation_name(r->source), r->name, problem),
                         errhint("Drop the rollup first with memoria.drop_rollup('%s'), then create it again "
                                 "after the change.", r->name)));
+}
+
+// memoria._after_ddl(rollup_id): called by the ddl_command_end event trigger
+// after a CREATE or ALTER TABLE in the source's tree (or an ALTER TRIGGER).
+// Renames of the source and of the columns memoria stores by attribute number
+// are harmless; anything that would make the rollup silently wrong or
+// failing raises an ERROR, which undoes the command.  Then the capture
+// triggers are brought in line with the source (triggers.cpp), and a
+// disabled trigger is reported (and the rollup rebuilt once it is back).
+MEMORIA_FUNCTION(memoria_after_ddl) {
+    Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
+    if (r == NULL) PG_RETURN_VOID();
+    check_still_fits(r);
+    reconcile_triggers(r, false);
+    settle_capture(r, true);
+    PG_RETURN_VOID();
+}
+
+// memoria._in_own_ddl(): whether the trigger being dropped is memoria's doing.
+MEMORIA_FUNCTION(memoria_in_own_ddl) {
+    PG_RETURN_BOOL(in_own_ddl());
+}
+
+// memoria._capture_problem(rollup_id): why the rollup's capture cannot be
+// trusted now, or NULL (also for a rollup the caller may not see).
+MEMORIA_FUNCTION(memoria_capture_problem) {
+    Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
+    if (r == NULL || !can_manage(r->owner) || get_rel_name(r->source) == NULL) PG_RETURN_NULL();
+    char *problem = capture_problem(r);
+    if (problem == NULL) PG_RETURN_NULL();
+    PG_RETURN_TEXT_P(cstring_to_text(problem));
+}
+
+// memoria._repair(rollup_id): the update script's repair of a rollup made by
+// an older version: its dirty log owned by the extension, the triggers of
+// this version's layout.
+MEMORIA_FUNCTION(memoria_repair) {
+    Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
+    if (r == NULL) PG_RETURN_VOID();
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    char *log = qualified_relation_name(r->dirty_log);
+    spi_exec(psprintf("ALTER TABLE %s OWNER TO %s", log, quote_identifier(GetUserNameFromId(extension_owner(), false))),
+             0, NULL, NULL, NULL, false);
+    spi_exec(psprintf("REVOKE ALL ON %s FROM PUBLIC", log), 0, NULL, NULL, NULL, false);
+    spi_exec(psprintf("GRANT SELECT, INSERT, DELETE ON %s TO %s", log,
+                      quote_identifier(GetUserNameFromId(r->owner, false))),
+             0, NULL, NULL, NULL, false);
+    spi_exec(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", log), 0, NULL, NULL, NULL, false);
+    Oid types[1] = {OIDOID};
+    Datum values[1] = {ObjectIdGetDatum(r->target)};
+    spi_exec("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indrelid = $1 AND indisprimary)", 1, types,
+             values, NULL, true);
+    bool isnull;
+    if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+        spi_exec(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", qualified_relation_name(r->target)), 0, NULL,
+                 NULL, NULL, false);
+    leave_catalog_session(cs);
+    SPI_finish();
+    CommandCounterIncrement();
+    reconcile_triggers(r, true);
+    PG_RETURN_VOID();
+}
+
+// ---------------------------------------------------------------------------
+// Entry points of older SQL versions (the library serves them until ALTER
+// EXTENSION UPDATE): 0.2.0's ALTER guard and partition hook.
+// ---------------------------------------------------------------------------
+
+MEMORIA_FUNCTION(memoria_check_rollup) {
+    if (PG_ARGISNULL(0)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL", NULL);
+    check_still_fits(load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+    PG_RETURN_VOID();
+}
+
+MEMORIA_FUNCTION(memoria_adopt_trigger) {
+    record_dependency(TriggerRelationId, PG_GETARG_OID(0), RelationRelationId, PG_GETARG_OID(1), DEPENDENCY_AUTO);
+    record_dependency(TriggerRelationId, PG_GETARG_OID(0), ExtensionRelationId, get_extension_oid("memoria", false),
+                      DEPENDENCY_AUTO);
     PG_RETURN_VOID();
 }

@@ -21,6 +21,7 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/partition.h"
 #include "common/hashfn.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_trigger.h"

@@ -22,6 +22,7 @@
 #include "horizon.hpp"
 #include "rollup.hpp"
 #include "sqlgen.hpp"
+#include "triggers.hpp"
 
 namespace memoria {
 
@@ -315,6 +316,17 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
     record_outcome(r, o, drained, t, false);
 }
 
+// check_capture: ERROR unless the rollup's writes are being captured
+// (advancing the watermark over writes no trigger saw would be a lie).  The
+// state it records survives the ERROR: it runs before the subtransaction.
+static char *capture_error(const Rollup *r) {
+    char *problem = settle_capture(r, false);
+    return problem == NULL ? NULL : psprintf("capture of rollup \"%s\" is off: %s", r->name, problem);
+}
+
+static const char *CAPTURE_HINT = "Enable the trigger again (ALTER TABLE ... ENABLE TRIGGER ...), or drop the rollup; "
+                                  "once capture is back the next refresh rebuilds the rollup.";
+
 // refresh_one: refresh one rollup; never raises except for a cancel.
 static Outcome refresh_one(const Rollup *r, bool limited, int64 max_keys) {
     Outcome *o = (Outcome *) palloc0(sizeof(Outcome));
@@ -322,6 +334,15 @@ static Outcome refresh_one(const Rollup *r, bool limited, int64 max_keys) {
     if (!try_lock_rollup(r->id)) {
         o->status = "busy";
         read_watermark(r, o);
+        return *o;
+    }
+    if (char *problem = capture_error(r)) {
+        o->status = "error";
+        o->error = problem;
+        ereport(WARNING, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                          errmsg("memoria: refresh of rollup \"%s\" failed: %s", r->name, problem),
+                          errhint("%s", CAPTURE_HINT)));
+        record_outcome(r, o, false, 0, false);
         return *o;
     }
     MemoryContext caller = CurrentMemoryContext;
@@ -455,6 +476,9 @@ MEMORIA_FUNCTION(memoria_refresh_window) {
     // Wait for (do not skip) a running refresh: two recomputes of a key from
     // different snapshots must not land out of order.
     lock_rollup(r->id);
+    if (char *problem = capture_error(r))
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("%s", problem),
+                        errhint("%s", CAPTURE_HINT)));
     TimestampTz t = watermark_candidate();
     SPI_connect();
     lock_state_row(r);
@@ -531,33 +555,16 @@ MEMORIA_FUNCTION(memoria_verify) {
 }
 
 // memoria._pending_keys(id): distinct keys in the dirty log, NULL if the
-// caller may not see the rollup.
+// caller may not see the rollup.  Counted as the rollup's owner: telling
+// keys apart runs their types' equality, which is the owner's code to run.
 MEMORIA_FUNCTION(memoria_pending_keys) {
-    int32 id = PG_GETARG_INT32(0);
+    Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
+    if (r == NULL || !can_manage(r->owner) || get_rel_name(r->dirty_log) == NULL) PG_RETURN_NULL();
     SPI_connect();
-    SavedUser saved = become_user(extension_owner());
-    Oid types[1] = {INT4OID};
-    Datum values[1] = {Int32GetDatum(id)};
-    spi_exec("SELECT dirty_log, owner FROM memoria.rollups WHERE id = $1", 1, types, values, NULL, true);
-    bool isnull;
-    if (SPI_processed == 0) {
-        restore_user(saved);
-        SPI_finish();
-        PG_RETURN_NULL();
-    }
-    Rollup r;
-    memset(&r, 0, sizeof r);
-    r.dirty_log = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-    Oid owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-    restore_user(saved);
-    if (!can_manage(owner) || get_rel_name(r.dirty_log) == NULL) {
-        SPI_finish();
-        PG_RETURN_NULL();
-    }
-    saved = become_user(extension_owner());
-    spi_exec(pending_keys_sql(&r), 0, NULL, NULL, NULL, true);
+    RollupSession session = enter_rollup_session(r);
+    spi_exec(pending_keys_sql(r), 0, NULL, NULL, NULL, true);
     int64 n = spi_int64(1);
-    restore_user(saved);
+    leave_rollup_session(session);
     SPI_finish();
     PG_RETURN_INT64(n);
 }

@@ -13,6 +13,41 @@ Oid extension_owner(void) {
     return owner;
 }
 
+bool catalog_has_column(const char *table, const char *column) {
+    Oid rel = get_relname_relid(table, get_namespace_oid("memoria", false));
+    return OidIsValid(rel) && get_attnum(rel, column) != InvalidAttrNumber;
+}
+
+CatalogSession enter_catalog_session(void) {
+    CatalogSession s;
+    s.guc_nest = NewGUCNestLevel();
+    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                             0, false);
+    GetUserIdAndSecContext(&s.user, &s.sec_context);
+    SetUserIdAndSecContext(extension_owner(), s.sec_context | SECURITY_LOCAL_USERID_CHANGE);
+    return s;
+}
+
+void leave_catalog_session(CatalogSession s) {
+    SetUserIdAndSecContext(s.user, s.sec_context);
+    AtEOXact_GUC(true, s.guc_nest);
+}
+
+const char *const PARSE_SETTINGS[] = {"DateStyle",      "IntervalStyle",         "standard_conforming_strings",
+                                      "transform_null_equals", "array_nulls",   "default_text_search_config",
+                                      "extra_float_digits",    "bytea_output",  "xmloption", "xmlbinary"};
+const int NUM_PARSE_SETTINGS = lengthof(PARSE_SETTINGS);
+
+// Settings for rollups made before they were recorded: PostgreSQL's defaults.
+static const char *const DEFAULT_SETTINGS[] = {"DateStyle=ISO, MDY", "IntervalStyle=postgres",
+                                               "standard_conforming_strings=on", "transform_null_equals=off",
+                                               "array_nulls=on", "extra_float_digits=1", "bytea_output=hex",
+                                               "xmloption=content", "xmlbinary=base64"};
+
+static void set_session_option(const char *name, const char *value) {
+    (void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
 SavedUser become_user(Oid role) {
     SavedUser saved;
     GetUserIdAndSecContext(&saved.user, &saved.sec_context);
@@ -30,12 +65,24 @@ void restore_user(SavedUser saved) {
 RollupSession enter_rollup_session(const Rollup *r) {
     RollupSession s;
     s.guc_nest = NewGUCNestLevel();
-    (void) set_config_option("search_path", r->search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
-                             false);
-    (void) set_config_option("TimeZone", r->time_zone, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    set_session_option("search_path", r->search_path);
+    set_session_option("TimeZone", r->time_zone);
+    // The expressions mean what they meant to their creator, whoever runs them.
+    if (r->nsettings == 0)
+        for (const char *setting : DEFAULT_SETTINGS) {
+            const char *eq = strchr(setting, '=');
+            set_session_option(pnstrdup(setting, eq - setting), eq + 1);
+        }
+    for (int i = 0; i < r->nsettings; i++) {
+        const char *eq = strchr(r->settings[i], '=');
+        if (eq != NULL) set_session_option(pnstrdup(r->settings[i], eq - r->settings[i]), eq + 1);
+    }
+    // Never a session's view of the source: where row security would
+    // filter the owner's rows, the statement fails instead.
+    set_session_option("row_security", "off");
     // Refresh statements are short and planned afresh each time: JIT would
     // only add its compile time.
-    (void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    set_session_option("jit", "off");
     GetUserIdAndSecContext(&s.user.user, &s.user.sec_context);
     SetUserIdAndSecContext(r->owner, s.user.sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
     return s;
@@ -71,6 +118,11 @@ char *column_name(Oid relid, AttrNumber attnum) {
     return (char *) quote_identifier(get_attname(relid, attnum, false));
 }
 
+void record_dependency(Oid classid, Oid objid, Oid refclassid, Oid refobjid, DependencyType type) {
+    ObjectAddress dep = {classid, objid, 0}, ref = {refclassid, refobjid, 0};
+    recordDependencyOn(&dep, &ref, type);
+}
+
 bool can_manage(Oid owner) {
     return has_privs_of_role(GetUserId(), owner);
 }
@@ -103,10 +155,14 @@ static char **text_array(Datum d, int *n) {
     return out;
 }
 
-static const char *ROLLUP_COLUMNS =
-    "SELECT id, name, owner, source, target, dirty_log, time_attnum, time_type, dimension_attnums, "
-    "scope_attnums, measures, measure_names, bucket, time_zone, filter, search_path, "
-    "CASE WHEN invalidation = 'updated_at' THEN updated_at_attnum ELSE 0 END, safety_lag FROM memoria.rollups ";
+// rollup_query: the catalog columns rollup_from_row decodes, then `where`.
+static char *rollup_query(const char *where) {
+    return psprintf("SELECT id, name, owner, source, target, dirty_log, time_attnum, time_type, dimension_attnums, "
+                    "scope_attnums, measures, measure_names, bucket, time_zone, filter, search_path, "
+                    "CASE WHEN invalidation = 'updated_at' THEN updated_at_attnum ELSE 0 END, safety_lag, %s "
+                    "FROM memoria.rollups %s",
+                    catalog_has_column("rollups", "settings") ? "settings" : "NULL::text[]", where);
+}
 
 // rollup_from_row: decode row i of the current SPI result into the caller's context.
 static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
@@ -137,39 +193,44 @@ static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
     r->search_path = TextDatumGetCString(SPI_getbinval(row, desc, 16, &isnull));
     r->updated_at_attnum = DatumGetInt16(SPI_getbinval(row, desc, 17, &isnull));
     r->safety_lag = *DatumGetIntervalP(SPI_getbinval(row, desc, 18, &isnull));
+    Datum settings = SPI_getbinval(row, desc, 19, &isnull);
+    if (!isnull) r->settings = text_array(settings, &r->nsettings);
     MemoryContextSwitchTo(old);
     return r;
 }
 
-Rollup *load_rollup(const char *name) {
+// read_one_rollup: the rollup a one-parameter catalog query finds, or NULL.
+static Rollup *read_one_rollup(const char *where, Oid type, Datum value) {
     MemoryContext caller = CurrentMemoryContext;
     SPI_connect();
-    SavedUser saved = become_user(extension_owner());
-    StringInfoData sql;
-    initStringInfo(&sql);
-    appendStringInfo(&sql, "%s WHERE name = $1", ROLLUP_COLUMNS);
-    Oid types[1] = {TEXTOID};
-    Datum values[1] = {CStringGetTextDatum(name)};
-    spi_exec(sql.data, 1, types, values, NULL, true);
-    restore_user(saved);
-    if (SPI_processed == 0)
+    CatalogSession cs = enter_catalog_session();
+    // Not read-only: a fresh snapshot sees rows this transaction just wrote.
+    spi_exec(rollup_query(where), 1, &type, &value, NULL, false);
+    leave_catalog_session(cs);
+    Rollup *r = SPI_processed == 0 ? NULL : rollup_from_row(0, caller);
+    SPI_finish();
+    return r;
+}
+
+Rollup *load_rollup(const char *name) {
+    Rollup *r = read_one_rollup("WHERE name = $1", TEXTOID, CStringGetTextDatum(name));
+    if (r == NULL)
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("rollup \"%s\" does not exist", name),
                         errhint("See SELECT rollup FROM memoria.status for the rollups you can see.")));
-    Rollup *r = rollup_from_row(0, caller);
-    SPI_finish();
     check_can_manage(r);
     return r;
+}
+
+Rollup *find_rollup_by_id(int32 id) {
+    return read_one_rollup("WHERE id = $1", INT4OID, Int32GetDatum(id));
 }
 
 List *load_rollups(void) {
     MemoryContext caller = CurrentMemoryContext;
     SPI_connect();
-    SavedUser saved = become_user(extension_owner());
-    StringInfoData sql;
-    initStringInfo(&sql);
-    appendStringInfo(&sql, "%s ORDER BY name", ROLLUP_COLUMNS);
-    spi_exec(sql.data, 0, NULL, NULL, NULL, true);
-    restore_user(saved);
+    CatalogSession cs = enter_catalog_session();
+    spi_exec(rollup_query("ORDER BY name"), 0, NULL, NULL, NULL, true);
+    leave_catalog_session(cs);
     List *out = NIL;
     for (uint64 i = 0; i < SPI_processed; i++) {
         Rollup *r = rollup_from_row(i, caller);

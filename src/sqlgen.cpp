@@ -438,6 +438,22 @@ char *verify_sql(const Rollup *r) {
     return s.data;
 }
 
+char *dirty_all_keys_sql(const Rollup *r, Oid rel) {
+    Names n = names_for(r);
+    // Read rel under the source's name, so the key expressions name it.
+    n.src = qualified_relation_name(rel);
+    n.time = qualify(n.src, column_name(r->source, r->time_attnum));
+    n.scope = NIL;
+    for (int i = 0; i < r->nscope; i++)
+        n.scope = lappend(n.scope, qualify(n.src, column_name(r->source, r->scope_attnums[i])));
+    StringInfoData s;
+    initStringInfo(&s);
+    appendStringInfo(&s, "INSERT INTO %s SELECT DISTINCT ", n.log);
+    append_key_exprs(&s, n);
+    appendStringInfo(&s, " FROM %s WHERE %s IS NOT NULL", n.src, n.time);
+    return s.data;
+}
+
 char *pending_keys_sql(const Rollup *r) {
     return psprintf("SELECT count(*) FROM (SELECT DISTINCT * FROM %s) AS memoria_keys",
                     qualified_relation_name(r->dirty_log));

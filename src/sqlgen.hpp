@@ -44,6 +44,10 @@ char *verify_sql(const Rollup *r);
 // updated_at column is in ($3, $4].
 char *scan_updated_sql(const Rollup *r);
 
+// dirty_all_keys_sql: log the key of every row of rel (the source or one of
+// its partitions).
+char *dirty_all_keys_sql(const Rollup *r, Oid rel);
+
 // pending_keys_sql: distinct keys waiting in the dirty log.
 char *pending_keys_sql(const Rollup *r);
 

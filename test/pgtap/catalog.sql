@@ -22,7 +22,7 @@ SELECT is((SELECT prokind FROM pg_proc WHERE oid = 'memoria.run(text)'::regproce
 SELECT has_view('memoria', 'status', 'memoria.status exists');
 SELECT columns_are('memoria', 'status', ARRAY['rollup', 'source', 'target', 'invalidation', 'watermark', 'lag',
     'pending_keys', 'needs_backfill', 'backfill_progress', 'last_refresh_at', 'last_duration', 'last_status',
-    'last_error', 'refreshes', 'scheduled_by']);
+    'last_error', 'refreshes', 'scheduled_by', 'state']);
 -- Result columns of refresh, by name and type.
 SELECT is(
     (SELECT array_agg(a.name || ' ' || format_type(a.type, NULL) ORDER BY a.ord)
@@ -33,18 +33,20 @@ SELECT is(
     'memoria.refresh returns the contract''s columns');
 
 -- Every function that runs SQL pins its search_path.  The exceptions run no
--- SQL (bucket arithmetic, the capture trigger: a SET clause would cost on
--- every row), are procedures that COMMIT (memoria.run, memoria.backfill,
+-- SQL (bucket arithmetic, flags), pin it themselves where they do (the
+-- capture trigger reads the catalog once per trigger and backend: a SET
+-- clause would cost on every row), are procedures that COMMIT (memoria.run, memoria.backfill,
 -- which use qualified names only), or
 -- need the caller's search_path and pin their own inside (create_rollup).
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text FROM pg_proc p
     WHERE p.pronamespace = 'memoria'::regnamespace AND p.proconfig IS NULL AND p.prokind = 'f'
-      AND p.proname NOT IN ('bucket', '_bucket_lo', '_bucket_hi', 'capture', '_worker_preloaded', 'create_rollup')
+      AND p.proname NOT IN ('bucket', '_bucket_lo', '_bucket_hi', 'capture', '_worker_preloaded', '_in_own_ddl',
+                         'create_rollup')
 $$, 'every SQL-running memoria function has SET search_path');
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace = 'memoria'::regnamespace AND prosecdef
                        AND proname NOT IN ('_cron_job_exists', '_forget_cron_job', '_on_sql_drop', '_on_ddl_end',
-                                           '_dirty_all_keys', '_mark_rebuild', '_on_table_rewrite')),
+                                           '_mark_rebuild', '_on_table_rewrite')),
           'only the cron helpers, the event triggers and their helpers are SECURITY DEFINER');
 
 -- Catalog tables are private; the status view is public but filtered by owner.

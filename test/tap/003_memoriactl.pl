@@ -52,7 +52,7 @@ $node->safe_psql('postgres', q{
     CREATE EXTENSION memoria;
     CREATE TABLE ev (at timestamptz NOT NULL, k int NOT NULL, v int NOT NULL);
     INSERT INTO ev SELECT timestamptz '2026-01-01' + g * interval '1 hour', g % 5, g FROM generate_series(1, 3000) g;
-    CREATE FUNCTION slow(v int) RETURNS int LANGUAGE sql AS $$ SELECT v FROM pg_sleep(0.002) $$;
+    CREATE FUNCTION slow(v int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT v FROM pg_sleep(0.002) $$;
     SELECT memoria.create_rollup('ev_daily', 'ev', 'at', ARRAY['k'], ARRAY['sum(v) AS v', 'count(*) AS n']);
     SELECT memoria.create_rollup('ev_slow', 'ev', 'at', ARRAY['k'], ARRAY['sum(slow(v)) AS v']);
 });
@@ -109,7 +109,7 @@ like($out, qr/^ev_daily: ok, 1 keys, 1 rows upserted, 0 deleted/m, 'refresh says
 is($rc, 2, 'refresh of an unknown rollup: exit 2');
 like($err, qr/rollup "nope" does not exist/, 'named in the message');
 $node->safe_psql('postgres', q{
-    CREATE FUNCTION fail(v int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'measure failed'; END $$;
+    CREATE FUNCTION fail(v int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RAISE EXCEPTION 'measure failed'; END $$;
     SELECT memoria.create_rollup('ev_bad', 'ev', 'at', ARRAY['k'], ARRAY['sum(fail(v)) AS v']);
     INSERT INTO ev VALUES ('2026-01-03 05:00', 1, 1);
 });

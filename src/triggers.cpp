@@ -1,0 +1,353 @@
+// triggers.cpp: memoria's capture triggers.
+//
+// A rollup's triggers all call memoria.capture(), take no arguments and are
+// named zz_memoria_<kind>_<rollup id> ("zz_": BEFORE triggers fire in name
+// order, so memoria's see the row the user's triggers made):
+//   capture   FOR EACH ROW on the source: UPDATE OR DELETE, and INSERT when
+//             inserts are captured row by row (below).  BEFORE, or AFTER when
+//             the time column or a scope column is a stored generated column
+//             (computed only after BEFORE triggers).  PostgreSQL clones it to
+//             every partition, present and future.  Fires ALWAYS.
+//   insert    AFTER INSERT FOR EACH STATEMENT with a NEW TABLE, on a plain
+//             source in trigger mode: one call per statement, and COPY keeps
+//             its batched inserts.  Fires in origin and local sessions.
+//   replica   AFTER INSERT FOR EACH ROW beside it, firing only under
+//             session_replication_role = replica: bulk loaders, and logical
+//             replication's apply worker, which fires no statement trigger.
+//   truncate  BEFORE TRUNCATE FOR EACH STATEMENT on the source and on every
+//             partition (statement triggers are not cloned).  Fires ALWAYS.
+// Inserts are captured row by row when the source is partitioned or is a
+// partition itself: an insert routed through a parent fires the partition's
+// row triggers but no statement trigger.
+//
+// The *layout* (which triggers, of which type, firing when) follows from the
+// rollup and from what its source is now, so reconcile_triggers() runs at
+// creation, after every DDL on the source's tree (a source that becomes a
+// partition, a new or detached partition, ENABLE/DISABLE TRIGGER) and in the
+// update script.  capture() trusts no argument: it finds the rollup by the
+// trigger's name in memoria's catalog and checks the trigger's table is that
+// rollup's source or one of its partitions (capture.cpp).
+#include <initializer_list>
+
+#include "triggers.hpp"
+#include "sqlgen.hpp"
+
+namespace memoria {
+
+static const char *const KIND_NAMES[] = {"capture", "insert", "replica", "truncate"};
+static const char *const TRIGGER_PREFIX = "zz_memoria_";
+
+char *trigger_name(TriggerKind kind, int32 id) {
+    return psprintf("%s%s_%d", TRIGGER_PREFIX, KIND_NAMES[(int) kind], id);
+}
+
+bool parse_trigger_name(const char *name, TriggerKind *kind, int32 *id) {
+    size_t plen = strlen(TRIGGER_PREFIX);
+    if (strncmp(name, TRIGGER_PREFIX, plen) != 0) return false;
+    for (int k = 0; k < (int) lengthof(KIND_NAMES); k++) {
+        size_t klen = strlen(KIND_NAMES[k]);
+        const char *rest = name + plen;
+        if (strncmp(rest, KIND_NAMES[k], klen) != 0 || rest[klen] != '_') continue;
+        const char *digits = rest + klen + 1;
+        if (*digits == '\0' || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9) return false;
+        *kind = (TriggerKind) k;
+        *id = (int32) strtol(digits, NULL, 10);
+        return true;
+    }
+    return false;
+}
+
+// TriggerSpec: one trigger of the layout.
+struct TriggerSpec {
+    TriggerKind kind;
+    int16 tgtype;     // pg_trigger.tgtype
+    char fires;       // pg_trigger.tgenabled: 'A' always, 'O' origin/local, 'R' replica
+    bool on_partitions;  // also on every partition (created by memoria, not cloned)
+};
+
+static bool column_is_generated(Oid rel, AttrNumber a) {
+    HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(rel), Int16GetDatum(a));
+    if (!HeapTupleIsValid(tup)) return false;
+    bool generated = ((Form_pg_attribute) GETSTRUCT(tup))->attgenerated != '\0';
+    ReleaseSysCache(tup);
+    return generated;
+}
+
+// layout: the triggers the rollup needs now; returns how many.
+static int layout(const Rollup *r, TriggerSpec *out) {
+    bool trigger_mode = r->updated_at_attnum == 0;
+    bool row_inserts = trigger_mode && (get_rel_relkind(r->source) == RELKIND_PARTITIONED_TABLE ||
+                                        get_rel_relispartition(r->source));
+    bool after_row = column_is_generated(r->source, r->time_attnum);
+    for (int i = 0; i < r->nscope; i++) after_row = after_row || column_is_generated(r->source, r->scope_attnums[i]);
+    int n = 0;
+    int16 row = TRIGGER_TYPE_ROW | (after_row ? TRIGGER_TYPE_AFTER : TRIGGER_TYPE_BEFORE) | TRIGGER_TYPE_UPDATE |
+                TRIGGER_TYPE_DELETE | (row_inserts ? TRIGGER_TYPE_INSERT : 0);
+    out[n++] = {TriggerKind::Capture, row, TRIGGER_FIRES_ALWAYS, false};
+    if (trigger_mode && !row_inserts) {
+        out[n++] = {TriggerKind::Insert, TRIGGER_TYPE_STATEMENT | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_INSERT,
+                    TRIGGER_FIRES_ON_ORIGIN, false};
+        out[n++] = {TriggerKind::Replica, TRIGGER_TYPE_ROW | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_INSERT,
+                    TRIGGER_FIRES_ON_REPLICA, false};
+    }
+    out[n++] = {TriggerKind::Truncate, TRIGGER_TYPE_STATEMENT | TRIGGER_TYPE_BEFORE | TRIGGER_TYPE_TRUNCATE,
+                TRIGGER_FIRES_ALWAYS, true};
+    return n;
+}
+
+// Existing: one memoria trigger of the rollup found in pg_trigger.
+struct Existing {
+    Oid oid;
+    Oid relid;
+    TriggerKind kind;
+    int16 tgtype;
+    char enabled;
+    bool cloned;  // tgparentid set: PostgreSQL's copy on a partition
+    bool matched;
+};
+
+// existing_triggers: the rollup's triggers on every table; returns how many.
+static int existing_triggers(const Rollup *r, Existing **out) {
+    Datum names[4];
+    for (int k = 0; k < 4; k++) names[k] = CStringGetTextDatum(trigger_name((TriggerKind) k, r->id));
+    Oid types[1] = {TEXTARRAYOID};
+    Datum values[1] = {PointerGetDatum(construct_array(names, 4, TEXTOID, -1, false, TYPALIGN_INT))};
+    MemoryContext caller = CurrentMemoryContext;
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT oid, tgrelid, tgname::text, tgtype, tgenabled, tgparentid <> 0 FROM pg_catalog.pg_trigger "
+             "WHERE tgname = ANY ($1::name[]) ORDER BY oid",
+             1, types, values, NULL, false);  // a fresh snapshot: triggers made just now
+    leave_catalog_session(cs);
+    int n = (int) SPI_processed;
+    Existing *e = (Existing *) MemoryContextAlloc(caller, (n + 1) * sizeof(Existing));
+    for (int i = 0; i < n; i++) {
+        HeapTuple row = SPI_tuptable->vals[i];
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        bool isnull;
+        int32 id;
+        e[i].oid = DatumGetObjectId(SPI_getbinval(row, desc, 1, &isnull));
+        e[i].relid = DatumGetObjectId(SPI_getbinval(row, desc, 2, &isnull));
+        parse_trigger_name(TextDatumGetCString(SPI_getbinval(row, desc, 3, &isnull)), &e[i].kind, &id);
+        e[i].tgtype = DatumGetInt16(SPI_getbinval(row, desc, 4, &isnull));
+        e[i].enabled = DatumGetChar(SPI_getbinval(row, desc, 5, &isnull));
+        e[i].cloned = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
+        e[i].matched = false;
+    }
+    SPI_finish();
+    *out = e;
+    return n;
+}
+
+static Existing *find_existing(Existing *e, int n, TriggerKind kind, Oid relid) {
+    for (int i = 0; i < n; i++)
+        if (e[i].kind == kind && e[i].relid == relid) return &e[i];
+    return NULL;
+}
+
+// relations_of: the tables a spec's trigger belongs on.
+static List *relations_of(const Rollup *r, const TriggerSpec &spec) {
+    return spec.on_partitions ? find_all_inheritors(r->source, NoLock, NULL) : list_make1_oid(r->source);
+}
+
+static const char *fires_sql(char fires) {
+    return fires == TRIGGER_FIRES_ALWAYS ? "ALWAYS " : fires == TRIGGER_FIRES_ON_REPLICA ? "REPLICA " : "";
+}
+
+// Whether memoria itself is changing a trigger (the sql_drop hook lets only
+// memoria drop a trigger of a rollup that still exists).
+static bool running_own_ddl = false;
+
+bool in_own_ddl(void) { return running_own_ddl; }
+
+// run_ddl: one statement of memoria's, as the extension's owner.
+static void run_ddl(const char *sql) {
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    running_own_ddl = true;
+    PG_TRY();
+    { spi_exec(sql, 0, NULL, NULL, NULL, false); }
+    PG_FINALLY();
+    { running_own_ddl = false; }
+    PG_END_TRY();
+    leave_catalog_session(cs);
+    SPI_finish();
+    CommandCounterIncrement();
+}
+
+static void create_trigger(const Rollup *r, const TriggerSpec &spec, Oid rel) {
+    char *name = trigger_name(spec.kind, r->id);
+    char *relname = qualified_relation_name(rel);
+    int16 t = spec.tgtype;
+    StringInfoData events;
+    initStringInfo(&events);
+    if (TRIGGER_FOR_INSERT(t)) appendStringInfoString(&events, "INSERT");
+    if (TRIGGER_FOR_UPDATE(t)) appendStringInfo(&events, "%sUPDATE", events.len ? " OR " : "");
+    if (TRIGGER_FOR_DELETE(t)) appendStringInfo(&events, "%sDELETE", events.len ? " OR " : "");
+    if (TRIGGER_FOR_TRUNCATE(t)) appendStringInfo(&events, "%sTRUNCATE", events.len ? " OR " : "");
+    run_ddl(psprintf("CREATE TRIGGER %s %s %s ON %s %s FOR EACH %s EXECUTE FUNCTION memoria.capture()",
+                     quote_identifier(name), TRIGGER_FOR_BEFORE(t) ? "BEFORE" : "AFTER", events.data, relname,
+                     spec.kind == TriggerKind::Insert ? "REFERENCING NEW TABLE AS memoria_inserted" : "",
+                     TRIGGER_FOR_ROW(t) ? "ROW" : "STATEMENT"));
+    if (spec.fires != TRIGGER_FIRES_ON_ORIGIN)
+        run_ddl(psprintf("ALTER TABLE %s ENABLE %sTRIGGER %s", relname, fires_sql(spec.fires),
+                         quote_identifier(name)));
+    // The trigger goes with the rollup table, and with the extension.
+    Oid trigger = get_trigger_oid(rel, name, false);
+    record_dependency(TriggerRelationId, trigger, RelationRelationId, r->target, DEPENDENCY_AUTO);
+    record_dependency(TriggerRelationId, trigger, ExtensionRelationId, get_extension_oid("memoria", false),
+                      DEPENDENCY_AUTO);
+}
+
+static void drop_trigger(const Rollup *r, const Existing &e) {
+    run_ddl(psprintf("DROP TRIGGER %s ON %s", quote_identifier(trigger_name(e.kind, r->id)),
+                     qualified_relation_name(e.relid)));
+}
+
+void reconcile_triggers(const Rollup *r, bool initial) {
+    TriggerSpec specs[4];
+    int nspecs = layout(r, specs);
+    Existing *e;
+    int n = existing_triggers(r, &e);
+    List *tree = find_all_inheritors(r->source, NoLock, NULL);
+    // Clones follow their parent trigger; only their mode is memoria's to keep.
+    for (int i = 0; i < n; i++) e[i].matched = e[i].cloned && list_member_oid(tree, e[i].relid);
+    for (int s = 0; s < nspecs; s++) {
+        ListCell *lc;
+        foreach (lc, relations_of(r, specs[s])) {
+            Oid rel = lfirst_oid(lc);
+            Existing *have = find_existing(e, n, specs[s].kind, rel);
+            if (have != NULL && have->tgtype != specs[s].tgtype) {
+                drop_trigger(r, *have);  // the layout changed (e.g. the source became a partition)
+                have->matched = true;
+                have = NULL;
+            }
+            if (have == NULL) {
+                create_trigger(r, specs[s], rel);
+                // A partition that joined brought rows no trigger saw.
+                if (!initial && rel != r->source) mark_all_keys_dirty(r, rel);
+                continue;
+            }
+            have->matched = true;
+            if (have->enabled != specs[s].fires && have->enabled != TRIGGER_DISABLED)
+                run_ddl(psprintf("ALTER TABLE %s ENABLE %sTRIGGER %s", qualified_relation_name(rel),
+                                 fires_sql(specs[s].fires), quote_identifier(trigger_name(specs[s].kind, r->id))));
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (e[i].cloned && e[i].matched && e[i].enabled != TRIGGER_FIRES_ALWAYS &&
+            e[i].enabled != TRIGGER_DISABLED)
+            run_ddl(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", qualified_relation_name(e[i].relid),
+                             quote_identifier(trigger_name(e[i].kind, r->id))));
+        if (e[i].matched || e[i].cloned) continue;
+        // A partition that left the source took its rows along.
+        if (e[i].kind == TriggerKind::Truncate && !initial && !list_member_oid(tree, e[i].relid))
+            mark_all_keys_dirty(r, e[i].relid);
+        drop_trigger(r, e[i]);
+    }
+}
+
+// capture_problem judges what the triggers in place capture, not whether they
+// are the current layout: a source detached from its parent keeps a row
+// trigger for INSERT (slower than the statement trigger, but complete) until
+// the next DDL on it reconciles the layout.
+char *capture_problem(const Rollup *r) {
+    TriggerSpec specs[4];
+    (void) layout(r, specs);
+    const TriggerSpec &row = specs[0];
+    Existing *e;
+    int n = existing_triggers(r, &e);
+    char *src = qualified_relation_name(r->source);
+    const char *row_name = trigger_name(TriggerKind::Capture, r->id);
+    Existing *have = find_existing(e, n, TriggerKind::Capture, r->source);
+    if (have == NULL) return psprintf("trigger %s is missing on %s", row_name, src);
+    if (have->enabled == TRIGGER_DISABLED) return psprintf("trigger %s on %s is disabled", row_name, src);
+    if (have->enabled != TRIGGER_FIRES_ALWAYS)
+        return psprintf("trigger %s on %s does not fire in every session", row_name, src);
+    int16 needed = TRIGGER_TYPE_ROW | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE | (row.tgtype & TRIGGER_TYPE_INSERT);
+    bool timing_ok = TRIGGER_FOR_AFTER(row.tgtype) ? TRIGGER_FOR_AFTER(have->tgtype) : true;
+    if ((have->tgtype & needed) != needed || !timing_ok)
+        return psprintf("trigger %s on %s does not capture what the rollup needs", row_name, src);
+    // Inserts: by the row trigger, or by the statement trigger in origin and
+    // local sessions plus the row trigger for replica ones.
+    if (r->updated_at_attnum == 0 && !TRIGGER_FOR_INSERT(have->tgtype)) {
+        for (TriggerKind k : {TriggerKind::Insert, TriggerKind::Replica}) {
+            Existing *t = find_existing(e, n, k, r->source);
+            const char *name = trigger_name(k, r->id);
+            if (t == NULL) return psprintf("trigger %s is missing on %s", name, src);
+            if (t->enabled == TRIGGER_DISABLED) return psprintf("trigger %s on %s is disabled", name, src);
+        }
+    }
+    // The row trigger's clones and a TRUNCATE trigger on every table of the tree.
+    ListCell *lc;
+    foreach (lc, find_all_inheritors(r->source, NoLock, NULL)) {
+        Oid rel = lfirst_oid(lc);
+        for (TriggerKind k : {TriggerKind::Capture, TriggerKind::Truncate}) {
+            Existing *t = find_existing(e, n, k, rel);
+            const char *name = trigger_name(k, r->id);
+            if (t == NULL) return psprintf("trigger %s is missing on %s", name, qualified_relation_name(rel));
+            if (t->enabled == TRIGGER_DISABLED)
+                return psprintf("trigger %s on %s is disabled", name, qualified_relation_name(rel));
+        }
+    }
+    return NULL;
+}
+
+char *settle_capture(const Rollup *r, bool warn) {
+    char *problem = capture_problem(r);
+    if (!catalog_has_column("rollup_state", "capture_lost_at")) return problem;
+    Oid types[2] = {INT4OID, BOOLOID};
+    Datum values[2] = {Int32GetDatum(r->id), BoolGetDatum(problem != NULL)};
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    // Returns whether the rollup was marked lost before this call.
+    spi_exec("UPDATE memoria.rollup_state s SET capture_lost_at = CASE WHEN $2 THEN coalesce(s.capture_lost_at, "
+             "pg_catalog.now()) END FROM memoria.rollup_state old WHERE s.rollup_id = $1 AND old.rollup_id = $1 "
+             "RETURNING old.capture_lost_at IS NOT NULL",
+             2, types, values, NULL, false);
+    bool isnull;
+    bool was_lost = SPI_processed > 0 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    leave_catalog_session(cs);
+    SPI_finish();
+    if (problem != NULL && !was_lost && warn)
+        ereport(WARNING, (errcode(ERRCODE_WARNING),
+                          errmsg("memoria rollup \"%s\" no longer captures writes: %s", r->name, problem),
+                          errdetail("Writes made now are not recorded; refreshes of the rollup fail until capture is back."),
+                          errhint("Enable the trigger again (ALTER TABLE ... ENABLE TRIGGER ...): the rollup is then "
+                                  "rebuilt by its next refresh.")));
+    if (problem == NULL && was_lost) {
+        mark_rebuild(r);
+        ereport(NOTICE, (errmsg("memoria rollup \"%s\" captures writes again; its next refresh rebuilds it",
+                                r->name)));
+    }
+    return problem;
+}
+
+void drop_triggers(const Rollup *r) {
+    Existing *e;
+    int n = existing_triggers(r, &e);
+    for (int i = 0; i < n; i++)
+        if (!e[i].cloned) drop_trigger(r, e[i]);  // clones go with their parent
+}
+
+void mark_all_keys_dirty(const Rollup *r, Oid rel) {
+    SPI_connect();
+    RollupSession session = enter_rollup_session(r);
+    Oid types[2] = {INTERVALOID, TEXTOID};
+    Datum values[2] = {IntervalPGetDatum(&r->bucket), CStringGetTextDatum(r->time_zone)};
+    spi_exec(dirty_all_keys_sql(r, rel), 2, types, values, NULL, false);
+    leave_rollup_session(session);
+    SPI_finish();
+}
+
+void mark_rebuild(const Rollup *r) {
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec(psprintf("INSERT INTO %s (%s) VALUES (NULL)", qualified_relation_name(r->dirty_log),
+                      column_name(r->dirty_log, 1)),
+             0, NULL, NULL, NULL, false);
+    leave_catalog_session(cs);
+    SPI_finish();
+}
+
+}  // namespace memoria

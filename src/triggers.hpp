@@ -1,0 +1,47 @@
+// triggers.hpp: memoria's capture triggers on a rollup's source -- their
+// names, which ones a rollup needs now, and making the source match.
+#pragma once
+#include "rollup.hpp"
+
+namespace memoria {
+
+// The kinds of capture trigger (see triggers.cpp for what each one does).
+enum class TriggerKind { Capture, Insert, Replica, Truncate };
+
+// trigger_name: "zz_memoria_<kind>_<rollup id>".
+char *trigger_name(TriggerKind kind, int32 id);
+
+// parse_trigger_name: the kind and rollup id a memoria trigger name encodes;
+// false for any other name.
+bool parse_trigger_name(const char *name, TriggerKind *kind, int32 *id);
+
+// reconcile_triggers: create the triggers the rollup needs on its source and
+// its partitions, drop those it no longer needs, and restore the modes they
+// fire in (never re-enabling a trigger someone disabled).  Unless `initial`,
+// the rows of partitions that joined or left the source are marked dirty.
+void reconcile_triggers(const Rollup *r, bool initial);
+
+// capture_problem: why the rollup's capture cannot be trusted now (a trigger
+// missing or disabled), or NULL when every trigger is in place.
+char *capture_problem(const Rollup *r);
+
+// settle_capture: capture_problem(), remembered in the rollup's state: when
+// a problem first shows (with warn, a WARNING says writes are not being
+// captured); when it is gone, the rollup is marked for a rebuild, since
+// writes made meanwhile were missed.  Returns the problem, or NULL.
+char *settle_capture(const Rollup *r, bool warn);
+
+// drop_triggers: every trigger of the rollup, on every table.
+void drop_triggers(const Rollup *r);
+
+// in_own_ddl: whether the DDL now running is memoria's own (triggers.cpp).
+bool in_own_ddl(void);
+
+// mark_all_keys_dirty: log the key of every row of rel (the source or a
+// partition joining or leaving it), as the rollup's owner.
+void mark_all_keys_dirty(const Rollup *r, Oid rel);
+
+// mark_rebuild: log a "rebuild everything" key (a NULL bucket).
+void mark_rebuild(const Rollup *r);
+
+}  // namespace memoria
