@@ -6,7 +6,8 @@ CREATE TABLE bf (at timestamptz NOT NULL, k int NOT NULL, v int NOT NULL);
 INSERT INTO bf SELECT timestamptz '2026-01-01' + g * interval '3 hours', g % 3, g FROM generate_series(0, 8 * 30 * 4 - 1) g;
 -- A measure that fails on one row, to interrupt the backfill half-way.
 CREATE TABLE bf_poison (v int);
-CREATE FUNCTION bf_check(v int) RETURNS int LANGUAGE plpgsql STABLE AS $$
+-- (Declared IMMUTABLE, as memoria requires; a test probe, it reads bf_poison.)
+CREATE FUNCTION bf_check(v int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM bf_poison p WHERE p.v = bf_check.v) THEN RAISE EXCEPTION 'poisoned row %', v; END IF;
     RETURN v;
@@ -43,7 +44,7 @@ SELECT memoria.drop_rollup('bf_daily', drop_table => true);
 -- Cancelled by statement_timeout part-way (each slice sleeps ~2 ms per row,
 -- ~30 ms per 2-day slice, 60 slices): the slices before the cancel are
 -- committed, nothing is half-written, and the next run resumes and completes.
-CREATE FUNCTION bf_slow(v int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT v FROM pg_sleep(0.002) $$;
+CREATE FUNCTION bf_slow(v int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT v FROM pg_sleep(0.002) $$;
 SELECT memoria.create_rollup('bf_slow', 'bf', 'at', ARRAY['k'], ARRAY['sum(bf_slow(v)) AS v']);
 SET statement_timeout = '500ms';
 \set VERBOSITY terse

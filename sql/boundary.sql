@@ -162,7 +162,47 @@ SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{sum(v * random())::int A
 SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{count(*) AS n}',
                              filter => 'model IN (SELECT model FROM coll WHERE v > 1)');
 SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{max((SELECT 1)) AS n}');
+-- Only IMMUTABLE functions (and built-in date/time ones, run in the
+-- rollup's time zone): age() reads the clock, current_setting() the
+-- session, a STABLE function of the user's could read anything.
+SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{count(*) AS n}', filter => $$age(at) < '1 day'$$);
+SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{count(*) AS n}',
+                             filter => $$model = current_setting('app.model', true)$$);
+CREATE FUNCTION recent(t timestamptz) RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT t > now() - interval '1 day' $$;
+SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{count(*) AS n}', filter => 'recent(at)');
 SELECT count(*) AS rollups_named_x FROM memoria.rollups WHERE name = 'x';
+-- ... while date/time built-ins are fine.
+SELECT memoria.create_rollup('tz_ok', 'coll', 'at', '{}',
+                             ARRAY['count(*) FILTER (WHERE date_part(''hour'', at) < 12) AS mornings',
+                                   'max(to_char(at, ''YYYY-MM-DD HH24:MI'')) AS last_seen'],
+                             filter => $$at::date >= '2026-01-01'$$) IS NOT NULL AS created;
+SELECT memoria.drop_rollup('tz_ok', drop_table => true);
+
+-- A function of the user's in a measure: the rollup table depends on it like
+-- a view; replacing it rebuilds the rollup, renaming or making it volatile
+-- is refused.
+CREATE FUNCTION weight(v int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT v * 2 $$;
+SELECT memoria.create_rollup('fn_daily', 'coll', 'at', '{model}', '{sum(weight(v)) AS w}') IS NOT NULL AS created;
+SELECT status FROM memoria.refresh_window('fn_daily', '-infinity', 'infinity');
+DROP FUNCTION weight(int);
+CREATE OR REPLACE FUNCTION weight(v int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT v * 3 $$;
+SELECT bcheck('fn_daily', 'measure function replaced');
+SELECT sum(w) AS tripled FROM memoria_rollup.fn_daily;
+ALTER FUNCTION weight(int) RENAME TO heft;
+ALTER FUNCTION weight(int) VOLATILE;
+
+-- A user's BEFORE trigger that sorts after memoria's and moves the row:
+-- capture sees the row as stored.
+CREATE TABLE late (at timestamptz NOT NULL, k int NOT NULL, v int NOT NULL);
+INSERT INTO late SELECT timestamptz '2026-05-01' + g * interval '9 hours', g % 2, g FROM generate_series(1, 20) g;
+SELECT memoria.create_rollup('late_daily', 'late', 'at', '{k}', '{sum(v) AS v}') IS NOT NULL AS created;
+SELECT status FROM memoria.refresh_window('late_daily', '-infinity', 'infinity');
+CREATE FUNCTION shift() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.k := 7; NEW.at := NEW.at + interval '2 days'; RETURN NEW; END $$;
+CREATE TRIGGER zzz_shift BEFORE INSERT OR UPDATE ON late FOR EACH ROW EXECUTE FUNCTION shift();
+UPDATE late SET v = v + 1 WHERE v < 5;
+INSERT INTO late VALUES ('2026-05-03', 0, 100);
+SELECT bcheck('late_daily', 'a later BEFORE trigger moved rows');
 
 -- The expressions' text means what it meant to its creator: a date literal
 -- written under DateStyle DMY reads the same in an MDY session.
@@ -206,6 +246,7 @@ SELECT count(*) AS backfill_differences FROM memoria.verify('dst_paris', '2026-0
 
 SELECT memoria.drop_rollup(name, drop_table => true) FROM memoria.rollups
 WHERE name IN ('rep_daily', 'may_daily', 'jun_daily', 'inh_daily', 'gen_daily', 'pub_daily', 'rls_daily',
-               'coll_daily', 'ds_daily', 'dst_paris', 'dst_ny') ORDER BY name;
-DROP TABLE rep, part_parent, part_may, inh_child, inh_loose, inh_parent, gen, pub, rls, coll, unl, ds, dst;
+               'coll_daily', 'fn_daily', 'late_daily', 'ds_daily', 'dst_paris', 'dst_ny') ORDER BY name;
+DROP TABLE rep, part_parent, part_may, inh_loose, inh_parent, gen, pub, rls, coll, unl, late, ds, dst;
+DROP FUNCTION recent(timestamptz), weight(int), shift();
 DROP FUNCTION bcheck(text, text);

@@ -54,7 +54,8 @@ CREATE TABLE memoria.rollup_state (
     last_error        text,
     refreshes         bigint NOT NULL DEFAULT 0,
     scanned_through   timestamptz,         -- updated_at mode: rows up to here were scanned
-    capture_lost_at   timestamptz          -- since when a capture trigger is missing or disabled
+    capture_lost_at   timestamptz,         -- since when a capture trigger is missing or disabled
+    capture_tables    oid[]                -- the source and its partitions, as memoria last saw them
 );
 REVOKE ALL ON memoria.rollups, memoria.rollup_state FROM PUBLIC;
 
@@ -288,11 +289,14 @@ SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- A capture trigger of a rollup that stays goes only by memoria's hand
     -- (drop_rollup, or a layout change); dropped by anyone else, writes
-    -- would silently stop being captured.
+    -- would silently stop being captured.  (Its table tells memoria's
+    -- triggers from others named alike.)
     IF NOT memoria._in_own_ddl() AND EXISTS (
         SELECT 1 FROM pg_event_trigger_dropped_objects() d
         JOIN memoria.rollups r ON d.object_identity LIKE 'zz\_memoria\_%\_' || r.id || ' on %'
-        WHERE d.object_type = 'trigger' AND d.original) THEN
+        JOIN memoria.rollup_state s ON s.rollup_id = r.id
+        WHERE d.object_type = 'trigger' AND d.original
+          AND to_regclass(substring(d.object_identity FROM ' on (.*)$'))::oid = ANY (s.capture_tables)) THEN
         RAISE EXCEPTION 'cannot drop a capture trigger of a memoria rollup'
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = 'Drop the rollup with memoria.drop_rollup(), which removes its triggers.';
@@ -300,9 +304,9 @@ BEGIN
     -- A dropped partition took its rows along without a row trigger firing:
     -- its rollup is rebuilt (a NULL bucket in the dirty log).
     PERFORM memoria._mark_rebuild(r.id)
-    FROM memoria.rollups r JOIN pg_event_trigger_dropped_objects() d
-      ON d.object_type = 'trigger' AND d.object_identity LIKE 'zz\_memoria\_truncate\_' || r.id || ' on %'
-    WHERE NOT d.original
+    FROM memoria.rollups r JOIN memoria.rollup_state s ON s.rollup_id = r.id
+    WHERE s.capture_tables && ARRAY(SELECT d.objid FROM pg_event_trigger_dropped_objects() d
+                                    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0)
       AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.dirty_log)
       AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.source);
     DELETE FROM memoria.rollups r
@@ -503,6 +507,14 @@ LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION memoria._repair(int) FROM PUBLIC;
 
+-- A function the rollup's expressions call was replaced or altered: it must
+-- still fit; the rollup is rebuilt.
+CREATE FUNCTION memoria._function_changed(rollup_id int) RETURNS void
+AS 'MODULE_PATHNAME', 'memoria_function_changed'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION memoria._function_changed(int) FROM PUBLIC;
+
 CREATE FUNCTION memoria._on_ddl_end() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -519,6 +531,20 @@ BEGIN
         RAISE EXCEPTION 'cannot alter a capture trigger of a memoria rollup'
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = 'memoria finds a trigger''s rollup by its name; leave its triggers as they are.';
+    END IF;
+    -- CREATE OR REPLACE / ALTER of a function a rollup's expressions call
+    -- (the rollup table depends on it, as a view would).
+    IF tg_tag IN ('CREATE FUNCTION', 'ALTER FUNCTION') THEN
+        FOR rollup_id IN
+            SELECT DISTINCT r.id FROM memoria.rollups r
+            JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = r.target
+                            AND d.refclassid = 'pg_proc'::regclass
+            JOIN pg_event_trigger_ddl_commands() c ON c.classid = 'pg_proc'::regclass AND c.objid = d.refobjid
+            ORDER BY r.id
+        LOOP
+            PERFORM memoria._function_changed(rollup_id);
+        END LOOP;
+        RETURN;
     END IF;
     -- Every rollup whose source is the table changed, or above or below it
     -- in an inheritance or partition tree.
@@ -543,7 +569,7 @@ END $$;
 REVOKE ALL ON FUNCTION memoria._on_ddl_end() FROM PUBLIC;
 
 CREATE EVENT TRIGGER memoria_ddl_end ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'ALTER TRIGGER')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'ALTER TRIGGER', 'CREATE FUNCTION', 'ALTER FUNCTION')
     EXECUTE FUNCTION memoria._on_ddl_end();
 
 -- An ALTER TABLE that rewrites a source (ALTER COLUMN TYPE ... USING ...)

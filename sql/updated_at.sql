@@ -31,7 +31,7 @@ SELECT memoria.create_rollup('ua_daily', 'ua', 'at', '{k}', '{sum(v) AS v, count
                              invalidation => 'updated_at', updated_at_column => 'updated_at',
                              safety_lag => '0 seconds');
 -- No trigger on INSERT.
-SELECT pg_get_triggerdef(oid) ~ 'BEFORE DELETE OR UPDATE ON' AS update_and_delete_only
+SELECT pg_get_triggerdef(oid) ~ 'AFTER DELETE OR UPDATE ON' AS update_and_delete_only
 FROM pg_trigger WHERE tgrelid = 'ua'::regclass AND tgname LIKE 'zz_memoria_capture%';
 SET client_min_messages = warning;  -- backfill NOTICEs carry timings
 CALL memoria.backfill('ua_daily');

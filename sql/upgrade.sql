@@ -57,7 +57,7 @@ SELECT count(*) AS differences FROM memoria.verify('up_a');
 SELECT memoria.create_rollup('up_b', 'up_src', 'at', '{k}', '{count(*) AS n}',
                              invalidation => 'updated_at', updated_at_column => 'updated_at');
 
-ALTER EXTENSION memoria UPDATE;
+ALTER EXTENSION memoria UPDATE TO '0.2.0';
 SELECT extversion FROM pg_extension WHERE extname = 'memoria';
 -- The rollup made under 0.1.0 keeps working; the new features work.
 DELETE FROM up_src WHERE v = 1000;
@@ -66,6 +66,26 @@ SELECT count(*) AS differences FROM memoria.verify('up_a');
 SELECT memoria.create_rollup('up_b', 'up_src', 'at', '{k}', '{count(*) AS n}',
                              invalidation => 'updated_at', updated_at_column => 'updated_at') IS NOT NULL AS created;
 ALTER TABLE up_src RENAME COLUMN v TO value;   -- the 0.2.0 ALTER guard
+-- 0.2.0's dirty logs belonged to the rollup's owner, its triggers carried
+-- arguments and fired in origin sessions only.
+SELECT r.name, pg_get_userbyid(c.relowner) = current_user AS log_owned_by_me
+FROM memoria.rollups r JOIN pg_class c ON c.oid = r.dirty_log ORDER BY 1;
+
+ALTER EXTENSION memoria UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'memoria';
+-- The update repairs the rollups made before it: logs owned by the
+-- extension, this version's triggers, replica sessions captured.
+SELECT r.name, pg_get_userbyid(c.relowner) = (SELECT pg_get_userbyid(nspowner) FROM pg_namespace
+                                              WHERE nspname = 'memoria') AS log_owned_by_extension
+FROM memoria.rollups r JOIN pg_class c ON c.oid = r.dirty_log ORDER BY 1;
+SELECT tgname, tgenabled, tgnargs FROM pg_trigger WHERE tgrelid = 'up_src'::regclass AND NOT tgisinternal ORDER BY 1;
+SET session_replication_role = replica;
+INSERT INTO up_src VALUES ('2026-01-04', 2, 5);
+UPDATE up_src SET at = at + interval '1 day' WHERE v = 3;
+RESET session_replication_role;
+SELECT rollup, status FROM memoria.refresh() ORDER BY 1;
+SELECT count(*) AS differences FROM memoria.verify('up_a');
+SELECT rollup, state FROM memoria.status ORDER BY 1;
 
 SELECT pg_temp.snapshot('updated') > 40 AS many_objects;
 SELECT memoria.drop_rollup(name, drop_table => true) FROM memoria.rollups;

@@ -2,10 +2,10 @@
 // set of dirty keys.
 //
 // A *dirty key* is (rollup's dirty log, bucket, scope values): the rollup rows
-// of that bucket and scope must be recomputed.  The row trigger runs BEFORE
-// each row is written (PostgreSQL clones it to every partition, present and
-// future; a plain table's inserts: see below), computes the old and/or new
-// row's key and adds it to a hash set kept in a memory context under
+// of that bucket and scope must be recomputed.  Each capture trigger
+// (triggers.cpp: a row trigger after each row is written, a statement trigger
+// over a plain table's inserted rows) computes the old and/or new row's key
+// and adds it to a hash set kept in a memory context under
 // TopTransactionContext.  The set is written to the
 // dirty logs just before the transaction commits or prepares, and early
 // whenever FLUSH_AT_KEYS new keys have gathered.  Keys written at the top level
@@ -28,13 +28,6 @@
 // unwritten again; if it commits, the parent level owns the row.  A change of
 // a key whose row was written in a subtransaction gets a row of its own (a
 // refresh in the subtransaction may have consumed the first).
-//
-// Inserts into a plain table are captured by an AFTER INSERT statement
-// trigger reading the statement's transition table: a BEFORE ROW trigger
-// would cost a function call per row and turn COPY's batched inserts into
-// row-at-a-time ones.  Partitioned sources keep a row trigger for INSERT
-// (statement triggers neither fire for direct writes to a partition nor are
-// cloned to new ones).
 //
 // Which rollup a trigger serves comes from memoria's own catalog, never from
 // the trigger's arguments (anyone may attach memoria.capture() to a table of
@@ -244,7 +237,7 @@ static CaptureTarget *capture_target_for(TriggerData *td) {
         tmp.scope_attnum[i] = a;
         tmp.scope_typlen[i] = att->attlen;
         tmp.scope_typbyval[i] = att->attbyval;
-        shape.types[1 + i] = att->atttypid;
+        shape.types[1 + i] = getBaseType(att->atttypid);  // the log has no domains
     }
     Relation log = try_table_open(r->dirty_log, AccessShareLock);
     if (log == NULL)
@@ -648,8 +641,8 @@ void init_capture(void) {
 using namespace memoria;
 
 // memoria.capture(): every memoria trigger (triggers.cpp): row triggers for
-// INSERT, UPDATE and DELETE (BEFORE or AFTER), the AFTER INSERT statement
-// trigger with a NEW TABLE, and BEFORE TRUNCATE.
+// INSERT, UPDATE and DELETE (AFTER; BEFORE as made before 0.3.0), the AFTER
+// INSERT statement trigger with a NEW TABLE, and BEFORE TRUNCATE.
 MEMORIA_FUNCTION(memoria_capture) {
     if (!CALLED_AS_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),

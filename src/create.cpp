@@ -154,20 +154,61 @@ static bool now_literal_walker(Node *node, void *context) {
     return raw_expression_tree_walker(node, WALKER(now_literal_walker), context);
 }
 
-// check_deterministic: ERROR unless the expression gives the same result for
-// the same source rows whenever it runs: no sub-query (it would read other
-// tables, whose changes no trigger sees), no volatile function, nothing that
-// reads the clock.
-static void check_deterministic(Query *q, Node *raw, const char *what) {
-    const char *hint = "Measures and filters must depend on the source row only: no sub-queries, no volatile "
-                       "functions, no now() or current_date (refresh recomputes buckets at any later time). "
-                       "Filter on fixed values, or roll up a view for joined dimensions.";
-    if (q->hasSubLinks)
-        arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, psprintf("%s must not contain a sub-query", what), hint);
-    if (contain_volatile_functions((Node *) q))
-        arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, psprintf("%s must not call volatile functions", what), hint);
+// A STABLE built-in memoria accepts: the date and time functions, whose
+// results depend on TimeZone, DateStyle and IntervalStyle only, and a
+// rollup's statements always run with the settings recorded at creation.
+static bool stable_but_pinned(Oid func) {
+    if (func >= FirstNormalObjectId || get_func_namespace(func) != PG_CATALOG_NAMESPACE) return false;
+    char *name = get_func_name(func);
+    static const char *const PREFIXES[] = {"date", "time", "interval", "to_char", "to_date", "to_timestamp",
+                                           "make_timestamptz", "extract"};
+    for (const char *prefix : PREFIXES)
+        if (strncmp(name, prefix, strlen(prefix)) == 0) return true;
+    return false;
+}
+
+// changeable_function: a function (operator, cast, ...) whose result for the
+// same arguments may change: neither IMMUTABLE nor a pinned date/time one.
+static bool changeable_function(Oid func, void *context) {
+    char v = func_volatile(func);
+    if (v == PROVOLATILE_IMMUTABLE || (v == PROVOLATILE_STABLE && stable_but_pinned(func))) return false;
+    *(Oid *) context = func;
+    return true;
+}
+
+static bool changeable_walker(Node *node, void *context) {
+    if (node == NULL) return false;
+    if (check_functions_in_node(node, changeable_function, context)) return true;
+    if (IsA(node, Query)) return query_tree_walker((Query *) node, WALKER(changeable_walker), context, 0);
+    return expression_tree_walker(node, WALKER(changeable_walker), context);
+}
+
+// deterministic_problem: why the analysed expression (with its raw parse
+// tree, for literals) might give another result for the same source rows at
+// a later refresh, or NULL: a sub-query (it reads other tables, whose
+// changes no trigger sees), the clock, or a function that is not IMMUTABLE.
+static char *deterministic_problem(Query *q, Node *raw) {
+    if (q->hasSubLinks) return pstrdup("contains a sub-query");
     if (query_tree_walker(q, WALKER(time_dependent_walker), NULL, 0) || now_literal_walker(raw, NULL))
-        arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, psprintf("%s must not depend on the current time", what), hint);
+        return pstrdup("depends on the current time");
+    Oid func = InvalidOid;
+    if (query_tree_walker(q, WALKER(changeable_walker), &func, 0))
+        return psprintf("calls %s, which is %s", format_procedure(func),
+                        func_volatile(func) == PROVOLATILE_VOLATILE ? "VOLATILE" : "STABLE, not IMMUTABLE");
+    return NULL;
+}
+
+static const char *DETERMINISTIC_HINT =
+    "Measures and filters must depend on the source row only: no sub-queries, no now() or current_date, and "
+    "only IMMUTABLE functions (or built-in date/time ones, which run in the rollup's time zone). Declare a "
+    "function of yours IMMUTABLE if it reads nothing but its arguments; for dimensions from other tables, roll "
+    "up a view.";
+
+// check_deterministic: ERROR naming the argument unless deterministic.
+static void check_deterministic(Query *q, Node *raw, const char *what) {
+    char *problem = deterministic_problem(q, raw);
+    if (problem)
+        arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, psprintf("%s %s", what, problem), DETERMINISTIC_HINT);
 }
 
 // source_problem: why memoria could not capture every change of the source
@@ -241,12 +282,19 @@ static void spi_run(const char *sql) {
     spi_exec(sql, 0, NULL, NULL, NULL, false);
 }
 
-static char *column_type_sql(Oid rel, AttrNumber a) {
+// column_type_sql: the SQL type of a column, with its collation; with
+// base_type, a domain's base type instead (the dirty log's columns: memoria
+// writes them with elevated rights, so no default or CHECK of a user's
+// domain may run there).
+static char *column_type_sql(Oid rel, AttrNumber a, bool base_type = false) {
     HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(rel), Int16GetDatum(a));
     if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for attribute %d of %u", a, rel);
     Form_pg_attribute att = (Form_pg_attribute) GETSTRUCT(tup);
-    char *t = format_type_with_typemod(att->atttypid, att->atttypmod);
-    if (OidIsValid(att->attcollation) && att->attcollation != get_typcollation(att->atttypid))
+    Oid type = att->atttypid;
+    int32 typmod = att->atttypmod;
+    if (base_type) type = getBaseTypeAndTypmod(type, &typmod);
+    char *t = format_type_with_typemod(type, typmod);
+    if (OidIsValid(att->attcollation) && att->attcollation != get_typcollation(type))
         t = psprintf("%s COLLATE %s", t, generate_collation_name(att->attcollation));
     ReleaseSysCache(tup);
     return t;
@@ -269,6 +317,8 @@ static Datum text_array_datum(List *strings) {
 }  // namespace memoria
 
 using namespace memoria;
+
+static void record_function_dependencies(const Rollup *r);
 
 MEMORIA_FUNCTION(memoria_create_rollup) {
     // ---- 1. Validate every argument; create nothing yet. ----
@@ -424,16 +474,17 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     SPI_connect();
     Oid caller = GetUserId();
     Oid ext_owner = extension_owner();
-    SavedUser saved = become_user(ext_owner);
     {
         Oid types[1] = {TEXTOID};
         Datum values[1] = {CStringGetTextDatum(name)};
+        CatalogSession cs = enter_catalog_session();
         spi_exec("SELECT 1 FROM memoria.rollups WHERE name = $1", 1, types, values, NULL, true);
+        leave_catalog_session(cs);
         if (SPI_processed > 0)
             arg_error(ERRCODE_DUPLICATE_OBJECT, psprintf("rollup \"%s\" already exists", name),
                       "Drop it first with memoria.drop_rollup(), or choose another name.");
     }
-    restore_user(saved);
+    SavedUser saved;
 
     // Target: default memoria_rollup.<name>, or the given (possibly qualified) name.
     RangeVar *target_rv;
@@ -538,7 +589,7 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     appendStringInfo(&ddl, "CREATE TABLE %s (bucket %s", log_sql, format_type_be(time_type));
     foreach (lc, scope)
         appendStringInfo(&ddl, ", %s %s", quote_identifier(get_attname(source, lfirst_int(lc), false)),
-                         column_type_sql(source, lfirst_int(lc)));
+                         column_type_sql(source, lfirst_int(lc), true));
     appendStringInfoString(&ddl, ") WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000)");
     spi_run(ddl.data);
     spi_run(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", log_sql));
@@ -589,6 +640,7 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     Rollup *r = find_rollup_by_id(id);
     if (r == NULL) elog(ERROR, "memoria: rollup %d vanished while being created", id);
     reconcile_triggers(r, true);
+    record_function_dependencies(r);
     saved = become_user(ext_owner);
 
     if (updated_at_mode) {
@@ -688,51 +740,93 @@ static char *column_problem(Oid rel, AttrNumber a, const char *role, Oid type, i
     return problem;
 }
 
-// expressions_problem: the measures (and filter) must still analyse, as the
-// owner with the rollup's search_path, to the types of the rollup's columns.
-static char *expressions_problem(const Rollup *r) {
+// analyze_expressions: the rollup's measures and filter as one analysed
+// query over its source, as its owner with its recorded settings; with
+// *raw its raw parse tree.  On failure, NULL and *problem says why.
+static Query *analyze_expressions(const Rollup *r, Node **raw, char **problem) {
     StringInfoData sql;
     initStringInfo(&sql);
     appendStringInfoString(&sql, "SELECT\n");
     for (int i = 0; i < r->nmeasures; i++) appendStringInfo(&sql, "%s%s\n", i ? ",\n" : "", r->measures[i]);
     appendStringInfo(&sql, "FROM %s", qualified_relation_name(r->source));
     if (r->filter) appendStringInfo(&sql, " WHERE (\n%s\n)", r->filter);
-    char *problem = NULL;
+    Query *q = NULL;
+    *problem = NULL;
     RollupSession session = enter_rollup_session(r);
     MemoryContext mcxt = CurrentMemoryContext;
     PG_TRY();
     {
-        List *raw = raw_parser(sql.data, RAW_PARSE_DEFAULT);
-        Query *q = (Query *) linitial(
-            pg_analyze_and_rewrite_fixedparams((RawStmt *) linitial(raw), sql.data, NULL, 0, NULL));
-        int i = 0;
-        ListCell *lc;
-        foreach (lc, q->targetList) {
-            TargetEntry *tle = (TargetEntry *) lfirst(lc);
-            AttrNumber col = (AttrNumber) (2 + r->ndims + i);
-            Oid want;
-            int32 want_typmod;
-            Oid coll;
-            get_atttypetypmodcoll(r->target, col, &want, &want_typmod, &coll);
-            Oid got = exprType((Node *) tle->expr);
-            if (got != want && !problem)
-                problem = psprintf("its measure \"%s\" would have type %s instead of %s", r->measure_names[i],
-                                   format_type_be(got), format_type_be(want));
-            i++;
-        }
+        RawStmt *stmt = (RawStmt *) linitial(raw_parser(sql.data, RAW_PARSE_DEFAULT));
+        *raw = (Node *) copyObjectImpl(stmt->stmt);  // parse analysis may scribble on its input
+        q = (Query *) linitial(pg_analyze_and_rewrite_fixedparams(stmt, sql.data, NULL, 0, NULL));
     }
     PG_CATCH();
     {
-        // The transaction is aborted by the ERROR raised below, whatever
-        // this analysis left half done.
+        // Callers raise an ERROR on a problem, which aborts whatever this
+        // analysis left half done.
         MemoryContextSwitchTo(mcxt);
         ErrorData *e = CopyErrorData();
         FlushErrorState();
-        problem = psprintf("its measures or filter would fail: %s", e->message);
+        *problem = psprintf("its measures or filter would fail: %s", e->message);
+        q = NULL;
     }
     PG_END_TRY();
     leave_rollup_session(session);
-    return problem;
+    return q;
+}
+
+// expressions_problem: the measures (and filter) must still analyse to the
+// types of the rollup's columns, and still be deterministic.
+static char *expressions_problem(const Rollup *r) {
+    Node *raw;
+    char *problem;
+    Query *q = analyze_expressions(r, &raw, &problem);
+    if (q == NULL) return problem;
+    int i = 0;
+    ListCell *lc;
+    foreach (lc, q->targetList) {
+        TargetEntry *tle = (TargetEntry *) lfirst(lc);
+        Oid want;
+        int32 want_typmod;
+        Oid coll;
+        get_atttypetypmodcoll(r->target, (AttrNumber) (2 + r->ndims + i), &want, &want_typmod, &coll);
+        Oid got = exprType((Node *) tle->expr);
+        if (got != want)
+            return psprintf("its measure \"%s\" would have type %s instead of %s", r->measure_names[i],
+                            format_type_be(got), format_type_be(want));
+        i++;
+    }
+    problem = deterministic_problem(q, raw);
+    return problem ? psprintf("its measures or filter %s", problem) : NULL;
+}
+
+static bool collect_function(Oid func, void *context) {
+    List **funcs = (List **) context;
+    if (func >= FirstNormalObjectId) *funcs = list_append_unique_oid(*funcs, func);
+    return false;
+}
+
+static bool collect_walker(Node *node, void *context) {
+    if (node == NULL) return false;
+    (void) check_functions_in_node(node, collect_function, context);
+    if (IsA(node, Query)) return query_tree_walker((Query *) node, WALKER(collect_walker), context, 0);
+    return expression_tree_walker(node, WALKER(collect_walker), context);
+}
+
+// record_function_dependencies: the rollup table depends on every function
+// of the user's its expressions call, as a view does: DROP FUNCTION then
+// needs CASCADE, and a CREATE OR REPLACE of one rebuilds the rollup.
+static void record_function_dependencies(const Rollup *r) {
+    Node *raw;
+    char *problem;
+    Query *q = analyze_expressions(r, &raw, &problem);
+    if (q == NULL) elog(ERROR, "memoria: %s", problem);
+    List *funcs = NIL;
+    (void) query_tree_walker(q, WALKER(collect_walker), &funcs, 0);
+    deleteDependencyRecordsForClass(RelationRelationId, r->target, ProcedureRelationId, DEPENDENCY_NORMAL);
+    ListCell *lc;
+    foreach (lc, funcs)
+        record_dependency(RelationRelationId, r->target, ProcedureRelationId, lfirst_oid(lc), DEPENDENCY_NORMAL);
 }
 
 // rollup_problem: what about the source no longer fits the rollup, or NULL.
@@ -789,6 +883,26 @@ MEMORIA_FUNCTION(memoria_after_ddl) {
     PG_RETURN_VOID();
 }
 
+// memoria._function_changed(rollup_id): a function the rollup's expressions
+// call was replaced or altered (ddl_command_end): it must still fit, and the
+// rollup is rebuilt, since its rows were computed by the old definition.
+MEMORIA_FUNCTION(memoria_function_changed) {
+    Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
+    if (r == NULL) PG_RETURN_VOID();
+    char *problem = rollup_problem(r);
+    if (problem)
+        ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+                        errmsg("cannot change the function: memoria rollup \"%s\" depends on it, and %s", r->name,
+                               problem),
+                        errhint("Drop the rollup first with memoria.drop_rollup('%s'), then create it again "
+                                "after the change.", r->name)));
+    record_function_dependencies(r);
+    mark_rebuild(r);
+    ereport(NOTICE, (errmsg("memoria rollup \"%s\" uses the function changed: its next refresh rebuilds it",
+                            r->name)));
+    PG_RETURN_VOID();
+}
+
 // memoria._in_own_ddl(): whether the trigger being dropped is memoria's doing.
 MEMORIA_FUNCTION(memoria_in_own_ddl) {
     PG_RETURN_BOOL(in_own_ddl());
@@ -828,10 +942,22 @@ MEMORIA_FUNCTION(memoria_repair) {
     if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
         spi_exec(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", qualified_relation_name(r->target)), 0, NULL,
                  NULL, NULL, false);
+    // Log columns of a domain type become its base type (create_rollup).
+    spi_exec(psprintf("SELECT format('ALTER TABLE %%s ALTER COLUMN %%I TYPE %%s', a.attrelid::regclass, a.attname, "
+                      "pg_catalog.format_type(t.typbasetype, t.typtypmod)) FROM pg_catalog.pg_attribute a "
+                      "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+                      "WHERE a.attrelid = %u AND a.attnum > 0 AND t.typtype = 'd'", r->dirty_log),
+             0, NULL, NULL, NULL, true);
+    List *alters = NIL;
+    for (uint64 i = 0; i < SPI_processed; i++)
+        alters = lappend(alters, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+    ListCell *lc;
+    foreach (lc, alters) spi_exec((const char *) lfirst(lc), 0, NULL, NULL, NULL, false);
     leave_catalog_session(cs);
     SPI_finish();
     CommandCounterIncrement();
     reconcile_triggers(r, true);
+    record_function_dependencies(r);
     PG_RETURN_VOID();
 }
 

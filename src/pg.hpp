@@ -24,6 +24,7 @@ extern "C" {
 #include "catalog/partition.h"
 #include "common/hashfn.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"

@@ -613,6 +613,10 @@ MEMORIA_FUNCTION(memoria_backfill_state) {
         values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
         nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
     }
+    // The watermark a backfill sets is when it started: never in the future,
+    // whatever a caller passes.
+    if (!PG_ARGISNULL(4))
+        values[4] = TimestampTzGetDatum(Min(PG_GETARG_TIMESTAMPTZ(4), GetCurrentTransactionStartTimestamp()));
     if (!PG_ARGISNULL(3)) {
         // In updated_at mode the watermark cannot pass what was scanned.
         spi_exec(psprintf("UPDATE memoria.rollup_state SET "

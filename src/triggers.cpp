@@ -1,13 +1,13 @@
 // triggers.cpp: memoria's capture triggers.
 //
 // A rollup's triggers all call memoria.capture(), take no arguments and are
-// named zz_memoria_<kind>_<rollup id> ("zz_": BEFORE triggers fire in name
-// order, so memoria's see the row the user's triggers made):
-//   capture   FOR EACH ROW on the source: UPDATE OR DELETE, and INSERT when
-//             inserts are captured row by row (below).  BEFORE, or AFTER when
-//             the time column or a scope column is a stored generated column
-//             (computed only after BEFORE triggers).  PostgreSQL clones it to
-//             every partition, present and future.  Fires ALWAYS.
+// named zz_memoria_<kind>_<rollup id>:
+//   capture   AFTER ... FOR EACH ROW on the source: UPDATE OR DELETE, and
+//             INSERT when inserts are captured row by row (below).  AFTER, so
+//             it sees the row as stored: after every BEFORE trigger, whatever
+//             its name, and with stored generated columns computed.
+//             PostgreSQL clones it to every partition, present and future.
+//             Fires ALWAYS.
 //   insert    AFTER INSERT FOR EACH STATEMENT with a NEW TABLE, on a plain
 //             source in trigger mode: one call per statement, and COPY keeps
 //             its batched inserts.  Fires in origin and local sessions.
@@ -65,24 +65,14 @@ struct TriggerSpec {
     bool on_partitions;  // also on every partition (created by memoria, not cloned)
 };
 
-static bool column_is_generated(Oid rel, AttrNumber a) {
-    HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(rel), Int16GetDatum(a));
-    if (!HeapTupleIsValid(tup)) return false;
-    bool generated = ((Form_pg_attribute) GETSTRUCT(tup))->attgenerated != '\0';
-    ReleaseSysCache(tup);
-    return generated;
-}
-
 // layout: the triggers the rollup needs now; returns how many.
 static int layout(const Rollup *r, TriggerSpec *out) {
     bool trigger_mode = r->updated_at_attnum == 0;
     bool row_inserts = trigger_mode && (get_rel_relkind(r->source) == RELKIND_PARTITIONED_TABLE ||
                                         get_rel_relispartition(r->source));
-    bool after_row = column_is_generated(r->source, r->time_attnum);
-    for (int i = 0; i < r->nscope; i++) after_row = after_row || column_is_generated(r->source, r->scope_attnums[i]);
     int n = 0;
-    int16 row = TRIGGER_TYPE_ROW | (after_row ? TRIGGER_TYPE_AFTER : TRIGGER_TYPE_BEFORE) | TRIGGER_TYPE_UPDATE |
-                TRIGGER_TYPE_DELETE | (row_inserts ? TRIGGER_TYPE_INSERT : 0);
+    int16 row = TRIGGER_TYPE_ROW | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE |
+                (row_inserts ? TRIGGER_TYPE_INSERT : 0);
     out[n++] = {TriggerKind::Capture, row, TRIGGER_FIRES_ALWAYS, false};
     if (trigger_mode && !row_inserts) {
         out[n++] = {TriggerKind::Insert, TRIGGER_TYPE_STATEMENT | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_INSERT,
@@ -106,18 +96,34 @@ struct Existing {
     bool matched;
 };
 
-// existing_triggers: the rollup's triggers on every table; returns how many.
+static Datum oid_array(List *oids) {
+    int n = list_length(oids);
+    Datum *d = (Datum *) palloc((n + 1) * sizeof(Datum));
+    for (int i = 0; i < n; i++) d[i] = ObjectIdGetDatum(list_nth_oid(oids, i));
+    return PointerGetDatum(construct_array(d, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+}
+
+// existing_triggers: the rollup's triggers; returns how many.  Only
+// triggers calling memoria.capture() that memoria recorded as going with the
+// rollup table, or that sit in the source's tree: anyone can name a trigger
+// of theirs like one of memoria's.
 static int existing_triggers(const Rollup *r, Existing **out) {
     Datum names[4];
     for (int k = 0; k < 4; k++) names[k] = CStringGetTextDatum(trigger_name((TriggerKind) k, r->id));
-    Oid types[1] = {TEXTARRAYOID};
-    Datum values[1] = {PointerGetDatum(construct_array(names, 4, TEXTOID, -1, false, TYPALIGN_INT))};
+    Oid types[3] = {TEXTARRAYOID, OIDOID, OIDARRAYOID};
+    Datum values[3] = {PointerGetDatum(construct_array(names, 4, TEXTOID, -1, false, TYPALIGN_INT)),
+                       ObjectIdGetDatum(r->target), oid_array(find_all_inheritors(r->source, NoLock, NULL))};
     MemoryContext caller = CurrentMemoryContext;
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
-    spi_exec("SELECT oid, tgrelid, tgname::text, tgtype, tgenabled, tgparentid <> 0 FROM pg_catalog.pg_trigger "
-             "WHERE tgname = ANY ($1::name[]) ORDER BY oid",
-             1, types, values, NULL, false);  // a fresh snapshot: triggers made just now
+    spi_exec("SELECT t.oid, t.tgrelid, t.tgname::text, t.tgtype, t.tgenabled, t.tgparentid <> 0 "
+             "FROM pg_catalog.pg_trigger t "
+             "WHERE t.tgname = ANY ($1::name[]) AND t.tgfoid = 'memoria.capture()'::pg_catalog.regprocedure "
+             "  AND (t.tgrelid = ANY ($3) OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
+             "       WHERE d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND d.objid = t.oid "
+             "         AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = $2)) "
+             "ORDER BY t.oid",
+             3, types, values, NULL, false);  // a fresh snapshot: triggers made just now
     leave_catalog_session(cs);
     int n = (int) SPI_processed;
     Existing *e = (Existing *) MemoryContextAlloc(caller, (n + 1) * sizeof(Existing));
@@ -204,6 +210,22 @@ static void drop_trigger(const Rollup *r, const Existing &e) {
                      qualified_relation_name(e.relid)));
 }
 
+// remember_tree: the tables of the source's tree, as the sql_drop hook needs
+// them (a dropped partition took its rows along; a DROP TRIGGER on one of
+// them is refused): afterwards, no catalog says what a table was.
+static void remember_tree(const Rollup *r, List *tree) {
+    if (!catalog_has_column("rollup_state", "capture_tables")) return;
+    Oid types[2] = {INT4OID, OIDARRAYOID};
+    Datum values[2] = {Int32GetDatum(r->id), oid_array(tree)};
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("UPDATE memoria.rollup_state SET capture_tables = $2 WHERE rollup_id = $1 "
+             "AND capture_tables IS DISTINCT FROM $2",
+             2, types, values, NULL, false);
+    leave_catalog_session(cs);
+    SPI_finish();
+}
+
 void reconcile_triggers(const Rollup *r, bool initial) {
     TriggerSpec specs[4];
     int nspecs = layout(r, specs);
@@ -245,6 +267,7 @@ void reconcile_triggers(const Rollup *r, bool initial) {
             mark_all_keys_dirty(r, e[i].relid);
         drop_trigger(r, e[i]);
     }
+    remember_tree(r, tree);
 }
 
 // capture_problem judges what the triggers in place capture, not whether they
@@ -264,9 +287,9 @@ char *capture_problem(const Rollup *r) {
     if (have->enabled == TRIGGER_DISABLED) return psprintf("trigger %s on %s is disabled", row_name, src);
     if (have->enabled != TRIGGER_FIRES_ALWAYS)
         return psprintf("trigger %s on %s does not fire in every session", row_name, src);
+    // (A BEFORE row trigger, as made before 0.3.0, captures too.)
     int16 needed = TRIGGER_TYPE_ROW | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE | (row.tgtype & TRIGGER_TYPE_INSERT);
-    bool timing_ok = TRIGGER_FOR_AFTER(row.tgtype) ? TRIGGER_FOR_AFTER(have->tgtype) : true;
-    if ((have->tgtype & needed) != needed || !timing_ok)
+    if ((have->tgtype & needed) != needed)
         return psprintf("trigger %s on %s does not capture what the rollup needs", row_name, src);
     // Inserts: by the row trigger, or by the statement trigger in origin and
     // local sessions plus the row trigger for replica ones.
@@ -296,17 +319,19 @@ char *capture_problem(const Rollup *r) {
 char *settle_capture(const Rollup *r, bool warn) {
     char *problem = capture_problem(r);
     if (!catalog_has_column("rollup_state", "capture_lost_at")) return problem;
-    Oid types[2] = {INT4OID, BOOLOID};
-    Datum values[2] = {Int32GetDatum(r->id), BoolGetDatum(problem != NULL)};
+    Oid types[1] = {INT4OID};
+    Datum values[1] = {Int32GetDatum(r->id)};
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
-    // Returns whether the rollup was marked lost before this call.
-    spi_exec("UPDATE memoria.rollup_state s SET capture_lost_at = CASE WHEN $2 THEN coalesce(s.capture_lost_at, "
-             "pg_catalog.now()) END FROM memoria.rollup_state old WHERE s.rollup_id = $1 AND old.rollup_id = $1 "
-             "RETURNING old.capture_lost_at IS NOT NULL",
-             2, types, values, NULL, false);
+    spi_exec("SELECT capture_lost_at IS NOT NULL FROM memoria.rollup_state WHERE rollup_id = $1", 1, types, values,
+             NULL, false);
     bool isnull;
     bool was_lost = SPI_processed > 0 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    // Written only when the answer changes: a refresh adds no row version.
+    if (was_lost != (problem != NULL))
+        spi_exec(problem ? "UPDATE memoria.rollup_state SET capture_lost_at = pg_catalog.now() WHERE rollup_id = $1"
+                         : "UPDATE memoria.rollup_state SET capture_lost_at = NULL WHERE rollup_id = $1",
+                 1, types, values, NULL, false);
     leave_catalog_session(cs);
     SPI_finish();
     if (problem != NULL && !was_lost && warn)
@@ -331,6 +356,8 @@ void drop_triggers(const Rollup *r) {
 }
 
 void mark_all_keys_dirty(const Rollup *r, Oid rel) {
+    char relkind = get_rel_relkind(rel);
+    if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE) return;  // only tables hold rows
     SPI_connect();
     RollupSession session = enter_rollup_session(r);
     Oid types[2] = {INTERVALOID, TEXTOID};

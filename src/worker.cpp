@@ -282,6 +282,9 @@ void memoria_database_main(Datum arg) {
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
     pgstat_report_appname("memoria worker");
+    // The worker runs as a superuser: no object of a database user's may
+    // stand in for a built-in one in what it runs.
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
     MemoryContext round = AllocSetContextCreate(TopMemoryContext, "memoria worker round", ALLOCSET_DEFAULT_SIZES);
     for (;;) {
         CHECK_FOR_INTERRUPTS();

@@ -5,7 +5,7 @@
 -- table, a rollup owner's trigger or rule on its dirty log running as a
 -- superuser); each must now fail, and leave nothing behind.
 BEGIN;
-SELECT plan(36);
+SELECT plan(44);
 CREATE ROLE memoria_alice NOLOGIN;
 CREATE ROLE memoria_bob NOLOGIN;
 CREATE ROLE memoria_mallory NOLOGIN;
@@ -14,10 +14,11 @@ GRANT CREATE ON SCHEMA public TO memoria_alice, memoria_bob;
 SET ROLE memoria_alice;
 CREATE TABLE sec_src (at timestamptz NOT NULL, k int NOT NULL, v int NOT NULL);
 -- Probes: the measure records who computes it; the filter refuses to run as
--- a superuser.  (STABLE: memoria refuses volatile expressions.)
-CREATE FUNCTION sec_who() RETURNS text LANGUAGE sql STABLE AS
+-- a superuser.  (Declared IMMUTABLE, which they are not, since memoria
+-- accepts only that; no argument, so they run when a refresh is planned.)
+CREATE FUNCTION sec_who() RETURNS text LANGUAGE sql IMMUTABLE AS
 $$ SELECT current_user || CASE WHEN rolsuper THEN ' (superuser)' ELSE '' END FROM pg_roles WHERE rolname = current_user $$;
-CREATE FUNCTION sec_not_superuser() RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+CREATE FUNCTION sec_not_superuser() RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
         RAISE EXCEPTION 'the filter ran as superuser %', current_user;
@@ -113,6 +114,56 @@ RESET ROLE;
 SELECT is((SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = :'sec_log'::regclass),
           (SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = 'memoria'),
           'the dirty log belongs to the extension''s owner');
+-- alice's domain, whose CHECK and DEFAULT call her function, on a scope
+-- column: memoria's own writes to the dirty log (the "rebuild" marker after
+-- a rewrite, after capture comes back) run as the extension's owner, so the
+-- log has the base type, and her function never runs there.
+SET ROLE memoria_alice;
+CREATE TABLE sec_calls (who text, superuser boolean);
+CREATE FUNCTION sec_note() RETURNS boolean LANGUAGE sql VOLATILE AS
+$$ INSERT INTO sec_calls SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user RETURNING true $$;
+CREATE DOMAIN sec_tag AS text DEFAULT 'x' CHECK (sec_note());
+CREATE TABLE sec_dom (at timestamptz NOT NULL, tag sec_tag NOT NULL, other int, v int NOT NULL);
+SELECT lives_ok($$SELECT memoria.create_rollup('sec_dom_daily', 'sec_dom', 'at', '{tag}', '{sum(v) AS v}')$$,
+                'a rollup with a domain-typed scope column');
+RESET ROLE;
+SELECT is((SELECT format_type(a.atttypid, NULL) FROM pg_attribute a JOIN memoria.rollups r ON a.attrelid = r.dirty_log
+           WHERE r.name = 'sec_dom_daily' AND a.attname = 'tag'), 'text', 'its dirty log column has the base type');
+SET ROLE memoria_alice;
+ALTER TABLE sec_dom ALTER COLUMN other TYPE bigint;   -- a rewrite: memoria marks a rebuild
+SET client_min_messages = error;
+ALTER TABLE sec_dom DISABLE TRIGGER USER;
+ALTER TABLE sec_dom ENABLE TRIGGER USER;             -- capture is back: another rebuild marker
+RESET client_min_messages;
+RESET ROLE;
+SELECT is((SELECT count(*) FROM sec_calls WHERE superuser), 0::bigint,
+          'a domain of the owner''s never runs with elevated rights');
+
+-- bob names triggers of his like the superuser's rollup's, on a view of his
+-- whose column calls his function, and on a table he then drops.
+CREATE TABLE sec_su_src (at timestamptz NOT NULL, k int NOT NULL, v int NOT NULL);
+SELECT memoria.create_rollup('sec_su_daily', 'sec_su_src', 'at', '{k}', '{sum(v) AS v}') IS NOT NULL AS created \gset
+SELECT id AS su_id, dirty_log::regclass AS su_log FROM memoria.rollups WHERE name = 'sec_su_daily' \gset
+SET ROLE memoria_bob;
+CREATE TABLE bob_calls (who text, superuser boolean);
+CREATE FUNCTION bob_note() RETURNS int LANGUAGE sql VOLATILE AS
+$$ INSERT INTO bob_calls SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user RETURNING 1 $$;
+CREATE VIEW bob_view AS SELECT now() AS at, bob_note() AS k;
+SELECT lives_ok(format('CREATE TRIGGER zz_memoria_truncate_%s BEFORE INSERT ON bob_view FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION memoria.capture()', :su_id),
+                'bob plants a trigger named like the superuser''s rollup''s on his view');
+CREATE TABLE bob_gone (a int);
+SELECT lives_ok(format('CREATE TRIGGER zz_memoria_truncate_%s BEFORE TRUNCATE ON bob_gone FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION memoria.capture()', :su_id),
+                'and on a table of his');
+DROP TABLE bob_gone;
+RESET ROLE;
+ALTER TABLE sec_su_src ADD COLUMN extra int;   -- memoria reconciles the rollup's triggers
+SELECT is((SELECT count(*) FROM bob_calls), 0::bigint, 'memoria never read bob''s view');
+SELECT is((SELECT count(*) FROM pg_trigger WHERE tgrelid = 'bob_view'::regclass), 1::bigint, 'nor dropped his trigger');
+SELECT is_empty(format('SELECT 1 FROM %s WHERE bucket IS NULL', :'su_log'),
+                'dropping his table marked no rebuild of the superuser''s rollup');
+
 SET ROLE memoria_alice;
 GRANT SELECT ON memoria_rollup.sec_daily TO memoria_bob;
 SET ROLE memoria_bob;

@@ -118,7 +118,7 @@ is($node->safe_psql('db2', "SELECT string_agg(DISTINCT who, ',') FROM memoria_ro
 # kill -9 of the worker in the middle of a refresh: crash recovery, then the
 # rollup converges.
 $node->safe_psql('db3', q{
-    CREATE FUNCTION slow(v int) RETURNS int LANGUAGE sql STABLE AS $$ SELECT v FROM pg_sleep(0.002) $$;
+    CREATE FUNCTION slow(v int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT v FROM pg_sleep(0.002) $$;
     SELECT memoria.create_rollup('ev_slow', 'ev', 'at', ARRAY['k'], ARRAY['sum(slow(v)) AS v']);
     SELECT memoria.alter_rollup('ev_slow', refresh_interval => '1 second');
 });
