@@ -1,8 +1,9 @@
 # memoria: PGXS build of the C++ extension.
 EXTENSION  = memoria
 MODULE_big = memoria
-OBJS = src/memoria.o src/guard.o src/bucket.o src/capture.o src/rollup.o src/triggers.o \
-       src/sqlgen.o src/horizon.o src/create.o src/refresh.o src/worker.o
+OBJS = src/memoria.o src/guard.o src/bucket.o src/session.o src/catalog.o src/args.o src/statements.o \
+       src/expressions.o src/dirty_log.o src/triggers.o src/capture.o src/horizon.o src/create.o \
+       src/ddl_guard.o src/refresh.o src/verify.o src/backfill.o src/worker.o
 # Install scripts: one per release, and the update path between them.
 DATA = $(wildcard sql/memoria--*.sql)
 PGFILEDESC = "memoria - exact incremental rollups"

@@ -168,6 +168,10 @@ SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{max((SELECT 1)) AS n}');
 SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{count(*) AS n}', filter => $$age(at) < '1 day'$$);
 SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{count(*) AS n}',
                              filter => $$model = current_setting('app.model', true)$$);
+-- Text read as a time at refresh ('now' in a row), a time with time zone
+-- (its offset depends on the current date): refused too.
+SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{max(model::timestamptz) AS m}');
+SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{max(at::time::timetz) AS m}');
 CREATE FUNCTION recent(t timestamptz) RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT t > now() - interval '1 day' $$;
 SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{count(*) AS n}', filter => 'recent(at)');
 SELECT count(*) AS rollups_named_x FROM memoria.rollups WHERE name = 'x';

@@ -135,6 +135,23 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION memoria._on_sql_drop() FROM PUBLIC;
 
+-- The "rebuild everything" marker: one C writer, which checks the log.
+CREATE OR REPLACE FUNCTION memoria._mark_rebuild(rollup_id int) RETURNS void
+AS 'MODULE_PATHNAME', 'memoria_mark_rebuild'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION memoria._mark_rebuild(int) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION memoria._on_table_rewrite() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    rel oid := pg_event_trigger_table_rewrite_oid();
+BEGIN
+    PERFORM memoria._mark_rebuild(ro.id) FROM memoria.rollups ro
+    WHERE ro.source = rel OR ro.source IN (SELECT relid FROM pg_partition_ancestors(rel));
+END $$;
+
 -- memoria.status gains state.
 CREATE OR REPLACE VIEW memoria.status WITH (security_barrier) AS
 SELECT r.name                                   AS rollup,

@@ -318,12 +318,9 @@ END $$;
 REVOKE ALL ON FUNCTION memoria._on_sql_drop() FROM PUBLIC;
 
 CREATE FUNCTION memoria._mark_rebuild(rollup_id int) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    EXECUTE format('INSERT INTO %s (bucket) VALUES (NULL)',
-                   (SELECT dirty_log::regclass FROM memoria.rollups WHERE id = rollup_id));
-END $$;
+AS 'MODULE_PATHNAME', 'memoria_mark_rebuild'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION memoria._mark_rebuild(int) FROM PUBLIC;
 
 CREATE EVENT TRIGGER memoria_sql_drop ON sql_drop
@@ -579,14 +576,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     rel oid := pg_event_trigger_table_rewrite_oid();
-    log regclass;
 BEGIN
-    FOR log IN
-        SELECT ro.dirty_log::regclass FROM memoria.rollups ro
-        WHERE ro.source = rel OR ro.source IN (SELECT relid FROM pg_partition_ancestors(rel))
-    LOOP
-        EXECUTE format('INSERT INTO %s (bucket) VALUES (NULL)', log);
-    END LOOP;
+    PERFORM memoria._mark_rebuild(ro.id) FROM memoria.rollups ro
+    WHERE ro.source = rel OR ro.source IN (SELECT relid FROM pg_partition_ancestors(rel));
 END $$;
 REVOKE ALL ON FUNCTION memoria._on_table_rewrite() FROM PUBLIC;
 

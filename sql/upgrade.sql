@@ -71,6 +71,17 @@ ALTER TABLE up_src RENAME COLUMN v TO value;   -- the 0.2.0 ALTER guard
 SELECT r.name, pg_get_userbyid(c.relowner) = current_user AS log_owned_by_me
 FROM memoria.rollups r JOIN pg_class c ON c.oid = r.dirty_log ORDER BY 1;
 
+-- What an owner could leave on its 0.2.0 dirty log, and memoria would then
+-- have run with elevated rights: a trigger, an index.
+-- (With them there, this library refuses to write the log: a write to the
+-- source fails rather than skip the index or be seen by the trigger.)
+INSERT INTO up_src VALUES ('2026-01-02', 3, 77);   -- a pending key, to keep across the update
+SELECT dirty_log::regclass AS up_a_log FROM memoria.rollups WHERE name = 'up_a' \gset
+CREATE FUNCTION up_spy() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'spy ran'; RETURN NEW; END $$;
+CREATE TRIGGER spy BEFORE INSERT ON :up_a_log FOR EACH ROW EXECUTE FUNCTION up_spy();
+CREATE INDEX ON :up_a_log (k);
+INSERT INTO up_src VALUES ('2026-01-03', 3, 78);
+
 ALTER EXTENSION memoria UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'memoria';
 -- The update repairs the rollups made before it: logs owned by the
@@ -78,6 +89,10 @@ SELECT extversion FROM pg_extension WHERE extname = 'memoria';
 SELECT r.name, pg_get_userbyid(c.relowner) = (SELECT pg_get_userbyid(nspowner) FROM pg_namespace
                                               WHERE nspname = 'memoria') AS log_owned_by_extension
 FROM memoria.rollups r JOIN pg_class c ON c.oid = r.dirty_log ORDER BY 1;
+SELECT r.name, c.relhastriggers OR c.relhasindex AS anything_left, c.relname
+FROM memoria.rollups r JOIN pg_class c ON c.oid = r.dirty_log ORDER BY 1;
+SELECT count(*) AS old_logs_left FROM pg_class WHERE relname LIKE 'dirty\_%\_before%';
+SELECT pending_keys FROM memoria.status WHERE rollup = 'up_a';   -- the key moved to the new log
 SELECT tgname, tgenabled, tgnargs FROM pg_trigger WHERE tgrelid = 'up_src'::regclass AND NOT tgisinternal ORDER BY 1;
 SET session_replication_role = replica;
 INSERT INTO up_src VALUES ('2026-01-04', 2, 5);
@@ -101,3 +116,4 @@ UNION ALL
  EXCEPT SELECT 'only in fresh install', object, definition FROM objects WHERE install = 'updated')
 ORDER BY 1, 2;
 DROP TABLE up_src;
+DROP FUNCTION up_spy();

@@ -39,7 +39,8 @@
 #include "bucket.hpp"
 #include "capture.hpp"
 #include "guard.hpp"
-#include "rollup.hpp"
+#include "catalog.hpp"
+#include "dirty_log.hpp"
 #include "triggers.hpp"
 
 namespace memoria {
@@ -481,6 +482,7 @@ static void write_keys_to_log(Oid dirty_log, MemoryContext batch_context) {
     const LogShape *shape = find_log_shape(dirty_log);
     if (shape == NULL) elog(ERROR, "memoria: no key layout known for dirty log %u", dirty_log);
     check_log_shape(rel, shape);
+    check_log_pristine(rel);  // heap_multi_insert maintains no index, fires no trigger
     const int LOG_BATCH = 256;
     // Slots over an unpinned copy of the descriptor: pinning the relation's
     // own costs a resource-owner entry per slot, forgotten in O(slots).

@@ -1,6 +1,6 @@
 // horizon.hpp: how far an updated_at scan may go (invalidation => 'updated_at').
 #pragma once
-#include "rollup.hpp"
+#include "catalog.hpp"
 
 namespace memoria {
 

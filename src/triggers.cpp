@@ -29,8 +29,8 @@
 // rollup's source or one of its partitions (capture.cpp).
 #include <initializer_list>
 
+#include "dirty_log.hpp"
 #include "triggers.hpp"
-#include "sqlgen.hpp"
 
 namespace memoria {
 
@@ -96,34 +96,26 @@ struct Existing {
     bool matched;
 };
 
-static Datum oid_array(List *oids) {
-    int n = list_length(oids);
-    Datum *d = (Datum *) palloc((n + 1) * sizeof(Datum));
-    for (int i = 0; i < n; i++) d[i] = ObjectIdGetDatum(list_nth_oid(oids, i));
-    return PointerGetDatum(construct_array(d, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-}
-
 // existing_triggers: the rollup's triggers; returns how many.  Only
-// triggers calling memoria.capture() that memoria recorded as going with the
-// rollup table, or that sit in the source's tree: anyone can name a trigger
-// of theirs like one of memoria's.
+// triggers calling memoria.capture() on the tables of the source's tree, now
+// or as memoria last saw it (a partition that left): anyone can name a
+// trigger of theirs like one of memoria's, on a table of theirs.
 static int existing_triggers(const Rollup *r, Existing **out) {
     Datum names[4];
     for (int k = 0; k < 4; k++) names[k] = CStringGetTextDatum(trigger_name((TriggerKind) k, r->id));
-    Oid types[3] = {TEXTARRAYOID, OIDOID, OIDARRAYOID};
-    Datum values[3] = {PointerGetDatum(construct_array(names, 4, TEXTOID, -1, false, TYPALIGN_INT)),
-                       ObjectIdGetDatum(r->target), oid_array(find_all_inheritors(r->source, NoLock, NULL))};
+    List *tables = list_concat_unique_oid(find_all_inheritors(r->source, NoLock, NULL), remembered_capture_tables(r));
+    Oid types[2] = {TEXTARRAYOID, OIDARRAYOID};
+    Datum values[2] = {PointerGetDatum(construct_array(names, 4, TEXTOID, -1, false, TYPALIGN_INT)),
+                       oid_array_datum(tables)};
     MemoryContext caller = CurrentMemoryContext;
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
     spi_exec("SELECT t.oid, t.tgrelid, t.tgname::text, t.tgtype, t.tgenabled, t.tgparentid <> 0 "
              "FROM pg_catalog.pg_trigger t "
              "WHERE t.tgname = ANY ($1::name[]) AND t.tgfoid = 'memoria.capture()'::pg_catalog.regprocedure "
-             "  AND (t.tgrelid = ANY ($3) OR EXISTS (SELECT 1 FROM pg_catalog.pg_depend d "
-             "       WHERE d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND d.objid = t.oid "
-             "         AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = $2)) "
+             "  AND t.tgrelid = ANY ($2) "
              "ORDER BY t.oid",
-             3, types, values, NULL, false);  // a fresh snapshot: triggers made just now
+             2, types, values, NULL, false);  // a fresh snapshot: triggers made just now
     leave_catalog_session(cs);
     int n = (int) SPI_processed;
     Existing *e = (Existing *) MemoryContextAlloc(caller, (n + 1) * sizeof(Existing));
@@ -210,22 +202,6 @@ static void drop_trigger(const Rollup *r, const Existing &e) {
                      qualified_relation_name(e.relid)));
 }
 
-// remember_tree: the tables of the source's tree, as the sql_drop hook needs
-// them (a dropped partition took its rows along; a DROP TRIGGER on one of
-// them is refused): afterwards, no catalog says what a table was.
-static void remember_tree(const Rollup *r, List *tree) {
-    if (!catalog_has_column("rollup_state", "capture_tables")) return;
-    Oid types[2] = {INT4OID, OIDARRAYOID};
-    Datum values[2] = {Int32GetDatum(r->id), oid_array(tree)};
-    SPI_connect();
-    CatalogSession cs = enter_catalog_session();
-    spi_exec("UPDATE memoria.rollup_state SET capture_tables = $2 WHERE rollup_id = $1 "
-             "AND capture_tables IS DISTINCT FROM $2",
-             2, types, values, NULL, false);
-    leave_catalog_session(cs);
-    SPI_finish();
-}
-
 void reconcile_triggers(const Rollup *r, bool initial) {
     TriggerSpec specs[4];
     int nspecs = layout(r, specs);
@@ -267,7 +243,9 @@ void reconcile_triggers(const Rollup *r, bool initial) {
             mark_all_keys_dirty(r, e[i].relid);
         drop_trigger(r, e[i]);
     }
-    remember_tree(r, tree);
+    // The sql_drop hook needs them: afterwards, no catalog says what a
+    // dropped table was.
+    remember_capture_tables(r, tree);
 }
 
 // capture_problem judges what the triggers in place capture, not whether they
@@ -318,22 +296,9 @@ char *capture_problem(const Rollup *r) {
 
 char *settle_capture(const Rollup *r, bool warn) {
     char *problem = capture_problem(r);
-    if (!catalog_has_column("rollup_state", "capture_lost_at")) return problem;
-    Oid types[1] = {INT4OID};
-    Datum values[1] = {Int32GetDatum(r->id)};
-    SPI_connect();
-    CatalogSession cs = enter_catalog_session();
-    spi_exec("SELECT capture_lost_at IS NOT NULL FROM memoria.rollup_state WHERE rollup_id = $1", 1, types, values,
-             NULL, false);
-    bool isnull;
-    bool was_lost = SPI_processed > 0 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    bool was_lost = capture_marked_lost(r);
     // Written only when the answer changes: a refresh adds no row version.
-    if (was_lost != (problem != NULL))
-        spi_exec(problem ? "UPDATE memoria.rollup_state SET capture_lost_at = pg_catalog.now() WHERE rollup_id = $1"
-                         : "UPDATE memoria.rollup_state SET capture_lost_at = NULL WHERE rollup_id = $1",
-                 1, types, values, NULL, false);
-    leave_catalog_session(cs);
-    SPI_finish();
+    if (was_lost != (problem != NULL)) mark_capture_lost(r, problem != NULL);
     if (problem != NULL && !was_lost && warn)
         ereport(WARNING, (errcode(ERRCODE_WARNING),
                           errmsg("memoria rollup \"%s\" no longer captures writes: %s", r->name, problem),
@@ -353,28 +318,6 @@ void drop_triggers(const Rollup *r) {
     int n = existing_triggers(r, &e);
     for (int i = 0; i < n; i++)
         if (!e[i].cloned) drop_trigger(r, e[i]);  // clones go with their parent
-}
-
-void mark_all_keys_dirty(const Rollup *r, Oid rel) {
-    char relkind = get_rel_relkind(rel);
-    if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE) return;  // only tables hold rows
-    SPI_connect();
-    RollupSession session = enter_rollup_session(r);
-    Oid types[2] = {INTERVALOID, TEXTOID};
-    Datum values[2] = {IntervalPGetDatum(&r->bucket), CStringGetTextDatum(r->time_zone)};
-    spi_exec(dirty_all_keys_sql(r, rel), 2, types, values, NULL, false);
-    leave_rollup_session(session);
-    SPI_finish();
-}
-
-void mark_rebuild(const Rollup *r) {
-    SPI_connect();
-    CatalogSession cs = enter_catalog_session();
-    spi_exec(psprintf("INSERT INTO %s (%s) VALUES (NULL)", qualified_relation_name(r->dirty_log),
-                      column_name(r->dirty_log, 1)),
-             0, NULL, NULL, NULL, false);
-    leave_catalog_session(cs);
-    SPI_finish();
 }
 
 }  // namespace memoria

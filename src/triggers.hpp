@@ -1,7 +1,7 @@
 // triggers.hpp: memoria's capture triggers on a rollup's source -- their
 // names, which ones a rollup needs now, and making the source match.
 #pragma once
-#include "rollup.hpp"
+#include "catalog.hpp"
 
 namespace memoria {
 
@@ -36,12 +36,5 @@ void drop_triggers(const Rollup *r);
 
 // in_own_ddl: whether the DDL now running is memoria's own (triggers.cpp).
 bool in_own_ddl(void);
-
-// mark_all_keys_dirty: log the key of every row of rel (the source or a
-// partition joining or leaving it), as the rollup's owner.
-void mark_all_keys_dirty(const Rollup *r, Oid rel);
-
-// mark_rebuild: log a "rebuild everything" key (a NULL bucket).
-void mark_rebuild(const Rollup *r);
 
 }  // namespace memoria

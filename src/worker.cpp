@@ -14,7 +14,7 @@
 // refresh() itself and the others go on.  Any other error is logged, its
 // transaction aborted, and the loop goes on.  SIGHUP reloads the
 // configuration; SIGTERM ends the process cleanly.
-#include "rollup.hpp"
+#include "catalog.hpp"
 #include "worker.hpp"
 
 extern "C" {
@@ -175,44 +175,16 @@ void memoria_launcher_main(Datum arg) {
 
 namespace memoria {
 
-struct DueRollup {
-    char *name;
-    Oid owner;
-};
-
-// due_rollups: rollups whose refresh_interval has passed; *has_extension is
-// false where memoria is not installed; *sleep_ms is how long until the next
-// rollup is due (at most naptime).
-static List *due_rollups(bool *has_extension, long *sleep_ms, MemoryContext into) {
+// due_rollups_here: the due rollups of this database (catalog.hpp);
+// *has_extension is false where memoria is not installed; *sleep_ms is how
+// long until the next rollup is due (at most naptime).
+static List *due_rollups_here(bool *has_extension, long *sleep_ms, MemoryContext into) {
     List *out = NIL;
     *sleep_ms = (long) naptime_seconds * 1000L;
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     *has_extension = OidIsValid(get_extension_oid("memoria", true));
-    if (*has_extension) {
-        SPI_connect();
-        spi_exec("SELECT r.name, r.owner, "
-                 "  CASE WHEN s.last_refresh_at IS NULL THEN 0 "
-                 "       ELSE greatest(0, extract(epoch FROM s.last_refresh_at + r.refresh_interval "
-                 "                                - clock_timestamp()) * 1000) END::float8 "
-                 "FROM memoria.rollups r JOIN memoria.rollup_state s ON s.rollup_id = r.id ORDER BY r.name",
-                 0, NULL, NULL, NULL, true);
-        for (uint64 i = 0; i < SPI_processed; i++) {
-            bool isnull;
-            double wait = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
-            if (wait > 0) {
-                *sleep_ms = Min(*sleep_ms, (long) wait + 1);
-                continue;
-            }
-            MemoryContext old = MemoryContextSwitchTo(into);
-            DueRollup *d = (DueRollup *) palloc(sizeof(DueRollup));
-            d->name = pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-            d->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-            out = lappend(out, d);
-            MemoryContextSwitchTo(old);
-        }
-        SPI_finish();
-    }
+    if (*has_extension) out = due_rollups(sleep_ms, into);
     PopActiveSnapshot();
     CommitTransactionCommand();
     return out;
@@ -297,7 +269,7 @@ void memoria_database_main(Datum arg) {
         MemoryContextSwitchTo(round);
         bool has_extension;
         long sleep_ms;
-        List *due = due_rollups(&has_extension, &sleep_ms, round);
+        List *due = due_rollups_here(&has_extension, &sleep_ms, round);
         if (!has_extension) proc_exit(0);
         ListCell *lc;
         foreach (lc, due) {

@@ -5,7 +5,7 @@
 -- table, a rollup owner's trigger or rule on its dirty log running as a
 -- superuser); each must now fail, and leave nothing behind.
 BEGIN;
-SELECT plan(44);
+SELECT plan(46);
 CREATE ROLE memoria_alice NOLOGIN;
 CREATE ROLE memoria_bob NOLOGIN;
 CREATE ROLE memoria_mallory NOLOGIN;
@@ -152,6 +152,20 @@ CREATE VIEW bob_view AS SELECT now() AS at, bob_note() AS k;
 SELECT lives_ok(format('CREATE TRIGGER zz_memoria_truncate_%s BEFORE INSERT ON bob_view FOR EACH STATEMENT '
                        'EXECUTE FUNCTION memoria.capture()', :su_id),
                 'bob plants a trigger named like the superuser''s rollup''s on his view');
+-- ... and on a table of his whose trigger depends on the rollup table (a
+-- regclass in its WHEN clause), with an implicit cast of his that a read of
+-- its time column would run.
+CREATE TYPE bob_time AS (x int);
+CREATE FUNCTION bob_cast(bob_time) RETURNS timestamptz LANGUAGE sql AS
+$$ INSERT INTO bob_calls SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user RETURNING now() $$;
+CREATE CAST (bob_time AS timestamptz) WITH FUNCTION bob_cast(bob_time) AS IMPLICIT;
+CREATE TABLE bob_bait (at bob_time, k int);
+INSERT INTO bob_bait VALUES (ROW(1), 1);
+GRANT SELECT ON bob_bait TO PUBLIC;
+SELECT lives_ok(format('CREATE TRIGGER zz_memoria_truncate_%s AFTER INSERT ON bob_bait FOR EACH ROW '
+                       'WHEN (pg_relation_size(%L::regclass) >= 0) EXECUTE FUNCTION memoria.capture()',
+                       :su_id, 'memoria_rollup.sec_su_daily'),
+                'and one whose WHEN clause depends on the rollup table');
 CREATE TABLE bob_gone (a int);
 SELECT lives_ok(format('CREATE TRIGGER zz_memoria_truncate_%s BEFORE TRUNCATE ON bob_gone FOR EACH STATEMENT '
                        'EXECUTE FUNCTION memoria.capture()', :su_id),
@@ -161,6 +175,8 @@ RESET ROLE;
 ALTER TABLE sec_su_src ADD COLUMN extra int;   -- memoria reconciles the rollup's triggers
 SELECT is((SELECT count(*) FROM bob_calls), 0::bigint, 'memoria never read bob''s view');
 SELECT is((SELECT count(*) FROM pg_trigger WHERE tgrelid = 'bob_view'::regclass), 1::bigint, 'nor dropped his trigger');
+SELECT is((SELECT count(*) FROM pg_trigger WHERE tgrelid = 'bob_bait'::regclass), 1::bigint,
+          'nor took his table for a partition that left');
 SELECT is_empty(format('SELECT 1 FROM %s WHERE bucket IS NULL', :'su_log'),
                 'dropping his table marked no rebuild of the superuser''s rollup');
 

@@ -1,15 +1,16 @@
-// sqlgen.cpp: builds the recompute, verify and pending-keys statements.
+// statements.cpp: the SQL memoria runs on a rollup's tables (statements.hpp).
 //
-// Keys are compared as anonymous records, e.g. ROW(bucket, workspace_id):
-// record equality treats NULLs as equal and is hashable, so NULL scope values
-// are their own keys and the joins stay hash joins.  A record comparison only
-// happens when one side is not a ROW(...) constructor, hence the LATERAL
-// sub-selects whose whole-row reference stands for the key.
+// Keys are matched column by column when the scope has no NULLs (the fastest
+// hash join), and otherwise as values of the dirty log's row type: a named
+// composite, whose equality treats NULLs as equal and which, unlike an
+// anonymous record, the planner knows it can hash (no sort of the source or
+// the rollup).  Vanished groups are found the same way (an anonymous record
+// only where a dimension may be NULL).
 //
 // Aliases memoria adds start with a prefix chosen so that no source column
 // (nor the source table's name) starts with it; user expressions can then use
 // the source's column names unqualified without ambiguity.
-#include "sqlgen.hpp"
+#include "statements.hpp"
 
 namespace memoria {
 
@@ -330,7 +331,9 @@ static void append_window_fresh_cte(StringInfo s, const Rollup *r, const Names &
     append_fresh_cte(s, r, n, bucket.data, from.data);
 }
 
-char *recompute_window_sql(const Rollup *r, bool claim_log, bool target_empty, bool exact_bounds) {
+char *recompute_window_sql(const Rollup *r, int flags) {
+    bool claim_log = flags & WINDOW_CLAIM_LOG, target_empty = flags & WINDOW_TARGET_EMPTY;
+    bool exact_bounds = flags & WINDOW_EXACT_BOUNDS;
     Names n = names_for(r);
     const char *p = n.p;
     StringInfoData s;
@@ -358,10 +361,72 @@ char *recompute_window_sql(const Rollup *r, bool claim_log, bool target_empty, b
     return s.data;
 }
 
-// window_is_empty_sql: whether the rollup table has no row in [$3, $4].
 char *window_is_empty_sql(const Rollup *r) {
     return psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s WHERE %s BETWEEN $3 AND $4)",
                     qualified_relation_name(r->target), column_name(r->target, 1));
+}
+
+char *window_covers_source_sql(const Rollup *r) {
+    const char *tname = format_type_be(r->time_type);
+    char *t = column_name(r->source, r->time_attnum);
+    return psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s WHERE %s < memoria._bucket_lo($3::%s, $1, $2) "
+                    "OR %s > memoria._bucket_hi($4::%s, $1, $2))",
+                    qualified_relation_name(r->source), t, tname, t, tname);
+}
+
+Params bucket_params(const Rollup *r) {
+    Params p;
+    p.n = 2;
+    p.types[0] = INTERVALOID;
+    p.values[0] = IntervalPGetDatum(&r->bucket);
+    p.types[1] = TEXTOID;
+    p.values[1] = CStringGetTextDatum(r->time_zone);
+    return p;
+}
+
+Params window_params(const Rollup *r, Datum first, Datum last) {
+    Params p = bucket_params(r);
+    p.types[2] = p.types[3] = r->time_type;
+    p.values[2] = first;
+    p.values[3] = last;
+    p.n = 4;
+    return p;
+}
+
+Params recompute_keys_params(const Rollup *r, Datum claimed, int nranges, const Datum *lo, const Datum *hi,
+                             Datum buckets) {
+    Params p = bucket_params(r);
+    p.types[2] = get_array_type(get_rel_type_id(r->dirty_log));
+    p.values[2] = claimed;
+    for (int i = 0; i < nranges; i++) {
+        p.types[3 + 2 * i] = p.types[4 + 2 * i] = r->time_type;
+        p.values[3 + 2 * i] = lo[i];
+        p.values[4 + 2 * i] = hi[i];
+    }
+    p.types[3 + 2 * nranges] = get_array_type(r->time_type);
+    p.values[3 + 2 * nranges] = buckets;
+    p.n = 4 + 2 * nranges;
+    return p;
+}
+
+char *log_state_sql(const Rollup *r) {
+    char *log = qualified_relation_name(r->dirty_log);
+    char *b = column_name(r->dirty_log, 1);
+    return psprintf("SELECT EXISTS (SELECT 1 FROM %s), EXISTS (SELECT 1 FROM %s WHERE %s IS NULL)", log, log, b);
+}
+
+char *log_empty_sql(const Rollup *r) {
+    return psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s)", qualified_relation_name(r->dirty_log));
+}
+
+char *source_range_sql(const Rollup *r) {
+    char *t = column_name(r->source, r->time_attnum);
+    return psprintf("SELECT min(%s), max(%s) FROM %s", t, t, qualified_relation_name(r->source));
+}
+
+char *mark_rebuild_sql(const Rollup *r) {
+    return psprintf("INSERT INTO %s (%s) VALUES (NULL)", qualified_relation_name(r->dirty_log),
+                    column_name(r->dirty_log, 1));
 }
 
 // append_json_object: jsonb_build_object('name', qual.col, ...) over two lists.

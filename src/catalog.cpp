@@ -1,0 +1,430 @@
+// catalog.cpp: every read and write of memoria.rollups and
+// memoria.rollup_state (see catalog.hpp).
+#include "catalog.hpp"
+
+namespace memoria {
+
+// The columns of memoria.rollups a Rollup holds, in one place: the SELECT
+// that reads a Rollup and the INSERT that writes one are built from it.
+enum RollupColumn {
+    COL_ID, COL_NAME, COL_OWNER, COL_SOURCE, COL_TARGET, COL_DIRTY_LOG, COL_TIME_ATTNUM, COL_TIME_TYPE,
+    COL_DIMENSIONS, COL_SCOPE, COL_MEASURES, COL_MEASURE_NAMES, COL_BUCKET, COL_TIME_ZONE, COL_FILTER,
+    COL_INVALIDATION, COL_UPDATED_AT, COL_SAFETY_LAG, COL_SEARCH_PATH, COL_SETTINGS, NUM_ROLLUP_COLUMNS
+};
+static const struct {
+    const char *name;
+    Oid type;
+} ROLLUP_COLUMNS[NUM_ROLLUP_COLUMNS] = {
+    {"id", INT4OID},           {"name", TEXTOID},          {"owner", OIDOID},
+    {"source", OIDOID},        {"target", OIDOID},         {"dirty_log", OIDOID},
+    {"time_attnum", INT2OID},  {"time_type", OIDOID},      {"dimension_attnums", INT2ARRAYOID},
+    {"scope_attnums", INT2ARRAYOID}, {"measures", TEXTARRAYOID}, {"measure_names", TEXTARRAYOID},
+    {"bucket", INTERVALOID},   {"time_zone", TEXTOID},     {"filter", TEXTOID},
+    {"invalidation", TEXTOID}, {"updated_at_attnum", INT2OID}, {"safety_lag", INTERVALOID},
+    {"search_path", TEXTOID},  {"settings", TEXTARRAYOID},
+};
+
+bool catalog_has_column(const char *table, const char *column) {
+    Oid rel = get_relname_relid(table, get_namespace_oid("memoria", false));
+    return OidIsValid(rel) && get_attnum(rel, column) != InvalidAttrNumber;
+}
+
+// has_settings: 0.3.0 on records the parse settings.
+static bool has_settings(void) {
+    return catalog_has_column("rollups", "settings");
+}
+
+// run_catalog: one catalog statement in the catalog session (the caller is
+// connected to SPI).  Not read-only: a fresh snapshot sees what this
+// transaction just wrote.
+static void run_catalog(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls) {
+    CatalogSession cs = enter_catalog_session();
+    spi_exec(sql, nargs, types, values, nulls, false);
+    leave_catalog_session(cs);
+}
+
+static char *rollup_select(const char *where) {
+    StringInfoData s;
+    initStringInfo(&s);
+    appendStringInfoString(&s, "SELECT ");
+    for (int c = 0; c < NUM_ROLLUP_COLUMNS; c++) {
+        if (c > 0) appendStringInfoString(&s, ", ");
+        if (c == COL_SETTINGS && !has_settings()) appendStringInfoString(&s, "NULL::text[]");
+        else appendStringInfoString(&s, ROLLUP_COLUMNS[c].name);
+    }
+    appendStringInfo(&s, " FROM memoria.rollups %s", where);
+    return s.data;
+}
+
+// rollup_from_row: row i of the last SPI result, decoded into `into`.
+static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
+    HeapTuple row = SPI_tuptable->vals[i];
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    Datum v[NUM_ROLLUP_COLUMNS];
+    bool null[NUM_ROLLUP_COLUMNS];
+    for (int c = 0; c < NUM_ROLLUP_COLUMNS; c++) v[c] = SPI_getbinval(row, desc, c + 1, &null[c]);
+    MemoryContext old = MemoryContextSwitchTo(into);
+    Rollup *r = (Rollup *) palloc0(sizeof(Rollup));
+    r->id = DatumGetInt32(v[COL_ID]);
+    r->name = TextDatumGetCString(v[COL_NAME]);
+    r->owner = DatumGetObjectId(v[COL_OWNER]);
+    r->source = DatumGetObjectId(v[COL_SOURCE]);
+    r->target = DatumGetObjectId(v[COL_TARGET]);
+    r->dirty_log = DatumGetObjectId(v[COL_DIRTY_LOG]);
+    r->time_attnum = DatumGetInt16(v[COL_TIME_ATTNUM]);
+    r->time_type = DatumGetObjectId(v[COL_TIME_TYPE]);
+    time_kind_of(r->time_type, &r->kind);
+    r->dim_attnums = int2_array(v[COL_DIMENSIONS], &r->ndims);
+    r->scope_attnums = int2_array(v[COL_SCOPE], &r->nscope);
+    r->measures = text_array(v[COL_MEASURES], &r->nmeasures);
+    int n;
+    r->measure_names = text_array(v[COL_MEASURE_NAMES], &n);
+    r->bucket = *DatumGetIntervalP(v[COL_BUCKET]);
+    r->width_usecs = (int64) r->bucket.day * USECS_PER_DAY + r->bucket.time;
+    r->time_zone = TextDatumGetCString(v[COL_TIME_ZONE]);
+    r->filter = null[COL_FILTER] ? NULL : TextDatumGetCString(v[COL_FILTER]);
+    bool updated_at_mode = strcmp(TextDatumGetCString(v[COL_INVALIDATION]), "updated_at") == 0;
+    r->updated_at_attnum = updated_at_mode && !null[COL_UPDATED_AT] ? DatumGetInt16(v[COL_UPDATED_AT]) : 0;
+    r->safety_lag = *DatumGetIntervalP(v[COL_SAFETY_LAG]);
+    r->search_path = TextDatumGetCString(v[COL_SEARCH_PATH]);
+    if (!null[COL_SETTINGS]) r->settings = text_array(v[COL_SETTINGS], &r->nsettings);
+    MemoryContextSwitchTo(old);
+    return r;
+}
+
+// read_rollups: the rollups a catalog query finds, in `into`.
+static List *read_rollups(const char *where, int nargs, Oid *types, Datum *values, MemoryContext into) {
+    SPI_connect();
+    run_catalog(rollup_select(where), nargs, types, values, NULL);
+    List *out = NIL;
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        Rollup *r = rollup_from_row(i, into);
+        MemoryContext old = MemoryContextSwitchTo(into);
+        out = lappend(out, r);
+        MemoryContextSwitchTo(old);
+    }
+    SPI_finish();
+    return out;
+}
+
+void check_can_manage(const Rollup *r) {
+    if (!can_manage(r->owner))
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("permission denied for rollup \"%s\"", r->name),
+                        errhint("Only the rollup's owner (a member of role \"%s\") or a superuser may do this.",
+                                GetUserNameFromId(r->owner, false))));
+}
+
+Rollup *load_rollup(const char *name) {
+    Oid type = TEXTOID;
+    Datum value = CStringGetTextDatum(name);
+    List *found = read_rollups("WHERE name = $1", 1, &type, &value, CurrentMemoryContext);
+    if (found == NIL)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("rollup \"%s\" does not exist", name),
+                        errhint("See SELECT rollup FROM memoria.status for the rollups you can see.")));
+    Rollup *r = (Rollup *) linitial(found);
+    check_can_manage(r);
+    return r;
+}
+
+Rollup *find_rollup_by_id(int32 id) {
+    Oid type = INT4OID;
+    Datum value = Int32GetDatum(id);
+    List *found = read_rollups("WHERE id = $1", 1, &type, &value, CurrentMemoryContext);
+    return found == NIL ? NULL : (Rollup *) linitial(found);
+}
+
+List *load_rollups(void) {
+    List *out = NIL;
+    ListCell *lc;
+    foreach (lc, read_rollups("ORDER BY name", 0, NULL, NULL, CurrentMemoryContext))
+        if (can_manage(((Rollup *) lfirst(lc))->owner)) out = lappend(out, lfirst(lc));
+    return out;
+}
+
+// ---------------------------------------------------------------------------
+// Definitions.
+// ---------------------------------------------------------------------------
+
+int32 next_rollup_id(void) {
+    SPI_connect();
+    run_catalog("SELECT nextval(pg_get_serial_sequence('memoria.rollups', 'id'))::bigint", 0, NULL, NULL, NULL);
+    int32 id = (int32) spi_int64(1);
+    SPI_finish();
+    return id;
+}
+
+bool rollup_name_taken(const char *name) {
+    Oid type = TEXTOID;
+    Datum value = CStringGetTextDatum(name);
+    SPI_connect();
+    run_catalog("SELECT 1 FROM memoria.rollups WHERE name = $1", 1, &type, &value, NULL);
+    bool taken = SPI_processed > 0;
+    SPI_finish();
+    return taken;
+}
+
+static List *attnum_list(const AttrNumber *a, int n) {
+    List *l = NIL;
+    for (int i = 0; i < n; i++) l = lappend_int(l, a[i]);
+    return l;
+}
+
+static List *string_list(char **s, int n) {
+    List *l = NIL;
+    for (int i = 0; i < n; i++) l = lappend(l, s[i]);
+    return l;
+}
+
+void insert_rollup(const Rollup *r) {
+    Datum v[NUM_ROLLUP_COLUMNS];
+    char nulls[NUM_ROLLUP_COLUMNS];
+    memset(nulls, ' ', sizeof nulls);
+    v[COL_ID] = Int32GetDatum(r->id);
+    v[COL_NAME] = CStringGetTextDatum(r->name);
+    v[COL_OWNER] = ObjectIdGetDatum(r->owner);
+    v[COL_SOURCE] = ObjectIdGetDatum(r->source);
+    v[COL_TARGET] = ObjectIdGetDatum(r->target);
+    v[COL_DIRTY_LOG] = ObjectIdGetDatum(r->dirty_log);
+    v[COL_TIME_ATTNUM] = Int16GetDatum(r->time_attnum);
+    v[COL_TIME_TYPE] = ObjectIdGetDatum(r->time_type);
+    v[COL_DIMENSIONS] = int2_array_datum(attnum_list(r->dim_attnums, r->ndims));
+    v[COL_SCOPE] = int2_array_datum(attnum_list(r->scope_attnums, r->nscope));
+    v[COL_MEASURES] = text_array_datum(string_list(r->measures, r->nmeasures));
+    v[COL_MEASURE_NAMES] = text_array_datum(string_list(r->measure_names, r->nmeasures));
+    v[COL_BUCKET] = IntervalPGetDatum(&r->bucket);
+    v[COL_TIME_ZONE] = CStringGetTextDatum(r->time_zone);
+    v[COL_FILTER] = r->filter ? CStringGetTextDatum(r->filter) : (Datum) 0;
+    if (!r->filter) nulls[COL_FILTER] = 'n';
+    v[COL_INVALIDATION] = CStringGetTextDatum(r->updated_at_attnum != 0 ? "updated_at" : "trigger");
+    v[COL_UPDATED_AT] = Int16GetDatum(r->updated_at_attnum);
+    if (r->updated_at_attnum == 0) nulls[COL_UPDATED_AT] = 'n';
+    v[COL_SAFETY_LAG] = IntervalPGetDatum(&r->safety_lag);
+    v[COL_SEARCH_PATH] = CStringGetTextDatum(r->search_path);
+    v[COL_SETTINGS] = text_array_datum(string_list(r->settings, r->nsettings));
+    int ncols = has_settings() ? NUM_ROLLUP_COLUMNS : COL_SETTINGS;
+    Oid types[NUM_ROLLUP_COLUMNS];
+    StringInfoData cols, params;
+    initStringInfo(&cols);
+    initStringInfo(&params);
+    for (int c = 0; c < ncols; c++) {
+        types[c] = ROLLUP_COLUMNS[c].type;
+        appendStringInfo(&cols, "%s%s", c ? ", " : "", ROLLUP_COLUMNS[c].name);
+        appendStringInfo(&params, "%s$%d", c ? ", " : "", c + 1);
+    }
+    SPI_connect();
+    run_catalog(psprintf("INSERT INTO memoria.rollups (%s) VALUES (%s)", cols.data, params.data), ncols, types, v,
+                nulls);
+    run_catalog("INSERT INTO memoria.rollup_state (rollup_id) VALUES ($1)", 1, types, v, NULL);
+    SPI_finish();
+}
+
+void delete_rollup(int32 id) {
+    Oid type = INT4OID;
+    Datum value = Int32GetDatum(id);
+    SPI_connect();
+    run_catalog("DELETE FROM memoria.rollups WHERE id = $1", 1, &type, &value, NULL);
+    SPI_finish();
+}
+
+void set_refresh_interval(int32 id, const Interval *every) {
+    Oid types[2] = {INT4OID, INTERVALOID};
+    Datum values[2] = {Int32GetDatum(id), IntervalPGetDatum(every)};
+    SPI_connect();
+    run_catalog("UPDATE memoria.rollups SET refresh_interval = $2 WHERE id = $1", 2, types, values, NULL);
+    SPI_finish();
+}
+
+void set_dirty_log(int32 id, Oid log) {
+    Oid types[2] = {INT4OID, OIDOID};
+    Datum values[2] = {Int32GetDatum(id), ObjectIdGetDatum(log)};
+    SPI_connect();
+    run_catalog("UPDATE memoria.rollups SET dirty_log = $2 WHERE id = $1", 2, types, values, NULL);
+    SPI_finish();
+}
+
+// ---------------------------------------------------------------------------
+// State.
+// ---------------------------------------------------------------------------
+
+// first_timestamptz: column 1 of the first result row; false if NULL or none.
+static bool first_timestamptz(TimestampTz *out) {
+    if (SPI_processed == 0) return false;
+    bool isnull;
+    Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    if (!isnull) *out = DatumGetTimestampTz(d);
+    return !isnull;
+}
+
+TimestampTz lock_rollup_state(const Rollup *r) {
+    Oid type = INT4OID;
+    Datum value = Int32GetDatum(r->id);
+    SPI_connect();
+    run_catalog(r->updated_at_attnum != 0
+                    ? "SELECT scanned_through FROM memoria.rollup_state WHERE rollup_id = $1 FOR UPDATE"
+                    : "SELECT NULL::timestamptz FROM memoria.rollup_state WHERE rollup_id = $1 FOR UPDATE",
+                1, &type, &value, NULL);
+    TimestampTz scanned;
+    TIMESTAMP_NOBEGIN(scanned);
+    (void) first_timestamptz(&scanned);
+    SPI_finish();
+    return scanned;
+}
+
+void set_scanned_through(const Rollup *r, TimestampTz t) {
+    Oid types[2] = {INT4OID, TIMESTAMPTZOID};
+    Datum values[2] = {Int32GetDatum(r->id), TimestampTzGetDatum(t)};
+    SPI_connect();
+    run_catalog("UPDATE memoria.rollup_state SET scanned_through = $2 WHERE rollup_id = $1", 2, types, values, NULL);
+    SPI_finish();
+}
+
+bool read_watermark(const Rollup *r, TimestampTz *watermark) {
+    Oid type = INT4OID;
+    Datum value = Int32GetDatum(r->id);
+    SPI_connect();
+    run_catalog("SELECT watermark FROM memoria.rollup_state WHERE rollup_id = $1", 1, &type, &value, NULL);
+    bool has = first_timestamptz(watermark);
+    SPI_finish();
+    return has;
+}
+
+bool record_refresh(const Rollup *r, const RefreshRecord *rec, TimestampTz *watermark) {
+    Interval *duration = DatumGetIntervalP(DirectFunctionCall2(
+        timestamp_mi, TimestampTzGetDatum(GetCurrentTimestamp()), TimestampTzGetDatum(rec->started)));
+    Oid types[8] = {INT4OID, BOOLOID, TIMESTAMPTZOID, INTERVALOID, TEXTOID, TEXTOID, BOOLOID, TIMESTAMPTZOID};
+    Datum values[8] = {Int32GetDatum(r->id), BoolGetDatum(rec->advance), TimestampTzGetDatum(rec->candidate),
+                       IntervalPGetDatum(duration), CStringGetTextDatum(rec->status),
+                       rec->error ? CStringGetTextDatum(rec->error) : (Datum) 0, BoolGetDatum(rec->backfilled),
+                       TimestampTzGetDatum(rec->started)};
+    char nulls[8] = {' ', ' ', ' ', ' ', ' ', rec->error ? ' ' : 'n', ' ', ' '};
+    SPI_connect();
+    run_catalog("UPDATE memoria.rollup_state SET "
+                "needs_backfill = needs_backfill AND NOT $7, "
+                "watermark = CASE WHEN $2 AND (NOT needs_backfill OR $7) "
+                "  THEN greatest(watermark, $3) ELSE watermark END, "
+                "last_refresh_at = $8, last_duration = $4, last_status = $5, last_error = $6, "
+                "refreshes = refreshes + 1 WHERE rollup_id = $1 RETURNING watermark",
+                8, types, values, nulls);
+    bool has = first_timestamptz(watermark);
+    SPI_finish();
+    return has;
+}
+
+void record_backfill(const Rollup *r, const BackfillStep *step, bool *has_resume, TimestampTz *resume_at,
+                     bool *has_started, TimestampTz *resume_started) {
+    Oid types[6] = {INT4OID, TIMESTAMPTZOID, FLOAT4OID, BOOLOID, TIMESTAMPTZOID, BOOLOID};
+    Datum values[6] = {Int32GetDatum(r->id), TimestampTzGetDatum(step->next), Float4GetDatum(step->progress),
+                       BoolGetDatum(step->finished), TimestampTzGetDatum(step->started),
+                       BoolGetDatum(step->complete)};
+    char nulls[6] = {' ', step->has_next ? ' ' : 'n', step->has_progress ? ' ' : 'n', ' ',
+                     step->has_started ? ' ' : 'n', ' '};
+    SPI_connect();
+    if (step->has_finished) {
+        // In updated_at mode the watermark cannot pass what was scanned.
+        run_catalog(psprintf("UPDATE memoria.rollup_state SET "
+                             "backfill_next = CASE WHEN $4 THEN NULL ELSE $2 END, "
+                             "backfill_progress = CASE WHEN $4 THEN NULL ELSE $3 END, "
+                             "backfill_started = CASE WHEN $4 THEN NULL ELSE $5 END, "
+                             "needs_backfill = needs_backfill AND NOT ($4 AND $6), "
+                             "watermark = CASE WHEN $4 AND $6 THEN greatest(watermark, %s) ELSE watermark END "
+                             "WHERE rollup_id = $1",
+                             r->updated_at_attnum != 0 ? "least($5, scanned_through)" : "$5"),
+                    6, types, values, nulls);
+    }
+    run_catalog("SELECT backfill_next, backfill_started FROM memoria.rollup_state WHERE rollup_id = $1", 1, types,
+                values, nulls);
+    *has_resume = *has_started = false;
+    if (SPI_processed > 0) {
+        bool isnull;
+        Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+        if ((*has_resume = !isnull)) *resume_at = DatumGetTimestampTz(d);
+        d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+        if ((*has_started = !isnull)) *resume_started = DatumGetTimestampTz(d);
+    }
+    SPI_finish();
+}
+
+bool capture_marked_lost(const Rollup *r) {
+    if (!catalog_has_column("rollup_state", "capture_lost_at")) return false;
+    Oid type = INT4OID;
+    Datum value = Int32GetDatum(r->id);
+    SPI_connect();
+    run_catalog("SELECT capture_lost_at IS NOT NULL FROM memoria.rollup_state WHERE rollup_id = $1", 1, &type,
+                &value, NULL);
+    bool lost = spi_bool(1);
+    SPI_finish();
+    return lost;
+}
+
+void mark_capture_lost(const Rollup *r, bool lost) {
+    if (!catalog_has_column("rollup_state", "capture_lost_at")) return;
+    Oid type = INT4OID;
+    Datum value = Int32GetDatum(r->id);
+    SPI_connect();
+    run_catalog(lost ? "UPDATE memoria.rollup_state SET capture_lost_at = coalesce(capture_lost_at, now()) "
+                       "WHERE rollup_id = $1"
+                     : "UPDATE memoria.rollup_state SET capture_lost_at = NULL WHERE rollup_id = $1",
+                1, &type, &value, NULL);
+    SPI_finish();
+}
+
+void remember_capture_tables(const Rollup *r, List *tables) {
+    if (!catalog_has_column("rollup_state", "capture_tables")) return;
+    Oid types[2] = {INT4OID, OIDARRAYOID};
+    Datum values[2] = {Int32GetDatum(r->id), oid_array_datum(tables)};
+    SPI_connect();
+    run_catalog("UPDATE memoria.rollup_state SET capture_tables = $2 WHERE rollup_id = $1 "
+                "AND capture_tables IS DISTINCT FROM $2",
+                2, types, values, NULL);
+    SPI_finish();
+}
+
+List *remembered_capture_tables(const Rollup *r) {
+    if (!catalog_has_column("rollup_state", "capture_tables")) return NIL;
+    Oid type = INT4OID;
+    Datum value = Int32GetDatum(r->id);
+    MemoryContext caller = CurrentMemoryContext;
+    SPI_connect();
+    run_catalog("SELECT unnest(capture_tables) FROM memoria.rollup_state WHERE rollup_id = $1", 1, &type, &value,
+                NULL);
+    List *out = NIL;
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        bool isnull;
+        Oid rel = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+        MemoryContext old = MemoryContextSwitchTo(caller);
+        out = lappend_oid(out, rel);
+        MemoryContextSwitchTo(old);
+    }
+    SPI_finish();
+    return out;
+}
+
+List *due_rollups(long *sleep_ms, MemoryContext into) {
+    List *out = NIL;
+    SPI_connect();
+    run_catalog("SELECT r.name, r.owner, "
+                "  CASE WHEN s.last_refresh_at IS NULL THEN 0 "
+                "       ELSE greatest(0, extract(epoch FROM s.last_refresh_at + r.refresh_interval "
+                "                                - clock_timestamp()) * 1000) END::float8 "
+                "FROM memoria.rollups r JOIN memoria.rollup_state s ON s.rollup_id = r.id ORDER BY r.name",
+                0, NULL, NULL, NULL);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        bool isnull;
+        double wait = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+        if (wait > 0) {
+            *sleep_ms = Min(*sleep_ms, (long) wait + 1);
+            continue;
+        }
+        MemoryContext old = MemoryContextSwitchTo(into);
+        DueRollup *d = (DueRollup *) palloc(sizeof(DueRollup));
+        d->name = pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+        d->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+        out = lappend(out, d);
+        MemoryContextSwitchTo(old);
+    }
+    SPI_finish();
+    return out;
+}
+
+}  // namespace memoria

@@ -1,0 +1,127 @@
+// catalog.hpp: memoria's catalog, the one owner of its two tables.
+//
+//   memoria.rollups      one row per rollup: its definition (Rollup below);
+//                        columns are stored as the source's attribute numbers,
+//                        so renamed columns keep working.
+//   memoria.rollup_state one row per rollup: what refreshes did (watermark,
+//                        last outcome, backfill progress, capture state);
+//                        refreshes lock only this row.
+// Every statement on them is here, and runs in the catalog session
+// (session.hpp): as the extension's owner, search_path pinned.
+#pragma once
+#include "bucket.hpp"
+#include "session.hpp"
+
+namespace memoria {
+
+// Rollup: one row of memoria.rollups.
+struct Rollup {
+    int32 id;
+    char *name;
+    Oid owner;
+    Oid source, target, dirty_log;
+    AttrNumber time_attnum;
+    Oid time_type;
+    TimeKind kind;
+    int ndims;
+    AttrNumber *dim_attnums;
+    int nscope;
+    AttrNumber *scope_attnums;  // a subset of the dimensions: the dirty keys' columns
+    int nmeasures;
+    char **measures;       // 'expression AS alias', validated
+    char **measure_names;
+    Interval bucket;
+    int64 width_usecs;
+    char *time_zone;
+    char *filter;          // NULL when none
+    char *search_path;     // the creator's: resolves the expressions
+    // invalidation => 'updated_at': INSERTs are found by scanning this column
+    // (0 in trigger mode), up to a horizon at least safety_lag in the past.
+    AttrNumber updated_at_attnum;
+    Interval safety_lag;
+    // Settings that change what the expressions' text means (DateStyle,
+    // IntervalStyle, ...), as the creator had them: "name=value" strings,
+    // re-applied by every rollup session (none: PostgreSQL's defaults).
+    int nsettings;
+    char **settings;
+};
+
+// catalog_has_column: whether a catalog table has the column (the library
+// also serves older SQL versions until ALTER EXTENSION UPDATE).
+bool catalog_has_column(const char *table, const char *column);
+
+// load_rollup: the named rollup, checking the caller may manage it
+// (ERROR 42704 if missing, 42501 if another owner's).
+Rollup *load_rollup(const char *name);
+// find_rollup_by_id: the rollup with this id, or NULL; no privilege check
+// (the capture trigger and the DDL hooks act for whoever wrote).
+Rollup *find_rollup_by_id(int32 id);
+// load_rollups: every rollup the caller may manage, by name.
+List *load_rollups(void);
+// check_can_manage: ERROR 42501 unless the caller is a member of the owner.
+void check_can_manage(const Rollup *r);
+
+// Definitions.
+int32 next_rollup_id(void);
+bool rollup_name_taken(const char *name);
+void insert_rollup(const Rollup *r);  // and its state row
+void delete_rollup(int32 id);
+void set_refresh_interval(int32 id, const Interval *every);
+void set_dirty_log(int32 id, Oid log);
+
+// lock_rollup_state: lock the rollup's state row; returns scanned_through
+// (updated_at mode; -infinity if never set).  Under REPEATABLE READ or
+// SERIALIZABLE this fails with a serialization error if another refresh
+// committed after this transaction's snapshot: recomputing from that older
+// snapshot could overwrite newer rows with stale ones.
+TimestampTz lock_rollup_state(const Rollup *r);
+void set_scanned_through(const Rollup *r, TimestampTz t);
+
+// read_watermark: false if the rollup has none yet.
+bool read_watermark(const Rollup *r, TimestampTz *watermark);
+
+// RefreshRecord: what a refresh (or refresh_window) did.
+struct RefreshRecord {
+    const char *status;  // ok | busy | error | idle
+    const char *error;   // NULL unless status is error
+    TimestampTz started;
+    bool advance;          // move the watermark up to candidate
+    TimestampTz candidate;
+    bool backfilled;       // the whole source was recomputed
+};
+// record_refresh: store it; the watermark moves up (never back) unless the
+// rollup still needs a backfill.  Returns false if it has no watermark.
+bool record_refresh(const Rollup *r, const RefreshRecord *rec, TimestampTz *watermark);
+
+// Backfill progress (memoria.backfill): with finished NULL only reads the
+// resume point; otherwise stores progress, and on finishing clears it --
+// marking the rollup backfilled, with the watermark at the backfill's
+// start, when the whole source was covered.
+struct BackfillStep {
+    bool has_next, has_progress, has_finished, has_started;
+    TimestampTz next;
+    float4 progress;
+    bool finished;
+    TimestampTz started;
+    bool complete;
+};
+void record_backfill(const Rollup *r, const BackfillStep *step, bool *has_resume, TimestampTz *resume_at,
+                     bool *has_started, TimestampTz *resume_started);
+
+// Capture state (triggers.cpp): whether capture was found lost, and the
+// tables of the source's tree as memoria last saw them.
+bool capture_marked_lost(const Rollup *r);
+void mark_capture_lost(const Rollup *r, bool lost);
+void remember_capture_tables(const Rollup *r, List *tables);
+List *remembered_capture_tables(const Rollup *r);
+
+// DueRollup: a rollup the worker should refresh now.
+struct DueRollup {
+    char *name;
+    Oid owner;
+};
+// due_rollups: rollups whose refresh_interval has passed (in `into`);
+// *sleep_ms is lowered to the wait until the next one is due.
+List *due_rollups(long *sleep_ms, MemoryContext into);
+
+}  // namespace memoria

@@ -1,0 +1,126 @@
+// dirty_log.cpp: creating a rollup's dirty log, and memoria's writes to it
+// other than the capture trigger's (dirty_log.hpp).
+#include "dirty_log.hpp"
+#include "statements.hpp"
+
+namespace memoria {
+
+// run_as_extension: one statement of memoria's own, in the catalog session.
+static void run_as_extension(const char *sql) {
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec(sql, 0, NULL, NULL, NULL, false);
+    leave_catalog_session(cs);
+    SPI_finish();
+    CommandCounterIncrement();
+}
+
+Oid create_dirty_log(int32 id, Oid source, Oid time_type, List *scope, Oid owner, Oid target) {
+    char *name = psprintf("dirty_%d", id);
+    char *log_sql = quote_qualified_identifier("memoria_state", name);
+    StringInfoData ddl;
+    initStringInfo(&ddl);
+    appendStringInfo(&ddl, "CREATE TABLE %s (bucket %s", log_sql, format_type_be(time_type));
+    // Base types: memoria writes the log with elevated rights, so no DEFAULT
+    // or CHECK of a user's domain may run there.
+    ListCell *lc;
+    foreach (lc, scope)
+        appendStringInfo(&ddl, ", %s %s", quote_identifier(get_attname(source, lfirst_int(lc), false)),
+                         column_type_sql(source, lfirst_int(lc), true));
+    // Vacuumed often: every refresh deletes what it claims.
+    appendStringInfoString(&ddl, ") WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000)");
+    run_as_extension(ddl.data);
+    // Published by a FOR ALL TABLES publication, its DELETEs need a replica
+    // identity: there is no key, so the whole row.
+    run_as_extension(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", log_sql));
+    run_as_extension(psprintf("GRANT SELECT, INSERT, DELETE ON %s TO %s", log_sql,
+                              quote_identifier(GetUserNameFromId(owner, false))));
+    Oid log = get_relname_relid(name, get_namespace_oid("memoria_state", false));
+    // Made by the update script (renew_dirty_log), it would become a member
+    // of the extension: it is a rollup's, like the ones create_rollup makes.
+    if (creating_extension)
+        deleteDependencyRecordsForClass(RelationRelationId, log, ExtensionRelationId, DEPENDENCY_EXTENSION);
+    record_dependency(RelationRelationId, log, RelationRelationId, target, DEPENDENCY_AUTO);
+    record_dependency(RelationRelationId, log, ExtensionRelationId, get_extension_oid("memoria", false),
+                      DEPENDENCY_AUTO);
+    return log;
+}
+
+void check_log_pristine(Relation log) {
+    Form_pg_class c = log->rd_rel;
+    if (c->relkind != RELKIND_RELATION || c->relhastriggers || c->relhasrules || c->relhasindex || c->relchecks > 0 ||
+        c->relrowsecurity || c->relhassubclass)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("memoria dirty log \"%s\" is not as memoria made it", RelationGetRelationName(log)),
+                        errdetail("It has a trigger, rule, index, policy, constraint or child table."),
+                        errhint("Drop what was added to it, or drop the rollup and create it again.")));
+}
+
+void mark_rebuild(const Rollup *r) {
+    Relation log = table_open(r->dirty_log, RowExclusiveLock);
+    check_log_pristine(log);
+    table_close(log, NoLock);
+    run_as_extension(mark_rebuild_sql(r));
+}
+
+void mark_all_keys_dirty(const Rollup *r, Oid rel) {
+    char relkind = get_rel_relkind(rel);
+    if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE) return;  // only tables hold rows
+    Params p = bucket_params(r);
+    SPI_connect();
+    RollupSession session = enter_rollup_session(r);
+    spi_exec(dirty_all_keys_sql(r, rel), p.n, p.types, p.values, NULL, false);
+    leave_rollup_session(session);
+    SPI_finish();
+}
+
+// copy_keys: move the old log's rows into the new one, as the rollup's
+// owner (whatever the owner left on the old log runs with the owner's
+// rights only); on failure (the owner changed its columns), mark a rebuild.
+static void copy_keys(const Rollup *r, Oid old) {
+    MemoryContext caller = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    BeginInternalSubTransaction(NULL);
+    MemoryContextSwitchTo(caller);
+    PG_TRY();
+    {
+        SPI_connect();
+        RollupSession session = enter_rollup_session(r);
+        spi_exec(psprintf("INSERT INTO %s SELECT * FROM %s", qualified_relation_name(r->dirty_log),
+                          qualified_relation_name(old)),
+                 0, NULL, NULL, NULL, false);
+        leave_rollup_session(session);
+        SPI_finish();
+        ReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(caller);
+        CurrentResourceOwner = owner;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(caller);
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(caller);
+        CurrentResourceOwner = owner;
+        mark_rebuild(r);
+    }
+    PG_END_TRY();
+}
+
+void renew_dirty_log(Rollup *r) {
+    Oid old = r->dirty_log;
+    RenameRelationInternal(old, psprintf("dirty_%d_before_0_3_0", r->id), false, false);
+    CommandCounterIncrement();
+    List *scope = NIL;
+    for (int i = 0; i < r->nscope; i++) scope = lappend_int(scope, r->scope_attnums[i]);
+    r->dirty_log = create_dirty_log(r->id, r->source, r->time_type, scope, r->owner, r->target);
+    set_dirty_log(r->id, r->dirty_log);
+    CommandCounterIncrement();
+    copy_keys(r, old);
+    // The old log goes, whatever it became, with whatever depends on it.
+    ObjectAddress address = {RelationRelationId, old, 0};
+    performDeletion(&address, DROP_CASCADE, PERFORM_DELETION_INTERNAL);
+    CommandCounterIncrement();
+}
+
+}  // namespace memoria

@@ -1,0 +1,33 @@
+// dirty_log.hpp: a rollup's dirty log, memoria_state.dirty_<id>: columns
+// bucket + the scope columns (their base types), no index, append-only for
+// writers (the capture trigger, dirty_set.cpp), claimed by refreshes.  A row
+// with a NULL bucket means "rebuild everything".  The log belongs to the
+// extension; the rollup's owner may SELECT, INSERT and DELETE.
+#pragma once
+#include "catalog.hpp"
+
+namespace memoria {
+
+// create_dirty_log: the log of rollup `id` over the source's time type and
+// scope columns (attribute numbers), granted to owner; it goes with the
+// rollup table and the extension.  Returns it.
+Oid create_dirty_log(int32 id, Oid source, Oid time_type, List *scope, Oid owner, Oid target);
+
+// check_log_pristine: ERROR unless the log is still as memoria made it (no
+// trigger, rule, index, policy or check constraint): memoria writes it with
+// elevated rights, and heap_multi_insert maintains no index.
+void check_log_pristine(Relation log);
+
+// mark_rebuild: log a "rebuild everything" key.
+void mark_rebuild(const Rollup *r);
+
+// mark_all_keys_dirty: log the key of every row of rel (the source or a
+// partition joining or leaving it), as the rollup's owner.
+void mark_all_keys_dirty(const Rollup *r, Oid rel);
+
+// renew_dirty_log: replace the log of a rollup made before 0.3.0 (owned by
+// the rollup's owner, who may have left triggers, rules or indexes on it)
+// by a fresh one, moving its keys over as the owner.
+void renew_dirty_log(Rollup *r);
+
+}  // namespace memoria

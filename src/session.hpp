@@ -1,0 +1,82 @@
+// session.hpp: as whom, and how, memoria runs SQL.
+//
+// Two identities run memoria's statements (docs/design.md, "Trust boundary"):
+//   - the *catalog session*: the extension's owner, search_path pinned to
+//     pg_catalog, for memoria's own tables and DDL (built-in types only);
+//   - a *rollup session*: the rollup's owner, in a security-restricted
+//     operation, with the settings recorded at creation, for everything
+//     that evaluates the user's expressions or compares the user's values.
+// Both are undone by their leave_* call, or by the (sub)transaction abort
+// an ERROR causes.  Also here: the per-rollup advisory lock, SPI helpers,
+// quoted names and array helpers.
+#pragma once
+#include "pg.hpp"
+
+namespace memoria {
+
+struct Rollup;
+
+// extension_owner: the role that owns schema memoria.
+Oid extension_owner(void);
+
+// A role switch (SECURITY_LOCAL_USERID_CHANGE).
+struct SavedUser {
+    Oid user;
+    int sec_context;
+};
+SavedUser become_user(Oid role);
+void restore_user(SavedUser saved);
+
+struct CatalogSession {
+    int guc_nest;
+    SavedUser user;
+};
+CatalogSession enter_catalog_session(void);
+void leave_catalog_session(CatalogSession s);
+
+// PARSE_SETTINGS: the settings recorded with a rollup at creation
+// (Rollup::settings), since they change what its expressions' text means.
+extern const char *const PARSE_SETTINGS[];
+extern const int NUM_PARSE_SETTINGS;
+
+struct RollupSession {
+    int guc_nest;
+    SavedUser user;
+};
+RollupSession enter_rollup_session(const Rollup *r);
+void leave_rollup_session(RollupSession s);
+
+// can_manage: whether the current user is a member of role owner.
+bool can_manage(Oid owner);
+
+// spi_exec: run SQL with parameters through SPI; ERROR on failure.
+int spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, bool read_only);
+// spi_int64 / spi_bool: column `col` of the first result row (0 / false if
+// NULL or no row).
+int64 spi_int64(int col);
+bool spi_bool(int col);
+
+// record_dependency: pg_depend entry "object depends on referenced".
+void record_dependency(Oid classid, Oid objid, Oid refclassid, Oid refobjid, DependencyType type);
+
+// Quoted names.
+char *qualified_relation_name(Oid relid);
+char *column_name(Oid relid, AttrNumber attnum);
+// column_type_sql: a column's SQL type with its collation; with base_type, a
+// domain's base type instead.
+char *column_type_sql(Oid rel, AttrNumber a, bool base_type = false);
+
+// Arrays to and from Datums (palloc'd in the current context).
+Datum oid_array_datum(List *oids);
+Datum int2_array_datum(List *ints);
+Datum text_array_datum(List *strings);
+AttrNumber *int2_array(Datum d, int *n);
+char **text_array(Datum d, int *n);
+
+// The advisory lock of one rollup, transaction scoped: the same lock as
+// pg_advisory_xact_lock(MEMORIA_LOCK_CLASS, id).
+constexpr int32 MEMORIA_LOCK_CLASS = 0x6d656d6f;  // 'memo'
+bool try_lock_rollup(int32 id);
+void lock_rollup(int32 id);
+
+}  // namespace memoria

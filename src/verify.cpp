@@ -1,0 +1,46 @@
+// verify.cpp: memoria.verify() (rollup rows that differ from a fresh
+// aggregation of the source) and memoria._pending_keys() (for status).
+#include "guard.hpp"
+#include "statements.hpp"
+#include "args.hpp"
+
+using namespace memoria;
+
+MEMORIA_FUNCTION(memoria_verify) {
+    const char *name = name_arg(fcinfo);
+    TimestampTz ws, we;
+    window_args(fcinfo, &ws, &we);
+    Rollup *r = load_rollup(name);
+    Datum first, last;
+    window_buckets(r, ws, we, &first, &last);
+    InitMaterializedSRF(fcinfo, 0);
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    Params p = window_params(r, first, last);
+    SPI_connect();
+    RollupSession session = enter_rollup_session(r);
+    spi_exec(verify_sql(r), p.n, p.types, p.values, NULL, true);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        Datum v[4];
+        bool n[4];
+        heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, v, n);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+    }
+    leave_rollup_session(session);
+    SPI_finish();
+    return (Datum) 0;
+}
+
+// memoria._pending_keys(id): distinct keys in the dirty log, NULL if the
+// caller may not see the rollup.  Counted as the rollup's owner: telling
+// keys apart runs their types' equality, which is the owner's code to run.
+MEMORIA_FUNCTION(memoria_pending_keys) {
+    Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
+    if (r == NULL || !can_manage(r->owner) || get_rel_name(r->dirty_log) == NULL) PG_RETURN_NULL();
+    SPI_connect();
+    RollupSession session = enter_rollup_session(r);
+    spi_exec(pending_keys_sql(r), 0, NULL, NULL, NULL, true);
+    int64 n = spi_int64(1);
+    leave_rollup_session(session);
+    SPI_finish();
+    PG_RETURN_INT64(n);
+}
