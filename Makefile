@@ -2,23 +2,31 @@
 EXTENSION  = memoria
 MODULE_big = memoria
 OBJS = src/memoria.o src/guard.o src/bucket.o src/session.o src/catalog.o src/args.o src/statements.o \
-       src/expressions.o src/dirty_log.o src/triggers.o src/capture.o src/horizon.o src/create.o \
+       src/expressions.o src/dirty_log.o src/triggers.o src/dirty_set.o src/capture.o src/horizon.o src/create.o \
        src/ddl_guard.o src/refresh.o src/verify.o src/backfill.o src/worker.o
 # Install scripts: one per release, and the update path between them.
 DATA = $(wildcard sql/memoria--*.sql)
 PGFILEDESC = "memoria - exact incremental rollups"
 
-# pg_regress suites (sql/*.sql, expected/*.out) and isolation specs
-# (test/isolation/specs/*.spec); both run by `make installcheck` against the
-# server in PGHOST/PGPORT (tools/test.sh starts a throwaway one).
-REGRESS = setup api errors time_zones aggregates capture refresh_window backfill updated_at boundary \
+# Test suites, against the server in PGHOST/PGPORT (tools/test.sh starts a
+# throwaway one and runs them all).  Each suite also runs alone:
+#   make installcheck                 pg_regress (test/regress) + isolation specs
+#   make installcheck REGRESS=api ISOLATION=        one regression suite
+#   make pgtap [PGTAP=test/pgtap/security.sql]      pgTAP suites (pg_prove)
+#   make tap [TAP=test/tap/001_worker.pl]           TAP suites (their own clusters; not as root)
+REGRESS = api errors time_zones aggregates capture refresh_window backfill updated_at boundary \
           alter_source names drop_extension upgrade
-REGRESS_OPTS = --outputdir=regress_out
+REGRESS_OPTS = --inputdir=test/regress --outputdir=regress_out
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/out
 
 PG_CONFIG ?= pg_config
 PG_CXXFLAGS = -std=c++17 -Wno-register -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+# make CHECKS=1: warnings are errors, and memoria's own invariants
+# (MEMORIA_ASSERT) are checked.  CI builds this way.
+ifeq ($(CHECKS),1)
+PG_CXXFLAGS += -Werror -DMEMORIA_CHECKS
+endif
 SHLIB_LINK += -lstdc++
 # The JIT bitcode step does not know our C++ flags; memoria needs no JIT inlining.
 override with_llvm = no
@@ -48,3 +56,20 @@ EXTRA_CLEAN += memoriactl
 bench:
 	bash bench/run.sh $(BENCH_ARGS)
 .PHONY: bench
+
+PGTAP_DB ?= memoria_tap
+PGTAP ?= $(wildcard test/pgtap/*.sql)
+pgtap:
+	psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $(PGTAP_DB)" -c "CREATE DATABASE $(PGTAP_DB)"
+	psql -X -q -d $(PGTAP_DB) -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION memoria"
+	pg_prove -d $(PGTAP_DB) $(PGTAP)
+
+TAP ?= $(abspath $(wildcard test/tap/*.pl))
+tap:
+	PG_REGRESS=$(pgxsdir)/src/test/regress/pg_regress PERL5LIB=$(pgxsdir)/src/test/perl prove $(TAP)
+.PHONY: pgtap tap
+
+# make format: clang-format the C++ sources (.clang-format).
+format:
+	clang-format -i src/*.cpp src/*.hpp cli/*.cpp
+.PHONY: format

@@ -42,6 +42,17 @@ Datum run_guarded(FunctionCallInfo fcinfo, Body body) {
 
 }  // namespace memoria
 
+// MEMORIA_ASSERT: an invariant of memoria's own, checked in builds with
+// CHECKS=1 (make CHECKS=1; CI builds so), compiled out otherwise.
+#ifdef MEMORIA_CHECKS
+#define MEMORIA_ASSERT(cond)                                                                     \
+    do {                                                                                         \
+        if (!(cond)) elog(ERROR, "memoria: assertion failed: %s (%s:%d)", #cond, __FILE__, __LINE__); \
+    } while (0)
+#else
+#define MEMORIA_ASSERT(cond) ((void) 0)
+#endif
+
 #define MEMORIA_FUNCTION(fname)                                              \
     static Datum fname##_body(FunctionCallInfo fcinfo);                      \
     extern "C" {                                                             \

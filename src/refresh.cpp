@@ -19,7 +19,7 @@
 //   6. records the outcome in memoria.rollup_state.  A failure rolls back the
 //      subtransaction only; the error is then recorded in the outer
 //      transaction, so it survives, and the other rollups go on.
-#include "capture.hpp"
+#include "dirty_set.hpp"
 #include "guard.hpp"
 #include "horizon.hpp"
 #include "statements.hpp"

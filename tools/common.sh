@@ -24,10 +24,12 @@ install_packages() {
     fi
 }
 
+# build_and_install [make variables...]: e.g. CHECKS=1 (tests: -Werror, asserts).
 build_and_install() {
-    echo "== building and installing memoria"
-    make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-    as_root make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install >/dev/null
+    echo "== building and installing memoria $*"
+    make -s clean >/dev/null 2>&1 || true   # objects built with other flags
+    make -s PG_CONFIG=$PG_BIN/pg_config "$@"
+    as_root make -s PG_CONFIG=$PG_BIN/pg_config "$@" install >/dev/null
 }
 
 # start_cluster DIR PORT [extra postgresql.conf lines]: a fresh cluster in DIR.

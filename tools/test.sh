@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 export PATH=$PG_BIN:$PATH
 
 install_packages
-build_and_install || exit 1
+# -Werror, and memoria's own invariants checked (MEMORIA_ASSERT).
+build_and_install CHECKS=1 || exit 1
 
 DIR=$(mktemp -d /tmp/memoria-test.XXXXXX)
 PORT=${MEMORIA_TEST_PORT:-54329}
@@ -27,19 +28,15 @@ run_suite "pg_regress and isolation specs" make -s installcheck PG_CONFIG=$PG_BI
 [ -f regress_out/regression.diffs ] && cat regress_out/regression.diffs | head -200
 [ -f test/isolation/out/regression.diffs ] && cat test/isolation/out/regression.diffs | head -200
 
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS memoria_tap" -c "CREATE DATABASE memoria_tap"
-psql -X -q -d memoria_tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION memoria"
-run_suite "pgTAP" pg_prove -d memoria_tap test/pgtap/*.sql
+run_suite "pgTAP" make -s pgtap PG_CONFIG=$PG_BIN/pg_config
 
 # PostgreSQL::Test::Cluster makes its own clusters; it must not run as root,
 # and writes its files under TESTDIR.
 TAP_DIR=$DIR/tap
 as_root mkdir -p "$TAP_DIR"
 as_root chown postgres "$TAP_DIR"
-TAP_TESTS=$(ls "$PWD"/test/tap/*.pl)
-run_suite "TAP (background worker, pg_cron)" as_pg env -C "$TAP_DIR" PATH="$PATH" TESTDIR="$TAP_DIR" \
-    PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress \
-    PERL5LIB=/usr/lib/postgresql/15/lib/pgxs/src/test/perl prove $TAP_TESTS
+run_suite "TAP (worker, pg_cron, memoriactl, subscriber)" as_pg env PATH="$PATH" TESTDIR="$TAP_DIR" \
+    make -s -C "$PWD" tap PG_CONFIG=$PG_BIN/pg_config
 [ -d "$TAP_DIR/tmp_check/log" ] && grep -h "not ok" "$TAP_DIR"/tmp_check/log/regress_log_* | head -20
 
 echo

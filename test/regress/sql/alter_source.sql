@@ -2,6 +2,11 @@
 -- numbers and OIDs); anything that would leave the rollup silently wrong or
 -- failing is refused at the ALTER, naming the rollup; a rewrite that changes
 -- values without firing row triggers rebuilds the rollup.
+-- (Every suite runs alone too: it starts from a fresh memoria.)
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS memoria CASCADE;
+CREATE EXTENSION memoria;
+RESET client_min_messages;
 SET TimeZone = 'UTC';
 CREATE TABLE alt (at timestamptz NOT NULL, ws int NOT NULL, model text, tokens int NOT NULL,
                   cost numeric(10, 3) NOT NULL, note text);

@@ -1,5 +1,10 @@
 -- aggregates: any aggregate works, because buckets are recomputed, never
 -- delta-applied; NULL dimensions are their own group; scope and filter.
+-- (Every suite runs alone too: it starts from a fresh memoria.)
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS memoria CASCADE;
+CREATE EXTENSION memoria;
+RESET client_min_messages;
 SET TimeZone = 'UTC';
 CREATE TABLE calls (
     at timestamptz NOT NULL, tenant int, region text, endpoint text, latency_ms double precision, cost numeric(12, 4)

@@ -2,6 +2,11 @@
 -- new and corrected rows by their updated_at, up to a horizon that never
 -- passes an open transaction.  Moves, DELETE and TRUNCATE are still captured
 -- by triggers.  (Concurrent cases: test/isolation/specs/updated_at_horizon.spec.)
+-- (Every suite runs alone too: it starts from a fresh memoria.)
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS memoria CASCADE;
+CREATE EXTENSION memoria;
+RESET client_min_messages;
 SET TimeZone = 'UTC';
 CREATE TABLE ua (
     id         bigserial PRIMARY KEY,

@@ -1,5 +1,10 @@
 -- backfill: slice by slice, one transaction per slice, resumable; then the
 -- watermark is set and incremental refresh takes over.
+-- (Every suite runs alone too: it starts from a fresh memoria.)
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS memoria CASCADE;
+CREATE EXTENSION memoria;
+RESET client_min_messages;
 SET TimeZone = 'UTC';
 SET client_min_messages = warning;  -- progress NOTICEs carry timings
 CREATE TABLE bf (at timestamptz NOT NULL, k int NOT NULL, v int NOT NULL);
@@ -13,145 +18,50 @@ BEGIN
     RETURN v;
 END $$;
 SELECT memoria.create_rollup('bf_daily', 'bf', 'at', ARRAY['k'], ARRAY['sum(bf_check(v)) AS v', 'count(*) AS n']);
-      create_rollup      
--------------------------
- memoria_rollup.bf_daily
-(1 row)
-
 INSERT INTO bf_poison VALUES (500);   -- a row of 2026-03-04
 \set VERBOSITY terse
 CALL memoria.backfill('bf_daily', slice => '1 month');
-ERROR:  poisoned row 500
 \set VERBOSITY default
 -- The slices before the failure are committed and the resume point is kept.
 SELECT needs_backfill, backfill_progress > 0 AS some_progress, watermark IS NULL AS no_watermark FROM memoria.status;
- needs_backfill | some_progress | no_watermark 
-----------------+---------------+--------------
- t              | t             | t
-(1 row)
-
 SELECT max(bucket) < '2026-03-01' AS stopped_before_march FROM memoria_rollup.bf_daily;
- stopped_before_march 
-----------------------
- t
-(1 row)
-
 -- A write to a finished slice while the backfill is interrupted.
 UPDATE bf SET v = v + 1000 WHERE at = '2026-01-15 03:00+00';
 DELETE FROM bf_poison;
 CALL memoria.backfill('bf_daily', slice => '1 month');
 SELECT needs_backfill, backfill_progress, watermark IS NOT NULL AS has_watermark FROM memoria.status;
- needs_backfill | backfill_progress | has_watermark 
-----------------+-------------------+---------------
- f              |                   | t
-(1 row)
-
 SELECT min(bucket), max(bucket), count(*) FROM memoria_rollup.bf_daily;
-             min              |             max              | count 
-------------------------------+------------------------------+-------
- Thu Jan 01 00:00:00 2026 UTC | Thu Apr 30 00:00:00 2026 UTC |   360
-(1 row)
-
 -- The write is in the dirty log; refresh picks it up from the watermark on.
 SELECT status, keys_refreshed FROM memoria.refresh('bf_daily');
- status | keys_refreshed 
---------+----------------
- ok     |              1
-(1 row)
-
 SELECT count(*) AS differences FROM memoria.verify('bf_daily');
- differences 
--------------
-           0
-(1 row)
-
 -- Running it again is harmless.
 CALL memoria.backfill('bf_daily', window_start => '2026-02-01', window_end => '2026-03-01', slice => '7 days');
 SELECT count(*) AS differences FROM memoria.verify('bf_daily');
- differences 
--------------
-           0
-(1 row)
-
 CALL memoria.backfill('bf_daily', slice => '0 days');
-ERROR:  slice must be a positive interval
-HINT:  For example slice => '1 month' or '7 days'.
-CONTEXT:  PL/pgSQL function memoria.backfill(text,timestamp with time zone,timestamp with time zone,interval) line 18 at RAISE
 CALL memoria.backfill('bf_daily', slice => '-1 day');
-ERROR:  slice must be a positive interval
-HINT:  For example slice => '1 month' or '7 days'.
-CONTEXT:  PL/pgSQL function memoria.backfill(text,timestamp with time zone,timestamp with time zone,interval) line 18 at RAISE
+
 -- pg_cron lives in another database here: a clear error with a hint.
 SELECT memoria.schedule('bf_daily', '*/5 * * * *');
-ERROR:  pg_cron is not installed in this database
-HINT:  CREATE EXTENSION pg_cron in the database named by cron.database_name, or let memoria's background worker refresh (shared_preload_libraries = 'memoria').
-CONTEXT:  PL/pgSQL function memoria._require_pg_cron() line 4 at RAISE
-SQL statement "SELECT memoria._require_pg_cron()"
-PL/pgSQL function memoria.schedule(text,text) line 5 at PERFORM
 SELECT memoria.unschedule('bf_daily');
-ERROR:  pg_cron is not installed in this database
-HINT:  CREATE EXTENSION pg_cron in the database named by cron.database_name, or let memoria's background worker refresh (shared_preload_libraries = 'memoria').
-CONTEXT:  PL/pgSQL function memoria._require_pg_cron() line 4 at RAISE
-SQL statement "SELECT memoria._require_pg_cron()"
-PL/pgSQL function memoria.unschedule(text) line 5 at PERFORM
 SELECT memoria.schedule('no_such_rollup', '*/5 * * * *');
-ERROR:  rollup "no_such_rollup" does not exist
-HINT:  See SELECT rollup FROM memoria.status for the rollups you can see.
-CONTEXT:  SQL statement "SELECT memoria.alter_rollup(schedule.name)"
-PL/pgSQL function memoria.schedule(text,text) line 4 at PERFORM
 SELECT memoria.drop_rollup('bf_daily', drop_table => true);
- drop_rollup 
--------------
- 
-(1 row)
 
 -- Cancelled by statement_timeout part-way (each slice sleeps ~2 ms per row,
 -- ~30 ms per 2-day slice, 60 slices): the slices before the cancel are
 -- committed, nothing is half-written, and the next run resumes and completes.
 CREATE FUNCTION bf_slow(v int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT v FROM pg_sleep(0.002) $$;
 SELECT memoria.create_rollup('bf_slow', 'bf', 'at', ARRAY['k'], ARRAY['sum(bf_slow(v)) AS v']);
-     create_rollup      
-------------------------
- memoria_rollup.bf_slow
-(1 row)
-
 SET statement_timeout = '500ms';
 \set VERBOSITY terse
 CALL memoria.backfill('bf_slow', slice => '2 days');
-ERROR:  canceling statement due to statement timeout
 \set VERBOSITY default
 RESET statement_timeout;
 SELECT needs_backfill, backfill_progress > 0 AND backfill_progress < 1 AS part_way
 FROM memoria.status WHERE rollup = 'bf_slow';
- needs_backfill | part_way 
-----------------+----------
- t              | t
-(1 row)
-
 -- Every bucket the rollup holds is already exact.
 SELECT count(*) AS differences FROM memoria.verify('bf_slow', '-infinity',
     (SELECT max(bucket) + interval '1 day' FROM memoria_rollup.bf_slow));
- differences 
--------------
-           0
-(1 row)
-
 CALL memoria.backfill('bf_slow', slice => '2 days');
 SELECT needs_backfill, backfill_progress FROM memoria.status WHERE rollup = 'bf_slow';
- needs_backfill | backfill_progress 
-----------------+-------------------
- f              |                  
-(1 row)
-
 SELECT count(*) AS differences FROM memoria.verify('bf_slow');
- differences 
--------------
-           0
-(1 row)
-
 SELECT memoria.drop_rollup('bf_slow', drop_table => true);
- drop_rollup 
--------------
- 
-(1 row)
-

@@ -1,5 +1,10 @@
 -- Odd names: schemas, tables, columns and rollup names with quotes, spaces,
 -- semicolons and mixed case are plain names everywhere memoria builds SQL.
+-- (Every suite runs alone too: it starts from a fresh memoria.)
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS memoria CASCADE;
+CREATE EXTENSION memoria;
+RESET client_min_messages;
 SET TimeZone = 'UTC';
 SET client_min_messages = warning;
 CREATE SCHEMA "Odd Schema; -- x";

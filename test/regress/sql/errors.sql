@@ -1,5 +1,10 @@
 -- errors: every bad argument gets a SQLSTATE, a message naming the argument
 -- and a hint, and leaves nothing behind.
+-- (Every suite runs alone too: it starts from a fresh memoria.)
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS memoria CASCADE;
+CREATE EXTENSION memoria;
+RESET client_min_messages;
 SET TimeZone = 'UTC';
 -- expect_error: run a statement, show its SQLSTATE, message and hint.
 CREATE FUNCTION expect_error(sql text) RETURNS text LANGUAGE plpgsql AS $$

@@ -1,0 +1,45 @@
+// dirty_set.hpp: the per-transaction set of dirty keys, written to the dirty
+// logs before the transaction commits (dirty_set.cpp says how and why).
+//
+// A key is a string of bytes, built with key_start / key_put_bucket /
+// key_put_scope, and read back only here:
+//   the dirty log's oid | a null flag per log column (bucket first) |
+//   the bucket as an int64 (days for date) | each non-null scope value:
+//   by-value types as a Datum, fixed-length types as their bytes, varlena as
+//   the whole detoasted value, cstring with its terminator.
+// Binary equality is a sound dedup test: two equal values with different
+// bytes just give two log rows.  A key whose flags are all set (no bucket)
+// means "rebuild everything" (TRUNCATE).
+#pragma once
+#include "pg.hpp"
+
+namespace memoria {
+
+// The most scope columns a rollup can have.
+constexpr int MAX_SCOPE = 32;
+
+void key_start(StringInfo buf, Oid dirty_log, int nscope);
+void key_put_bucket(StringInfo buf, int64 bucket);
+void key_put_scope(StringInfo buf, int i, Datum value, int16 typlen, bool typbyval);
+
+// dirty_set_add: add a key to this transaction's set.
+void dirty_set_add(const char *bytes, int len);
+
+// LogShape: a dirty log's column types, as capture serializes its keys;
+// check_log_shape: ERROR unless the log has exactly these columns.
+struct LogShape {
+    Oid log;
+    int natts;
+    Oid types[MAX_SCOPE + 1];
+};
+void remember_log_shape(const LogShape *shape);
+void check_log_shape(Relation log, const LogShape *shape);
+
+// flush_pending_keys: write this backend's pending keys to the logs now
+// (refresh calls it, so that it sees the caller's own earlier writes).
+void flush_pending_keys(void);
+
+// init_dirty_set: register the transaction callbacks (from _PG_init).
+void init_dirty_set(void);
+
+}  // namespace memoria
