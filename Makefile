@@ -45,7 +45,7 @@ PG_INCLUDEDIR := $(shell $(PG_CONFIG) --includedir)
 PG_LIBDIR := $(shell $(PG_CONFIG) --libdir)
 all: memoriactl
 memoriactl: cli/memoriactl.cpp
-	$(CXX) -std=c++17 -O2 -Wall -Wextra -I$(PG_INCLUDEDIR) -o $@ $< -L$(PG_LIBDIR) -lpq
+	$(CXX) -std=c++17 -O2 -Wall -Wextra $(if $(filter 1,$(CHECKS)),-Werror) -I$(PG_INCLUDEDIR) -o $@ $< -L$(PG_LIBDIR) -lpq
 install: install-memoriactl
 install-memoriactl: memoriactl
 	$(INSTALL_PROGRAM) memoriactl '$(DESTDIR)$(bindir)/memoriactl'

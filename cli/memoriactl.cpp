@@ -22,7 +22,6 @@
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -302,7 +301,7 @@ int cmd_refresh(PGconn *conn, const Options &o) {
 }
 
 // ---------------------------------------------------------------------------
-// backfill: CALL memoria.backfill, showing its per-slice NOTICEs as progress.
+// backfill: CALL memoria.backfill, showing the progress its NOTICEs carry.
 // ---------------------------------------------------------------------------
 
 volatile sig_atomic_t interrupted = 0;
@@ -322,37 +321,57 @@ struct Progress {
     int done = 0, total = 0;
 };
 
+// json_field: the value of "key" in a flat JSON object (the DETAIL of
+// memoria.backfill's NOTICEs: numbers and strings without escapes), or "".
+std::string json_field(const std::string &json, const char *key) {
+    std::string k = std::string("\"") + key + "\"";
+    size_t at = json.find(k);
+    if (at == std::string::npos) return "";
+    at = json.find(':', at + k.size());
+    if (at == std::string::npos) return "";
+    at = json.find_first_not_of(' ', at + 1);
+    if (at == std::string::npos) return "";
+    if (json[at] == '"') {
+        size_t end = json.find('"', at + 1);
+        return end == std::string::npos ? "" : json.substr(at + 1, end - at - 1);
+    }
+    size_t end = json.find_first_of(",}", at);
+    return json.substr(at, end == std::string::npos ? std::string::npos : end - at);
+}
+
+// on_notice: memoria.backfill's NOTICEs carry their progress as JSON in
+// DETAIL; any other notice is shown as it is.
 void on_notice(void *arg, const PGresult *res) {
     Progress *p = static_cast<Progress *>(arg);
     std::string msg = field(res, PG_DIAG_MESSAGE_PRIMARY);
-    static const std::regex slice_re(
-        R"(^memoria\.backfill .*: slice (\d+) of (\d+), \[(.*), (.*)\) done, ([0-9.]+) %, (\d+) rows, ETA (.*)$)");
-    static const std::regex resume_re(R"(^memoria\.backfill .*: resuming at (.*)$)");
-    std::smatch m;
-    if (std::regex_match(msg, m, resume_re)) {
-        std::printf("resuming at %s\n", m[1].str().c_str());
+    std::string detail = field(res, PG_DIAG_MESSAGE_DETAIL);
+    std::string resume = json_field(detail, "resume_at");
+    if (!resume.empty()) {
+        std::printf("resuming at %s\n", resume.c_str());
         std::fflush(stdout);
         return;
     }
-    if (!std::regex_match(msg, m, slice_re)) {
+    std::string slice = json_field(detail, "slice");
+    if (slice.empty()) {
         std::fprintf(stderr, "%s\n", msg.c_str());
         return;
     }
-    p->done = std::stoi(m[1]);
-    p->total = std::stoi(m[2]);
-    p->rows += std::stoll(m[6]);
+    p->done = std::stoi(slice);
+    p->total = std::stoi(json_field(detail, "slices"));
+    std::string rows = json_field(detail, "rows"), percent = json_field(detail, "percent");
+    std::string eta = json_field(detail, "eta");
+    p->rows += rows.empty() ? 0 : std::stoll(rows);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - p->started).count();
     long long rate = secs > 0 ? (long long) (p->rows / secs) : 0;
     if (p->tty) {
         const int width = 30;
         int filled = p->total ? width * p->done / p->total : width;
         std::printf("\r\033[K[%s%s] %d/%d slices  %s%%  %lld rows/s  ETA %s", std::string(filled, '#').c_str(),
-                    std::string(width - filled, '.').c_str(), p->done, p->total, m[5].str().c_str(), rate,
-                    m[7].str().c_str());
+                    std::string(width - filled, '.').c_str(), p->done, p->total, percent.c_str(), rate, eta.c_str());
     } else {
         std::printf("slice %d/%d [%s, %s) %s%% %s rows (%lld rows/s) ETA %s\n", p->done, p->total,
-                    m[3].str().c_str(), m[4].str().c_str(), m[5].str().c_str(), m[6].str().c_str(), rate,
-                    m[7].str().c_str());
+                    json_field(detail, "from").c_str(), json_field(detail, "to").c_str(), percent.c_str(),
+                    rows.c_str(), rate, eta.c_str());
     }
     std::fflush(stdout);
 }

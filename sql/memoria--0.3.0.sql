@@ -277,54 +277,6 @@ BEGIN
     END IF;
 END $$;
 
-------------------------------------------------------------------------------
--- Keep the catalog free of orphans: when a rollup table, its source or its
--- dirty log is dropped (DROP TABLE ... CASCADE, DROP SCHEMA ... CASCADE), the
--- rollup goes with it.  The capture triggers and dirty log depend on the rollup
--- table, so PostgreSQL drops them itself.
-------------------------------------------------------------------------------
-CREATE FUNCTION memoria._on_sql_drop() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    -- A capture trigger of a rollup that stays goes only by memoria's hand
-    -- (drop_rollup, or a layout change); dropped by anyone else, writes
-    -- would silently stop being captured.  (Its table tells memoria's
-    -- triggers from others named alike.)
-    IF NOT memoria._in_own_ddl() AND EXISTS (
-        SELECT 1 FROM pg_event_trigger_dropped_objects() d
-        JOIN memoria.rollups r ON d.object_identity LIKE 'zz\_memoria\_%\_' || r.id || ' on %'
-        JOIN memoria.rollup_state s ON s.rollup_id = r.id
-        WHERE d.object_type = 'trigger' AND d.original
-          AND to_regclass(substring(d.object_identity FROM ' on (.*)$'))::oid = ANY (s.capture_tables)) THEN
-        RAISE EXCEPTION 'cannot drop a capture trigger of a memoria rollup'
-            USING ERRCODE = 'dependent_objects_still_exist',
-                  HINT = 'Drop the rollup with memoria.drop_rollup(), which removes its triggers.';
-    END IF;
-    -- A dropped partition took its rows along without a row trigger firing:
-    -- its rollup is rebuilt (a NULL bucket in the dirty log).
-    PERFORM memoria._mark_rebuild(r.id)
-    FROM memoria.rollups r JOIN memoria.rollup_state s ON s.rollup_id = r.id
-    WHERE s.capture_tables && ARRAY(SELECT d.objid FROM pg_event_trigger_dropped_objects() d
-                                    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0)
-      AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.dirty_log)
-      AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.source);
-    DELETE FROM memoria.rollups r
-    USING pg_event_trigger_dropped_objects() d
-    WHERE d.classid = 'pg_class'::regclass
-      AND d.objsubid = 0
-      AND d.objid IN (r.source, r.target, r.dirty_log);
-END $$;
-REVOKE ALL ON FUNCTION memoria._on_sql_drop() FROM PUBLIC;
-
-CREATE FUNCTION memoria._mark_rebuild(rollup_id int) RETURNS void
-AS 'MODULE_PATHNAME', 'memoria_mark_rebuild'
-LANGUAGE C VOLATILE STRICT
-SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION memoria._mark_rebuild(int) FROM PUBLIC;
-
-CREATE EVENT TRIGGER memoria_sql_drop ON sql_drop
-    EXECUTE FUNCTION memoria._on_sql_drop();
 
 ------------------------------------------------------------------------------
 -- Backfill: fill a rollup slice by slice, one transaction per slice,
@@ -365,6 +317,7 @@ DECLARE
     slices_done int := 0;
     slice_rows bigint;
     progress real;
+    eta interval;
 BEGIN
     IF slice IS NULL OR slice OPERATOR(pg_catalog.<=) interval '0' THEN
         RAISE EXCEPTION 'slice must be a positive interval' USING ERRCODE = 'invalid_parameter_value',
@@ -386,7 +339,8 @@ BEGIN
        AND state.resume_at OPERATOR(pg_catalog.<) hi THEN
         cur := state.resume_at;
         started := coalesce(state.resume_started, started);
-        RAISE NOTICE 'memoria.backfill %: resuming at %', backfill.name, cur;
+        RAISE NOTICE 'memoria.backfill %: resuming at %', backfill.name, cur
+            USING DETAIL = pg_catalog.json_build_object('resume_at', cur::text)::text;
     END IF;
     slices_total := pg_catalog.ceil(EXTRACT(epoch FROM hi OPERATOR(pg_catalog.-) cur)
                                     OPERATOR(pg_catalog./) EXTRACT(epoch FROM slice))::int;
@@ -397,11 +351,15 @@ BEGIN
         progress := (EXTRACT(epoch FROM nxt OPERATOR(pg_catalog.-) lo)
                      OPERATOR(pg_catalog./) EXTRACT(epoch FROM hi OPERATOR(pg_catalog.-) lo))::real;
         PERFORM memoria._backfill_state(backfill.name, nxt, progress, false, started, false);
+        eta := pg_catalog.date_trunc('second', (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) run_started)
+                   OPERATOR(pg_catalog.*) ((slices_total OPERATOR(pg_catalog.-) slices_done)::float8
+                                           OPERATOR(pg_catalog./) slices_done));
+        -- The message for people; the same as JSON in DETAIL for programs (memoriactl).
         RAISE NOTICE 'memoria.backfill %: slice % of %, [%, %) done, % %%, % rows, ETA %', backfill.name,
-            slices_done, slices_total, cur, nxt, pg_catalog.round((progress * 100)::numeric, 1), slice_rows,
-            pg_catalog.date_trunc('second', (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) run_started)
-                OPERATOR(pg_catalog.*) ((slices_total OPERATOR(pg_catalog.-) slices_done)::float8
-                                        OPERATOR(pg_catalog./) slices_done));
+            slices_done, slices_total, cur, nxt, pg_catalog.round((progress * 100)::numeric, 1), slice_rows, eta
+            USING DETAIL = pg_catalog.json_build_object(
+                'slice', slices_done, 'slices', slices_total, 'from', cur::text, 'to', nxt::text,
+                'percent', pg_catalog.round((progress * 100)::numeric, 1), 'rows', slice_rows, 'eta', eta::text)::text;
         COMMIT;
         cur := nxt;
         EXIT WHEN cur OPERATOR(pg_catalog.>=) hi;
@@ -474,27 +432,40 @@ CREATE TRIGGER forget_cron_job AFTER DELETE ON memoria.rollups
     FOR EACH ROW EXECUTE FUNCTION memoria._forget_cron_job();
 
 ------------------------------------------------------------------------------
--- Partitions.  Row triggers are cloned to every partition by PostgreSQL, but
--- rows that enter or leave a partitioned source by ATTACH, DETACH or DROP of
--- a partition pass no row trigger, and statement (TRUNCATE) triggers are not
--- cloned.  After every CREATE/ALTER TABLE, each partitioned source's
--- partitions are reconciled with those carrying memoria's TRUNCATE trigger.
+-- DDL hooks (C, src/ddl_guard.cpp).  After DDL on a rollup's source tree or
+-- on a function its expressions call, the rollup must still fit (or the DDL
+-- fails), and its capture triggers are brought in line with the source (new,
+-- attached or detached partitions, a source that became a partition, trigger
+-- modes).  A dropped source, rollup table or dirty log takes its rollup along
+-- (DROP TABLE ... CASCADE, DROP SCHEMA ... CASCADE); a dropped partition, or a
+-- rewrite of the source, marks its rollups for a rebuild; a capture trigger
+-- cannot be dropped or renamed by hand.  Not SECURITY DEFINER: they switch to
+-- the extension's owner only for memoria's own catalog and DDL.
 ------------------------------------------------------------------------------
--- Whether the DDL running now is memoria's own (the sql_drop hook).
-CREATE FUNCTION memoria._in_own_ddl() RETURNS boolean
-AS 'MODULE_PATHNAME', 'memoria_in_own_ddl'
-LANGUAGE C VOLATILE;
-
--- After DDL in a rollup's source tree: ERROR unless the rollup still fits
--- (columns kept with their types and collations, measures and filter still
--- valid, nothing that hides writes); then the capture triggers are brought
--- in line with the source (new or detached partitions, a source that became
--- a partition, trigger modes), and a disabled trigger is reported.
-CREATE FUNCTION memoria._after_ddl(rollup_id int) RETURNS void
-AS 'MODULE_PATHNAME', 'memoria_after_ddl'
-LANGUAGE C VOLATILE STRICT
+CREATE FUNCTION memoria._on_ddl_end() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'memoria_on_ddl_end'
+LANGUAGE C
 SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION memoria._after_ddl(int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION memoria._on_ddl_end() FROM PUBLIC;
+CREATE EVENT TRIGGER memoria_ddl_end ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'ALTER TRIGGER', 'CREATE FUNCTION', 'ALTER FUNCTION')
+    EXECUTE FUNCTION memoria._on_ddl_end();
+
+CREATE FUNCTION memoria._on_sql_drop() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'memoria_on_sql_drop'
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION memoria._on_sql_drop() FROM PUBLIC;
+CREATE EVENT TRIGGER memoria_sql_drop ON sql_drop
+    EXECUTE FUNCTION memoria._on_sql_drop();
+
+CREATE FUNCTION memoria._on_table_rewrite() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'memoria_on_table_rewrite'
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION memoria._on_table_rewrite() FROM PUBLIC;
+CREATE EVENT TRIGGER memoria_table_rewrite ON table_rewrite
+    EXECUTE FUNCTION memoria._on_table_rewrite();
 
 -- A rollup made by an older version, brought to this version's layout
 -- (the update script calls it for every rollup).
@@ -503,84 +474,3 @@ AS 'MODULE_PATHNAME', 'memoria_repair'
 LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION memoria._repair(int) FROM PUBLIC;
-
--- A function the rollup's expressions call was replaced or altered: it must
--- still fit; the rollup is rebuilt.
-CREATE FUNCTION memoria._function_changed(rollup_id int) RETURNS void
-AS 'MODULE_PATHNAME', 'memoria_function_changed'
-LANGUAGE C VOLATILE STRICT
-SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION memoria._function_changed(int) FROM PUBLIC;
-
-CREATE FUNCTION memoria._on_ddl_end() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    rollup_id int;
-BEGIN
-    IF memoria._in_own_ddl() THEN
-        RETURN;  -- memoria's own trigger DDL, in the middle of its work
-    END IF;
-    -- A capture trigger keeps its name: capture() finds its rollup by it.
-    IF tg_tag = 'ALTER TRIGGER' AND EXISTS (
-        SELECT 1 FROM pg_event_trigger_ddl_commands() c JOIN pg_trigger t ON t.oid = c.objid
-        WHERE c.classid = 'pg_trigger'::regclass AND t.tgfoid = 'memoria.capture()'::regprocedure) THEN
-        RAISE EXCEPTION 'cannot alter a capture trigger of a memoria rollup'
-            USING ERRCODE = 'dependent_objects_still_exist',
-                  HINT = 'memoria finds a trigger''s rollup by its name; leave its triggers as they are.';
-    END IF;
-    -- CREATE OR REPLACE / ALTER of a function a rollup's expressions call
-    -- (the rollup table depends on it, as a view would).
-    IF tg_tag IN ('CREATE FUNCTION', 'ALTER FUNCTION') THEN
-        FOR rollup_id IN
-            SELECT DISTINCT r.id FROM memoria.rollups r
-            JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = r.target
-                            AND d.refclassid = 'pg_proc'::regclass
-            JOIN pg_event_trigger_ddl_commands() c ON c.classid = 'pg_proc'::regclass AND c.objid = d.refobjid
-            ORDER BY r.id
-        LOOP
-            PERFORM memoria._function_changed(rollup_id);
-        END LOOP;
-        RETURN;
-    END IF;
-    -- Every rollup whose source is the table changed, or above or below it
-    -- in an inheritance or partition tree.
-    FOR rollup_id IN
-        WITH RECURSIVE changed AS (
-            SELECT c.objid AS relid FROM pg_event_trigger_ddl_commands() c
-            WHERE c.classid = 'pg_class'::regclass
-        ), up (relid) AS (
-            SELECT relid FROM changed
-            UNION SELECT i.inhparent FROM pg_inherits i JOIN up ON i.inhrelid = up.relid
-        ), down (relid) AS (
-            SELECT relid FROM changed
-            UNION SELECT i.inhrelid FROM pg_inherits i JOIN down ON i.inhparent = down.relid
-        )
-        SELECT ro.id FROM memoria.rollups ro
-        WHERE ro.source IN (SELECT relid FROM up UNION SELECT relid FROM down)
-        ORDER BY ro.id
-    LOOP
-        PERFORM memoria._after_ddl(rollup_id);
-    END LOOP;
-END $$;
-REVOKE ALL ON FUNCTION memoria._on_ddl_end() FROM PUBLIC;
-
-CREATE EVENT TRIGGER memoria_ddl_end ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'ALTER TRIGGER', 'CREATE FUNCTION', 'ALTER FUNCTION')
-    EXECUTE FUNCTION memoria._on_ddl_end();
-
--- An ALTER TABLE that rewrites a source (ALTER COLUMN TYPE ... USING ...)
--- changes rows without firing row triggers: rebuild its rollups.
-CREATE FUNCTION memoria._on_table_rewrite() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    rel oid := pg_event_trigger_table_rewrite_oid();
-BEGIN
-    PERFORM memoria._mark_rebuild(ro.id) FROM memoria.rollups ro
-    WHERE ro.source = rel OR ro.source IN (SELECT relid FROM pg_partition_ancestors(rel));
-END $$;
-REVOKE ALL ON FUNCTION memoria._on_table_rewrite() FROM PUBLIC;
-
-CREATE EVENT TRIGGER memoria_table_rewrite ON table_rewrite
-    EXECUTE FUNCTION memoria._on_table_rewrite();

@@ -142,6 +142,10 @@ List *load_rollups(void) {
     return out;
 }
 
+List *all_rollups(void) {
+    return read_rollups("ORDER BY id", 0, NULL, NULL, CurrentMemoryContext);
+}
+
 // ---------------------------------------------------------------------------
 // Definitions.
 // ---------------------------------------------------------------------------

@@ -58,6 +58,8 @@ Rollup *load_rollup(const char *name);
 Rollup *find_rollup_by_id(int32 id);
 // load_rollups: every rollup the caller may manage, by name.
 List *load_rollups(void);
+// all_rollups: every rollup, by id (the DDL hooks: no privilege check).
+List *all_rollups(void);
 // check_can_manage: ERROR 42501 unless the caller is a member of the owner.
 void check_can_manage(const Rollup *r);
 

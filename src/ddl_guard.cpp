@@ -100,32 +100,20 @@ static void check_still_fits(const Rollup *r) {
                                 "after the change.", r->name)));
 }
 
-}  // namespace memoria
-
-using namespace memoria;
-
-// memoria._after_ddl(rollup_id): called by the ddl_command_end event trigger
-// after a CREATE or ALTER TABLE in the source's tree (or an ALTER TRIGGER).
-// Renames of the source and of the columns memoria stores by attribute number
-// are harmless; anything that would make the rollup silently wrong or
-// failing raises an ERROR, which undoes the command.  Then the capture
-// triggers are brought in line with the source (triggers.cpp), and a
-// disabled trigger is reported (and the rollup rebuilt once it is back).
-MEMORIA_FUNCTION(memoria_after_ddl) {
-    Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
-    if (r == NULL) PG_RETURN_VOID();
+// after_table_ddl: a CREATE or ALTER TABLE in the source's tree (or of one
+// of its triggers): the rollup must still fit; then the capture triggers are
+// brought in line (triggers.cpp), and a disabled one is reported (and the
+// rollup rebuilt once it is back).
+static void after_table_ddl(const Rollup *r) {
     check_still_fits(r);
     reconcile_triggers(r, false);
     settle_capture(r, true);
-    PG_RETURN_VOID();
 }
 
-// memoria._function_changed(rollup_id): a function the rollup's expressions
-// call was replaced or altered (ddl_command_end): it must still fit, and the
-// rollup is rebuilt, since its rows were computed by the old definition.
-MEMORIA_FUNCTION(memoria_function_changed) {
-    Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
-    if (r == NULL) PG_RETURN_VOID();
+// after_function_ddl: a function the rollup's expressions call was replaced
+// or altered: it must still fit, and the rollup is rebuilt, since its rows
+// were computed by the old definition.
+static void after_function_ddl(const Rollup *r) {
     char *problem = rollup_problem(r);
     if (problem)
         ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
@@ -137,12 +125,191 @@ MEMORIA_FUNCTION(memoria_function_changed) {
     mark_rebuild(r);
     ereport(NOTICE, (errmsg("memoria rollup \"%s\" uses the function changed: its next refresh rebuilds it",
                             r->name)));
+}
+
+// oids_of: column 1 of the last SPI result, as a List of Oids in `into`.
+static List *oids_of(MemoryContext into) {
+    List *out = NIL;
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        bool isnull;
+        Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+        if (isnull) continue;
+        MemoryContext old = MemoryContextSwitchTo(into);
+        out = lappend_oid(out, DatumGetObjectId(d));
+        MemoryContextSwitchTo(old);
+    }
+    return out;
+}
+
+// query_oids: a catalog query's first column as Oids.
+static List *query_oids(const char *sql, int nargs, Oid *types, Datum *values) {
+    MemoryContext caller = CurrentMemoryContext;
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    // Not read-only: the DDL's own catalog changes must be visible.
+    spi_exec(sql, nargs, types, values, NULL, false);
+    leave_catalog_session(cs);
+    List *out = oids_of(caller);
+    SPI_finish();
+    return out;
+}
+
+// ddl_end_on_tables: rollups whose source is a table the command changed,
+// or above or below it in an inheritance or partition tree.
+static void ddl_end_on_tables(void) {
+    List *tables = query_oids(
+        "WITH RECURSIVE changed AS ("
+        "  SELECT c.objid AS relid FROM pg_catalog.pg_event_trigger_ddl_commands() c"
+        "  WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+        "), up (relid) AS ("
+        "  SELECT relid FROM changed"
+        "  UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.relid"
+        "), down (relid) AS ("
+        "  SELECT relid FROM changed"
+        "  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.relid"
+        ") SELECT relid FROM up UNION SELECT relid FROM down",
+        0, NULL, NULL);
+    ListCell *lc;
+    foreach (lc, all_rollups())
+        if (list_member_oid(tables, ((Rollup *) lfirst(lc))->source)) after_table_ddl((Rollup *) lfirst(lc));
+}
+
+// ddl_end_on_functions: rollups whose table depends on a function the
+// command replaced or altered (as a view would).
+static void ddl_end_on_functions(void) {
+    List *targets = query_oids(
+        "SELECT d.objid FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_event_trigger_ddl_commands() c"
+        "  ON c.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND c.objid = d.refobjid"
+        " WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+        "   AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass",
+        0, NULL, NULL);
+    ListCell *lc;
+    foreach (lc, all_rollups())
+        if (list_member_oid(targets, ((Rollup *) lfirst(lc))->target)) after_function_ddl((Rollup *) lfirst(lc));
+}
+
+// check_trigger_alter: a capture trigger keeps its name (capture() finds its
+// rollup by it).
+static void check_trigger_alter(void) {
+    List *altered = query_oids(
+        "SELECT t.oid FROM pg_catalog.pg_event_trigger_ddl_commands() c JOIN pg_catalog.pg_trigger t ON t.oid = c.objid"
+        " WHERE c.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass"
+        "   AND t.tgfoid = 'memoria.capture()'::pg_catalog.regprocedure",
+        0, NULL, NULL);
+    if (altered != NIL)
+        ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+                        errmsg("cannot alter a capture trigger of a memoria rollup"),
+                        errhint("memoria finds a trigger's rollup by its name; leave its triggers as they are.")));
+}
+
+// Dropped: what one sql_drop event dropped that memoria cares about.
+struct Dropped {
+    List *relations;  // tables (and others in pg_class) dropped
+    List *triggers;   // "schema.table" oid and trigger name of each trigger dropped by name
+    List *trigger_names;
+};
+
+static Dropped dropped_objects(void) {
+    Dropped d = {NIL, NIL, NIL};
+    MemoryContext caller = CurrentMemoryContext;
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT d.objid, d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objsubid = 0, "
+             "       d.object_type = 'trigger' AND d.original, d.address_names[3], "
+             "       pg_catalog.to_regclass(pg_catalog.quote_ident(d.address_names[1]) || '.' || "
+             "                              pg_catalog.quote_ident(d.address_names[2])) "
+             "FROM pg_catalog.pg_event_trigger_dropped_objects() d",
+             0, NULL, NULL, NULL, false);
+    leave_catalog_session(cs);
+    MemoryContext old = MemoryContextSwitchTo(caller);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        HeapTuple row = SPI_tuptable->vals[i];
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        bool isnull, rel_null, trig_null;
+        Oid objid = DatumGetObjectId(SPI_getbinval(row, desc, 1, &isnull));
+        bool is_relation = DatumGetBool(SPI_getbinval(row, desc, 2, &rel_null));
+        bool is_trigger = DatumGetBool(SPI_getbinval(row, desc, 3, &trig_null));
+        if (!rel_null && is_relation) d.relations = lappend_oid(d.relations, objid);
+        if (trig_null || !is_trigger) continue;
+        Datum table = SPI_getbinval(row, desc, 5, &isnull);
+        if (isnull) continue;
+        d.triggers = lappend_oid(d.triggers, DatumGetObjectId(table));
+        d.trigger_names = lappend(d.trigger_names, SPI_getvalue(row, desc, 4));
+    }
+    MemoryContextSwitchTo(old);
+    SPI_finish();
+    return d;
+}
+
+// after_drop: one rollup after a sql_drop event.
+static void after_drop(const Rollup *r, const Dropped &d) {
+    List *tree = remembered_capture_tables(r);
+    // A capture trigger of a rollup that stays goes only by memoria's hand
+    // (drop_rollup, or a layout change): dropped by anyone else, writes
+    // would silently stop being captured.  Its table tells memoria's
+    // triggers from others named alike.
+    ListCell *t, *n;
+    forboth (t, d.triggers, n, d.trigger_names) {
+        TriggerKind kind;
+        int32 id;
+        if (!in_own_ddl() && parse_trigger_name((const char *) lfirst(n), &kind, &id) && id == r->id &&
+            list_member_oid(tree, lfirst_oid(t)))
+            ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+                            errmsg("cannot drop a capture trigger of a memoria rollup"),
+                            errhint("Drop the rollup with memoria.drop_rollup(), which removes its triggers.")));
+    }
+    if (list_member_oid(d.relations, r->source) || list_member_oid(d.relations, r->target) ||
+        list_member_oid(d.relations, r->dirty_log)) {
+        delete_rollup(r->id);  // its log and triggers went with its tables
+        return;
+    }
+    // A dropped partition took its rows along without a row trigger firing.
+    ListCell *lc;
+    foreach (lc, d.relations)
+        if (list_member_oid(tree, lfirst_oid(lc))) {
+            mark_rebuild(r);
+            return;
+        }
+}
+
+}  // namespace memoria
+
+using namespace memoria;
+
+// memoria._on_ddl_end(): the ddl_command_end event trigger.
+MEMORIA_FUNCTION(memoria_on_ddl_end) {
+    if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) elog(ERROR, "memoria._on_ddl_end() must be called as an event trigger");
+    if (in_own_ddl()) PG_RETURN_VOID();  // memoria's own trigger DDL, in the middle of its work
+    const char *tag = GetCommandTagName(((EventTriggerData *) fcinfo->context)->tag);
+    if (strcmp(tag, "ALTER TRIGGER") == 0) check_trigger_alter();
+    if (strcmp(tag, "CREATE FUNCTION") == 0 || strcmp(tag, "ALTER FUNCTION") == 0) ddl_end_on_functions();
+    else ddl_end_on_tables();
     PG_RETURN_VOID();
 }
 
-// memoria._in_own_ddl(): whether the trigger being dropped is memoria's doing.
-MEMORIA_FUNCTION(memoria_in_own_ddl) {
-    PG_RETURN_BOOL(in_own_ddl());
+// memoria._on_sql_drop(): the sql_drop event trigger.
+MEMORIA_FUNCTION(memoria_on_sql_drop) {
+    if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) elog(ERROR, "memoria._on_sql_drop() must be called as an event trigger");
+    Dropped d = dropped_objects();
+    ListCell *lc;
+    foreach (lc, all_rollups()) after_drop((const Rollup *) lfirst(lc), d);
+    PG_RETURN_VOID();
+}
+
+// memoria._on_table_rewrite(): the table_rewrite event trigger.  A rewrite
+// (ALTER COLUMN TYPE ... USING ...) changes rows without firing row
+// triggers: rollups of the table, or of a table above it, are rebuilt.
+MEMORIA_FUNCTION(memoria_on_table_rewrite) {
+    if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+        elog(ERROR, "memoria._on_table_rewrite() must be called as an event trigger");
+    List *tables = query_oids("SELECT pg_catalog.pg_event_trigger_table_rewrite_oid() "
+                              "UNION SELECT relid FROM pg_catalog.pg_partition_ancestors("
+                              "  pg_catalog.pg_event_trigger_table_rewrite_oid())",
+                              0, NULL, NULL);
+    ListCell *lc;
+    foreach (lc, all_rollups())
+        if (list_member_oid(tables, ((Rollup *) lfirst(lc))->source)) mark_rebuild((Rollup *) lfirst(lc));
+    PG_RETURN_VOID();
 }
 
 // memoria._capture_problem(rollup_id): why the rollup's capture cannot be
@@ -199,14 +366,5 @@ MEMORIA_FUNCTION(memoria_adopt_trigger) {
     record_dependency(TriggerRelationId, PG_GETARG_OID(0), RelationRelationId, PG_GETARG_OID(1), DEPENDENCY_AUTO);
     record_dependency(TriggerRelationId, PG_GETARG_OID(0), ExtensionRelationId, get_extension_oid("memoria", false),
                       DEPENDENCY_AUTO);
-    PG_RETURN_VOID();
-}
-
-// memoria._mark_rebuild(rollup_id): the event triggers' "rebuild everything"
-// (a partition dropped, the source rewritten), through the one writer of
-// that marker, which checks the log is still as memoria made it.
-MEMORIA_FUNCTION(memoria_mark_rebuild) {
-    Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
-    if (r != NULL && get_rel_name(r->dirty_log) != NULL) mark_rebuild(r);
     PG_RETURN_VOID();
 }

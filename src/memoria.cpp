@@ -1,14 +1,6 @@
 // memoria.cpp: the module's entry point.  _PG_init defines the GUCs and
-// registers the capture callbacks; everything else lives in one file per
-// concern:
-//   bucket.cpp   bucket arithmetic shared by trigger and SQL
-//   capture.cpp  the capture trigger and the per-transaction dirty-key set
-//   rollup.cpp   catalog access, role switching, advisory locks
-//   sqlgen.cpp   the statements refresh and verify run
-//   create.cpp   create_rollup, drop_rollup, alter_rollup
-//   refresh.cpp  refresh, refresh_window, verify
-//   worker.cpp   the background worker (launcher + database workers)
-//   guard.cpp    the C++/PostgreSQL boundary
+// registers the capture callbacks and the worker; everything else lives in
+// one file per concern (docs/design.md has the map).
 #include "capture.hpp"
 #include "guard.hpp"
 #include "worker.hpp"

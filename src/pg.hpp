@@ -3,7 +3,7 @@
 // Boundary rule for all of src/: code that calls into PostgreSQL keeps no C++
 // objects with destructors alive (PostgreSQL errors longjmp), allocates with
 // palloc in a named memory context, and is reached from SQL only through
-// MEMORIA_ENTRY (guard.hpp), which stops any C++ exception at the edge.
+// MEMORIA_FUNCTION (guard.hpp), which stops any C++ exception at the edge.
 #pragma once
 
 extern "C" {
@@ -27,6 +27,7 @@ extern "C" {
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
 #include "commands/extension.h"
 #include "commands/tablecmds.h"
 #include "commands/trigger.h"

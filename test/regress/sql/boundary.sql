@@ -250,7 +250,9 @@ FROM generate_series(0, 6 * 24, 12) h,
                             timestamptz '2026-03-02 05:00+00' + h * interval '1 hour' + interval '7 days') w;
 SELECT count(*) AS new_york_differences FROM memoria.verify('dst_ny');
 TRUNCATE memoria_rollup.dst_paris;
+SET client_min_messages = warning;  -- backfill NOTICEs carry timings
 CALL memoria.backfill('dst_paris', window_start => '2026-03-19 23:00+00', window_end => '2026-04-10', slice => '7 days');
+RESET client_min_messages;
 SELECT count(*) AS backfill_differences FROM memoria.verify('dst_paris', '2026-03-19 23:00+00', '2026-04-10');
 
 SELECT memoria.drop_rollup(name, drop_table => true) FROM memoria.rollups
