@@ -329,8 +329,10 @@ static Oid create_rollup_table(const NewRollup *n) {
     CommandCounterIncrement();
     Oid target = get_relname_relid(n->target_rv->relname, n->target_nsp);
     record_dependency(RelationRelationId, target, RelationRelationId, n->r.source, DEPENDENCY_NORMAL);
+    // A plain (not automatic) dependency: DROP EXTENSION memoria refuses
+    // while rollups exist, naming them; with CASCADE they go too.
     record_dependency(RelationRelationId, target, ExtensionRelationId, get_extension_oid("memoria", false),
-                      DEPENDENCY_AUTO);
+                      DEPENDENCY_NORMAL);
     return target;
 }
 
@@ -349,7 +351,7 @@ static void recorded_settings(Rollup *r) {
     r->nsettings = NUM_PARSE_SETTINGS;
     r->settings = (char **) palloc(NUM_PARSE_SETTINGS * sizeof(char *));
     for (int k = 0; k < NUM_PARSE_SETTINGS; k++)
-        r->settings[k] = psprintf("%s=%s", PARSE_SETTINGS[k], GetConfigOption(PARSE_SETTINGS[k], false, false));
+        r->settings[k] = psprintf("%s=%s", parse_setting_name(k), GetConfigOption(parse_setting_name(k), false, false));
 }
 
 }  // namespace memoria
@@ -384,7 +386,7 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
                              0, false);
     n.r.id = next_rollup_id();
     n.r.target = create_rollup_table(&n);
-    n.r.dirty_log = create_dirty_log(n.r.id, n.r.source, n.r.time_type, n.scope, n.r.owner, n.r.target);
+    n.r.dirty_log = create_dirty_log(n.r.id, n.r.source, n.r.time_type, n.scope, n.r.owner, n.r.target, false);
     insert_rollup(&n.r);
     CommandCounterIncrement();
     reconcile_triggers(&n.r, true);
@@ -425,8 +427,8 @@ MEMORIA_FUNCTION(memoria_drop_rollup) {
         deleteDependencyRecordsForSpecific(RelationRelationId, r->target, DEPENDENCY_NORMAL, RelationRelationId,
                                            r->source);
         deleteDependencyRecordsForClass(RelationRelationId, r->target, ProcedureRelationId, DEPENDENCY_NORMAL);
-        deleteDependencyRecordsForSpecific(RelationRelationId, r->target, DEPENDENCY_AUTO, ExtensionRelationId,
-                                           get_extension_oid("memoria", false));
+        deleteDependencyRecordsForClass(RelationRelationId, r->target, ExtensionRelationId, DEPENDENCY_NORMAL);
+        deleteDependencyRecordsForClass(RelationRelationId, r->target, ExtensionRelationId, DEPENDENCY_AUTO);
     }
     PG_RETURN_VOID();
 }

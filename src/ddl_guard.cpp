@@ -204,9 +204,9 @@ static void check_trigger_alter(void) {
 
 // Dropped: what one sql_drop event dropped that memoria cares about.
 struct Dropped {
-    List *relations;  // tables (and others in pg_class) dropped
-    List *triggers;   // "schema.table" oid and trigger name of each trigger dropped by name
-    List *trigger_names;
+    List *relations;      // tables (and others in pg_class) dropped
+    List *triggers;       // the table of each trigger dropped by name ...
+    List *trigger_names;  // ... and the trigger's name
 };
 
 static Dropped dropped_objects(void) {
@@ -252,7 +252,7 @@ static void after_drop(const Rollup *r, const Dropped &d) {
     forboth (t, d.triggers, n, d.trigger_names) {
         TriggerKind kind;
         int32 id;
-        if (!in_own_ddl() && parse_trigger_name((const char *) lfirst(n), &kind, &id) && id == r->id &&
+        if (parse_trigger_name((const char *) lfirst(n), &kind, &id) && id == r->id &&
             list_member_oid(tree, lfirst_oid(t)))
             ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
                             errmsg("cannot drop a capture trigger of a memoria rollup"),
@@ -281,15 +281,19 @@ MEMORIA_FUNCTION(memoria_on_ddl_end) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) elog(ERROR, "memoria._on_ddl_end() must be called as an event trigger");
     if (in_own_ddl()) PG_RETURN_VOID();  // memoria's own trigger DDL, in the middle of its work
     const char *tag = GetCommandTagName(((EventTriggerData *) fcinfo->context)->tag);
-    if (strcmp(tag, "ALTER TRIGGER") == 0) check_trigger_alter();
-    if (strcmp(tag, "CREATE FUNCTION") == 0 || strcmp(tag, "ALTER FUNCTION") == 0) ddl_end_on_functions();
-    else ddl_end_on_tables();
+    if (strcmp(tag, "ALTER TRIGGER") == 0)
+        check_trigger_alter();
+    else if (strcmp(tag, "CREATE FUNCTION") == 0 || strcmp(tag, "ALTER FUNCTION") == 0)
+        ddl_end_on_functions();
+    else  // CREATE TABLE, ALTER TABLE
+        ddl_end_on_tables();
     PG_RETURN_VOID();
 }
 
 // memoria._on_sql_drop(): the sql_drop event trigger.
 MEMORIA_FUNCTION(memoria_on_sql_drop) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) elog(ERROR, "memoria._on_sql_drop() must be called as an event trigger");
+    if (in_own_ddl()) PG_RETURN_VOID();  // memoria dropping one of its triggers
     Dropped d = dropped_objects();
     ListCell *lc;
     foreach (lc, all_rollups()) after_drop((const Rollup *) lfirst(lc), d);
@@ -346,6 +350,11 @@ MEMORIA_FUNCTION(memoria_repair) {
     CommandCounterIncrement();
     reconcile_triggers(r, true);
     record_function_dependencies(r);
+    // DROP EXTENSION refuses while rollups exist (create.cpp): the rollup
+    // table's dependency on the extension is a plain one now.
+    deleteDependencyRecordsForClass(RelationRelationId, r->target, ExtensionRelationId, DEPENDENCY_AUTO);
+    record_dependency(RelationRelationId, r->target, ExtensionRelationId, get_extension_oid("memoria", false),
+                      DEPENDENCY_NORMAL);
     // Other backends' capture caches name the old log.
     CacheInvalidateRelcacheByRelid(r->source);
     PG_RETURN_VOID();

@@ -15,7 +15,7 @@ static void run_as_extension(const char *sql) {
     CommandCounterIncrement();
 }
 
-Oid create_dirty_log(int32 id, Oid source, Oid time_type, List *scope, Oid owner, Oid target) {
+Oid create_dirty_log(int32 id, Oid source, Oid time_type, List *scope, Oid owner, Oid target, bool in_update) {
     char *name = psprintf("dirty_%d", id);
     char *log_sql = quote_qualified_identifier("memoria_state", name);
     StringInfoData ddl;
@@ -38,7 +38,7 @@ Oid create_dirty_log(int32 id, Oid source, Oid time_type, List *scope, Oid owner
     Oid log = get_relname_relid(name, get_namespace_oid("memoria_state", false));
     // Made by the update script (renew_dirty_log), it would become a member
     // of the extension: it is a rollup's, like the ones create_rollup makes.
-    if (creating_extension)
+    if (in_update)
         deleteDependencyRecordsForClass(RelationRelationId, log, ExtensionRelationId, DEPENDENCY_EXTENSION);
     record_dependency(RelationRelationId, log, RelationRelationId, target, DEPENDENCY_AUTO);
     record_dependency(RelationRelationId, log, ExtensionRelationId, get_extension_oid("memoria", false),
@@ -98,22 +98,33 @@ static void copy_keys(const Rollup *r, Oid old) {
     PG_CATCH();
     {
         MemoryContextSwitchTo(caller);
+        ErrorData *e = CopyErrorData();
         FlushErrorState();
         RollbackAndReleaseCurrentSubTransaction();
         MemoryContextSwitchTo(caller);
         CurrentResourceOwner = owner;
-        mark_rebuild(r);
+        if (e->sqlerrcode == ERRCODE_QUERY_CANCELED) ReThrowError(e);
+        mark_rebuild(r);  // may raise in turn: the update then fails, as it should
     }
     PG_END_TRY();
 }
 
 void renew_dirty_log(Rollup *r) {
     Oid old = r->dirty_log;
-    RenameRelationInternal(old, psprintf("dirty_%d_before_0_3_0", r->id), false, false);
-    CommandCounterIncrement();
+    // The new log's name must be free.  The old one's owner may have moved
+    // it out of memoria_state, where nobody but the extension creates
+    // tables; still in place, it steps aside to a name free there.
+    Oid nsp = get_namespace_oid("memoria_state", false);
+    if (get_rel_namespace(old) == nsp && strcmp(get_rel_name(old), psprintf("dirty_%d", r->id)) == 0) {
+        char *aside = psprintf("dirty_%d_before_0_3_0", r->id);
+        for (int n = 2; OidIsValid(get_relname_relid(aside, nsp)); n++)
+            aside = psprintf("dirty_%d_before_0_3_0_%d", r->id, n);
+        RenameRelationInternal(old, aside, false, false);
+        CommandCounterIncrement();
+    }
     List *scope = NIL;
     for (int i = 0; i < r->nscope; i++) scope = lappend_int(scope, r->scope_attnums[i]);
-    r->dirty_log = create_dirty_log(r->id, r->source, r->time_type, scope, r->owner, r->target);
+    r->dirty_log = create_dirty_log(r->id, r->source, r->time_type, scope, r->owner, r->target, true);
     set_dirty_log(r->id, r->dirty_log);
     CommandCounterIncrement();
     copy_keys(r, old);

@@ -10,8 +10,9 @@ namespace memoria {
 
 // create_dirty_log: the log of rollup `id` over the source's time type and
 // scope columns (attribute numbers), granted to owner; it goes with the
-// rollup table and the extension.  Returns it.
-Oid create_dirty_log(int32 id, Oid source, Oid time_type, List *scope, Oid owner, Oid target);
+// rollup table and the extension (in_update: made by the update script,
+// not a member of the extension).  Returns it.
+Oid create_dirty_log(int32 id, Oid source, Oid time_type, List *scope, Oid owner, Oid target, bool in_update);
 
 // check_log_pristine: ERROR unless the log is still as memoria made it (no
 // trigger, rule, index, policy or check constraint): memoria writes it with

@@ -125,9 +125,30 @@ static bool stable_but_pinned(Oid func) {
     return false;
 }
 
-// changeable_function: a function (operator, cast, ...) whose result for the
-// same arguments may change: neither IMMUTABLE nor a pinned date/time one.
+// user_aggregate_support: the functions behind a user-defined aggregate
+// (PostgreSQL labels every aggregate IMMUTABLE, whatever they do); NIL for
+// anything else.  Built-in aggregates are trusted.
+static List *user_aggregate_support(Oid func) {
+    if (func < FirstNormalObjectId || get_func_prokind(func) != PROKIND_AGGREGATE) return NIL;
+    HeapTuple tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(func));
+    if (!HeapTupleIsValid(tup)) return NIL;
+    Form_pg_aggregate a = (Form_pg_aggregate) GETSTRUCT(tup);
+    Oid support[] = {a->aggtransfn, a->aggfinalfn, a->aggcombinefn, a->aggserialfn,
+                     a->aggdeserialfn, a->aggmtransfn, a->aggminvtransfn, a->aggmfinalfn};
+    ReleaseSysCache(tup);
+    List *out = NIL;
+    for (Oid f : support)
+        if (OidIsValid(f)) out = list_append_unique_oid(out, f);
+    return out;
+}
+
+// changeable_function: a function (operator, cast, aggregate, ...) whose
+// result for the same arguments may change: neither IMMUTABLE nor a pinned
+// date/time one (for a user's aggregate: any function behind it).
 static bool changeable_function(Oid func, void *context) {
+    ListCell *lc;
+    foreach (lc, user_aggregate_support(func))
+        if (changeable_function(lfirst_oid(lc), context)) return true;
     char v = func_volatile(func);
     if (v == PROVOLATILE_IMMUTABLE || (v == PROVOLATILE_STABLE && stable_but_pinned(func))) return false;
     *(Oid *) context = func;
@@ -162,11 +183,17 @@ static const char *DETERMINISTIC_HINT =
     "function of yours IMMUTABLE if it reads nothing but its arguments; for dimensions from other tables, roll "
     "up a view.";
 
-// check_deterministic: ERROR naming the argument unless deterministic.
+// check_deterministic: ERROR naming the argument unless deterministic, and
+// calling only functions the caller (the rollup's owner to be) owns.
 void check_deterministic(Query *q, Node *raw, const char *what) {
     char *problem = deterministic_problem(q, raw);
     if (problem)
         arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, psprintf("%s %s", what, problem), DETERMINISTIC_HINT);
+    problem = ownership_problem(q, GetUserId());
+    if (problem)
+        arg_error(ERRCODE_INSUFFICIENT_PRIVILEGE, psprintf("%s %s", what, problem),
+                  "A rollup may call only its owner's functions (and built-in or extensions' ones): another role "
+                  "could change or drop them under it.");
 }
 
 Measure check_measure(const char *text, int i, const char *src) {
@@ -261,12 +288,18 @@ char *expressions_problem(const Rollup *r) {
         i++;
     }
     problem = deterministic_problem(q, raw);
+    if (problem == NULL) problem = ownership_problem(q, r->owner);
     return problem ? psprintf("its measures or filter %s", problem) : NULL;
 }
 
+// collect_function: the user's functions called (with those behind a
+// user's aggregate).
 static bool collect_function(Oid func, void *context) {
     List **funcs = (List **) context;
-    if (func >= FirstNormalObjectId) *funcs = list_append_unique_oid(*funcs, func);
+    if (func < FirstNormalObjectId || list_member_oid(*funcs, func)) return false;
+    *funcs = lappend_oid(*funcs, func);
+    ListCell *lc;
+    foreach (lc, user_aggregate_support(func)) (void) collect_function(lfirst_oid(lc), context);
     return false;
 }
 
@@ -277,6 +310,29 @@ static bool collect_walker(Node *node, void *context) {
     return expression_tree_walker(node, WALKER(collect_walker), context);
 }
 
+// user_functions: the user's functions the analysed expression calls.
+static List *user_functions(Query *q) {
+    List *funcs = NIL;
+    (void) query_tree_walker(q, WALKER(collect_walker), &funcs, 0);
+    return funcs;
+}
+
+char *ownership_problem(Query *q, Oid owner) {
+    ListCell *lc;
+    foreach (lc, user_functions(q)) {
+        Oid func = lfirst_oid(lc);
+        if (OidIsValid(getExtensionOfObject(ProcedureRelationId, func))) continue;
+        HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(func));
+        if (!HeapTupleIsValid(tup)) continue;
+        Oid proowner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+        ReleaseSysCache(tup);
+        if (!has_privs_of_role(owner, proowner))
+            return psprintf("calls %s, which belongs to role \"%s\"", format_procedure(func),
+                            GetUserNameFromId(proowner, false));
+    }
+    return NULL;
+}
+
 // record_function_dependencies: the rollup table depends on every function
 // of the user's its expressions call, as a view does: DROP FUNCTION then
 // needs CASCADE, and a CREATE OR REPLACE of one rebuilds the rollup.
@@ -285,8 +341,7 @@ void record_function_dependencies(const Rollup *r) {
     char *problem;
     Query *q = analyze_expressions(r, &raw, &problem);
     if (q == NULL) elog(ERROR, "memoria: %s", problem);
-    List *funcs = NIL;
-    (void) query_tree_walker(q, WALKER(collect_walker), &funcs, 0);
+    List *funcs = user_functions(q);
     deleteDependencyRecordsForClass(RelationRelationId, r->target, ProcedureRelationId, DEPENDENCY_NORMAL);
     ListCell *lc;
     foreach (lc, funcs)

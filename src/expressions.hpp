@@ -23,6 +23,12 @@ Query *analyze_query(const char *sql, const char *what);
 char *deterministic_problem(Query *q, Node *raw);
 void check_deterministic(Query *q, Node *raw, const char *what);
 
+// ownership_problem: a function of the user's the expression calls that
+// `owner` does not own (nor is a member of its owner), or NULL: another role
+// could change or drop it under the rollup.  Built-in and extensions'
+// functions are fine.
+char *ownership_problem(Query *q, Oid owner);
+
 // Measure: measures[i] of create_rollup, checked against the source `src`.
 struct Measure {
     char *text;   // 'expression AS alias'

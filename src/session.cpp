@@ -42,18 +42,22 @@ void leave_catalog_session(CatalogSession s) {
     AtEOXact_GUC(true, s.guc_nest);
 }
 
-const char *const PARSE_SETTINGS[] = {"DateStyle",   "IntervalStyle", "standard_conforming_strings",
-                                      "transform_null_equals", "array_nulls", "default_text_search_config",
-                                      "extra_float_digits", "bytea_output", "xmloption", "xmlbinary",
-                                      "lc_monetary", "lc_numeric", "lc_time"};
-const int NUM_PARSE_SETTINGS = lengthof(PARSE_SETTINGS);
+// The settings recorded with a rollup, and the values rollups made before
+// they were recorded get (PostgreSQL's defaults; NULL: leave the session's).
+static const struct {
+    const char *name, *old_default;
+} SETTINGS[] = {
+    {"DateStyle", "ISO, MDY"},       {"IntervalStyle", "postgres"},    {"standard_conforming_strings", "on"},
+    {"transform_null_equals", "off"}, {"array_nulls", "on"},            {"default_text_search_config", NULL},
+    {"extra_float_digits", "1"},      {"bytea_output", "hex"},          {"xmloption", "content"},
+    {"xmlbinary", "base64"},          {"lc_monetary", "C"},             {"lc_numeric", "C"},
+    {"lc_time", "C"},
+};
+const int NUM_PARSE_SETTINGS = lengthof(SETTINGS);
 
-// Settings for rollups made before they were recorded: PostgreSQL's defaults.
-static const char *const DEFAULT_SETTINGS[] = {"DateStyle=ISO, MDY", "IntervalStyle=postgres",
-                                               "standard_conforming_strings=on", "transform_null_equals=off",
-                                               "array_nulls=on", "extra_float_digits=1", "bytea_output=hex",
-                                               "xmloption=content", "xmlbinary=base64", "lc_monetary=C",
-                                               "lc_numeric=C", "lc_time=C"};
+const char *parse_setting_name(int i) {
+    return SETTINGS[i].name;
+}
 
 static void apply_setting(const char *setting) {
     const char *eq = strchr(setting, '=');
@@ -67,7 +71,8 @@ RollupSession enter_rollup_session(const Rollup *r) {
     set_session_option("TimeZone", r->time_zone);
     // The expressions mean what they meant to their creator, whoever runs them.
     if (r->nsettings == 0)
-        for (const char *setting : DEFAULT_SETTINGS) apply_setting(setting);
+        for (const auto &setting : SETTINGS)
+            if (setting.old_default) set_session_option(setting.name, setting.old_default);
     for (int i = 0; i < r->nsettings; i++) apply_setting(r->settings[i]);
     // Never a session's view of the source: where row security would
     // filter the owner's rows, the statement fails instead.

@@ -34,10 +34,10 @@ struct CatalogSession {
 CatalogSession enter_catalog_session(void);
 void leave_catalog_session(CatalogSession s);
 
-// PARSE_SETTINGS: the settings recorded with a rollup at creation
-// (Rollup::settings), since they change what its expressions' text means.
-extern const char *const PARSE_SETTINGS[];
+// The settings recorded with a rollup at creation (Rollup::settings), since
+// they change what its expressions' text means: NUM_PARSE_SETTINGS of them.
 extern const int NUM_PARSE_SETTINGS;
+const char *parse_setting_name(int i);
 
 struct RollupSession {
     int guc_nest;

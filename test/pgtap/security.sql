@@ -5,7 +5,7 @@
 -- table, a rollup owner's trigger or rule on its dirty log running as a
 -- superuser); each must now fail, and leave nothing behind.
 BEGIN;
-SELECT plan(45);
+SELECT plan(46);
 CREATE ROLE memoria_alice NOLOGIN;
 CREATE ROLE memoria_bob NOLOGIN;
 CREATE ROLE memoria_mallory NOLOGIN;
@@ -64,6 +64,11 @@ SELECT throws_ok('SELECT * FROM ' || :'sec_log', '42501', NULL, 'nor the rollup'
 SELECT throws_ok($$SELECT * FROM memoria_rollup.sec_daily$$, '42501', NULL, 'nor the rollup table, ungranted');
 SELECT throws_ok($$SELECT memoria.create_rollup('bob_daily', 'sec_src', 'at', '{k}', '{count(*) AS n}')$$,
                  '42501', NULL, 'nor create a rollup of a table it does not own');
+-- A function of another role's in a measure: that role could change it, or
+-- drop it with the rollup table, under the rollup.
+CREATE TABLE bob_own (at timestamptz NOT NULL, v int NOT NULL);
+SELECT throws_ok($$SELECT memoria.create_rollup('bob_foreign', 'bob_own', 'at', '{}', '{sum(sec_who()::int) AS v}')$$,
+                 '42501', NULL, 'nor call a function of another role''s in a measure');
 SELECT throws_ok(format('SELECT memoria._repair(%s)', :sec_id), '42501', NULL, 'nor the repair function');
 -- A trigger named like alice's, on a table of bob's own.
 CREATE TABLE bob_src (at timestamptz NOT NULL, k int NOT NULL, v int NOT NULL);

@@ -177,6 +177,12 @@ SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{count(*) AS n}',
 -- (its offset depends on the current date): refused too.
 SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{max(model::timestamptz) AS m}');
 SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{max(at::time::timetz) AS m}');
+-- A user's aggregate is labelled IMMUTABLE whatever its functions do: they
+-- are checked instead.
+CREATE TABLE knob (x int);
+CREATE FUNCTION knob_step(int, int) RETURNS int LANGUAGE sql AS $$ SELECT coalesce($1, 0) + $2 * (SELECT x FROM knob) $$;
+CREATE AGGREGATE knob_sum(int) (sfunc = knob_step, stype = int);
+SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{knob_sum(v) AS v}');
 CREATE FUNCTION recent(t timestamptz) RETURNS boolean LANGUAGE sql STABLE AS $$ SELECT t > now() - interval '1 day' $$;
 SELECT memoria.create_rollup('x', 'coll', 'at', '{}', '{count(*) AS n}', filter => 'recent(at)');
 SELECT count(*) AS rollups_named_x FROM memoria.rollups WHERE name = 'x';
@@ -259,5 +265,7 @@ SELECT memoria.drop_rollup(name, drop_table => true) FROM memoria.rollups
 WHERE name IN ('rep_daily', 'may_daily', 'jun_daily', 'inh_daily', 'gen_daily', 'pub_daily', 'rls_daily',
                'coll_daily', 'fn_daily', 'late_daily', 'ds_daily', 'dst_paris', 'dst_ny') ORDER BY name;
 DROP TABLE rep, part_parent, part_may, inh_loose, inh_parent, gen, pub, rls, coll, unl, late, ds, dst;
-DROP FUNCTION recent(timestamptz), weight(int), shift();
+DROP AGGREGATE knob_sum(int);
+DROP FUNCTION recent(timestamptz), weight(int), shift(), knob_step(int, int);
+DROP TABLE knob;
 DROP FUNCTION bcheck(text, text);

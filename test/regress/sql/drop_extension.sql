@@ -1,6 +1,6 @@
--- drop_extension: DROP EXTENSION memoria leaves no trigger, state or schema
--- behind (rollup tables go too: they auto-depend on the extension), and
--- creating it again works.
+-- drop_extension: DROP EXTENSION memoria refuses while rollups exist, naming
+-- them (it would drop the user's data); with CASCADE it leaves no trigger,
+-- state or schema behind, and creating it again works.
 -- (Every suite runs alone too: it starts from a fresh memoria.)
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS memoria CASCADE;
@@ -15,6 +15,8 @@ SELECT memoria.create_rollup('de_b', 'de_plain', 'at', ARRAY['k'], ARRAY['count(
 INSERT INTO de_src VALUES ('2026-01-02', 1);
 SELECT count(*) > 0 AS has_triggers FROM pg_trigger WHERE tgname LIKE 'zz_memoria%';
 DROP EXTENSION memoria;
+SELECT count(*) AS rollups_kept FROM memoria.rollups;
+DROP EXTENSION memoria CASCADE;
 SELECT count(*) AS memoria_triggers FROM pg_trigger WHERE tgname LIKE 'zz_memoria%';
 SELECT count(*) AS memoria_schemas FROM pg_namespace WHERE nspname LIKE 'memoria%';
 SELECT count(*) AS memoria_event_triggers FROM pg_event_trigger WHERE evtname LIKE 'memoria%';

@@ -81,6 +81,10 @@ CREATE FUNCTION up_spy() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE NOTI
 CREATE TRIGGER spy BEFORE INSERT ON :up_a_log FOR EACH ROW EXECUTE FUNCTION up_spy();
 CREATE INDEX ON :up_a_log (k);
 INSERT INTO up_src VALUES ('2026-01-03', 3, 78);
+-- ... or move the log away, and squat the name memoria would set it aside to.
+SELECT dirty_log::regclass AS up_b_log FROM memoria.rollups WHERE name = 'up_b' \gset
+ALTER TABLE :up_b_log SET SCHEMA public;
+CREATE TABLE public.dirty_2_before_0_3_0 ();
 
 ALTER EXTENSION memoria UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'memoria';
@@ -91,7 +95,7 @@ SELECT r.name, pg_get_userbyid(c.relowner) = (SELECT pg_get_userbyid(nspowner) F
 FROM memoria.rollups r JOIN pg_class c ON c.oid = r.dirty_log ORDER BY 1;
 SELECT r.name, c.relhastriggers OR c.relhasindex AS anything_left, c.relname
 FROM memoria.rollups r JOIN pg_class c ON c.oid = r.dirty_log ORDER BY 1;
-SELECT count(*) AS old_logs_left FROM pg_class WHERE relname LIKE 'dirty\_%\_before%';
+SELECT count(*) AS old_logs_left FROM pg_class WHERE relname LIKE 'dirty\_%\_before%' AND relnamespace = 'memoria_state'::regnamespace;
 SELECT pending_keys FROM memoria.status WHERE rollup = 'up_a';   -- the key moved to the new log
 SELECT tgname, tgenabled, tgnargs FROM pg_trigger WHERE tgrelid = 'up_src'::regclass AND NOT tgisinternal ORDER BY 1;
 SET session_replication_role = replica;
@@ -115,5 +119,5 @@ UNION ALL
 (SELECT 'only in fresh install', object, definition FROM objects WHERE install = 'fresh'
  EXCEPT SELECT 'only in fresh install', object, definition FROM objects WHERE install = 'updated')
 ORDER BY 1, 2;
-DROP TABLE up_src;
+DROP TABLE up_src, public.dirty_2_before_0_3_0;
 DROP FUNCTION up_spy();
