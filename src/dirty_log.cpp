@@ -74,39 +74,29 @@ void mark_all_keys_dirty(const Rollup *r, Oid rel) {
     SPI_finish();
 }
 
+struct CopyKeys {
+    const Rollup *r;
+    Oid old;
+};
+
+static void copy_keys_body(void *arg) {
+    CopyKeys *c = (CopyKeys *) arg;
+    SPI_connect();
+    RollupSession session = enter_rollup_session(c->r);
+    spi_exec(psprintf("INSERT INTO %s SELECT * FROM %s", qualified_relation_name(c->r->dirty_log),
+                      qualified_relation_name(c->old)),
+             0, NULL, NULL, NULL, false);
+    leave_rollup_session(session);
+    SPI_finish();
+}
+
 // copy_keys: move the old log's rows into the new one, as the rollup's
 // owner (whatever the owner left on the old log runs with the owner's
 // rights only); on failure (the owner changed its columns), mark a rebuild.
 static void copy_keys(const Rollup *r, Oid old) {
-    MemoryContext caller = CurrentMemoryContext;
-    ResourceOwner owner = CurrentResourceOwner;
-    BeginInternalSubTransaction(NULL);
-    MemoryContextSwitchTo(caller);
-    PG_TRY();
-    {
-        SPI_connect();
-        RollupSession session = enter_rollup_session(r);
-        spi_exec(psprintf("INSERT INTO %s SELECT * FROM %s", qualified_relation_name(r->dirty_log),
-                          qualified_relation_name(old)),
-                 0, NULL, NULL, NULL, false);
-        leave_rollup_session(session);
-        SPI_finish();
-        ReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(caller);
-        CurrentResourceOwner = owner;
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(caller);
-        ErrorData *e = CopyErrorData();
-        FlushErrorState();
-        RollbackAndReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(caller);
-        CurrentResourceOwner = owner;
-        if (e->sqlerrcode == ERRCODE_QUERY_CANCELED) ReThrowError(e);
+    CopyKeys c = {r, old};
+    if (try_in_subtransaction(copy_keys_body, &c) != NULL)
         mark_rebuild(r);  // may raise in turn: the update then fails, as it should
-    }
-    PG_END_TRY();
 }
 
 void renew_dirty_log(Rollup *r) {

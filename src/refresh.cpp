@@ -260,29 +260,19 @@ static Outcome refresh_one(const Rollup *r, bool limited, int64 max_keys) {
         fail(r, &o, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, problem, CAPTURE_HINT);
         return o;
     }
-    MemoryContext caller = CurrentMemoryContext;
-    ResourceOwner owner = CurrentResourceOwner;
-    BeginInternalSubTransaction(NULL);
-    MemoryContextSwitchTo(caller);
-    PG_TRY();
-    {
-        refresh_keys(r, limited, max_keys, &o);
-        ReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(caller);
-        CurrentResourceOwner = owner;
-    }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(caller);
-        ErrorData *e = CopyErrorData();
-        FlushErrorState();
-        RollbackAndReleaseCurrentSubTransaction();
-        MemoryContextSwitchTo(caller);
-        CurrentResourceOwner = owner;
-        if (e->sqlerrcode == ERRCODE_QUERY_CANCELED) ReThrowError(e);
-        fail(r, &o, e->sqlerrcode, e->message, NULL);
-    }
-    PG_END_TRY();
+    struct Job {
+        const Rollup *r;
+        bool limited;
+        int64 max_keys;
+        Outcome *o;
+    } job = {r, limited, max_keys, &o};
+    ErrorData *e = try_in_subtransaction(
+        [](void *arg) {
+            Job *j = (Job *) arg;
+            refresh_keys(j->r, j->limited, j->max_keys, j->o);
+        },
+        &job);
+    if (e != NULL) fail(r, &o, e->sqlerrcode, e->message, NULL);
     return o;
 }
 

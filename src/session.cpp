@@ -90,6 +90,33 @@ void leave_rollup_session(RollupSession s) {
     AtEOXact_GUC(true, s.guc_nest);
 }
 
+ErrorData *try_in_subtransaction(void (*body)(void *), void *arg) {
+    MemoryContext caller = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    ErrorData *volatile error = NULL;  // set after a longjmp
+    BeginInternalSubTransaction(NULL);
+    MemoryContextSwitchTo(caller);
+    PG_TRY();
+    {
+        body(arg);
+        ReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(caller);
+        CurrentResourceOwner = owner;
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(caller);
+        error = CopyErrorData();
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(caller);
+        CurrentResourceOwner = owner;
+        if (error->sqlerrcode == ERRCODE_QUERY_CANCELED) ReThrowError(error);
+    }
+    PG_END_TRY();
+    return error;
+}
+
 bool can_manage(Oid owner) {
     return has_privs_of_role(GetUserId(), owner);
 }

@@ -46,6 +46,12 @@ struct RollupSession {
 RollupSession enter_rollup_session(const Rollup *r);
 void leave_rollup_session(RollupSession s);
 
+// try_in_subtransaction: run body(arg) in a subtransaction.  On an ERROR
+// it is rolled back and the error returned, copied into the caller's
+// memory context (a query cancel is re-raised: it must end the caller too);
+// NULL on success.
+ErrorData *try_in_subtransaction(void (*body)(void *), void *arg);
+
 // can_manage: whether the current user is a member of role owner.
 bool can_manage(Oid owner);
 
