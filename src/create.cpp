@@ -307,9 +307,14 @@ static Oid create_rollup_table(const NewRollup *n) {
     // update that fits on its page is HOT (no index insertion, half the cost).
     appendStringInfoString(&ddl, ")) WITH (fillfactor = 80)");
     const char *owner = quote_identifier(GetUserNameFromId(n->r.owner, false));
+    // In memoria_rollup the extension's owner creates the table and hands it
+    // to the caller; elsewhere the caller's rights apply.
     List *as_extension = NIL, *as_caller = NIL;
-    (n->default_target ? as_extension : as_caller) = list_make1(ddl.data);
-    if (n->default_target) as_extension = lappend(as_extension, psprintf("ALTER TABLE %s OWNER TO %s", n->target_sql, owner));
+    if (n->default_target) {
+        as_extension = list_make2(ddl.data, psprintf("ALTER TABLE %s OWNER TO %s", n->target_sql, owner));
+    } else {
+        as_caller = list_make1(ddl.data);
+    }
     as_extension = lappend(as_extension, psprintf("COMMENT ON TABLE %s IS %s", n->target_sql,
                                                   quote_literal_cstr(psprintf("memoria rollup %s of %s", n->r.name,
                                                                               n->src))));
