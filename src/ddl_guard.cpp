@@ -90,12 +90,12 @@ static char *rollup_problem(const Rollup *r) {
 }
 
 // check_still_fits: ERROR (undoing the DDL) unless the rollup fits its source.
-static void check_still_fits(const Rollup *r) {
+// (change: what the DDL did, for the message, e.g. "alter public.src".)
+static void check_still_fits(const Rollup *r, const char *change) {
     char *problem = rollup_problem(r);
     if (problem)
         ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-                        errmsg("cannot alter %s: memoria rollup \"%s\" depends on it, and %s",
-                               qualified_relation_name(r->source), r->name, problem),
+                        errmsg("cannot %s: memoria rollup \"%s\" depends on it, and %s", change, r->name, problem),
                         errhint("Drop the rollup first with memoria.drop_rollup('%s'), then create it again "
                                 "after the change.", r->name)));
 }
@@ -105,7 +105,7 @@ static void check_still_fits(const Rollup *r) {
 // brought in line (triggers.cpp), and a disabled one is reported (and the
 // rollup rebuilt once it is back).
 static void after_table_ddl(const Rollup *r) {
-    check_still_fits(r);
+    check_still_fits(r, psprintf("alter %s", qualified_relation_name(r->source)));
     reconcile_triggers(r, false);
     settle_capture(r, true);
 }
@@ -114,13 +114,7 @@ static void after_table_ddl(const Rollup *r) {
 // or altered: it must still fit, and the rollup is rebuilt, since its rows
 // were computed by the old definition.
 static void after_function_ddl(const Rollup *r) {
-    char *problem = rollup_problem(r);
-    if (problem)
-        ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-                        errmsg("cannot change the function: memoria rollup \"%s\" depends on it, and %s", r->name,
-                               problem),
-                        errhint("Drop the rollup first with memoria.drop_rollup('%s'), then create it again "
-                                "after the change.", r->name)));
+    check_still_fits(r, "change the function");
     record_function_dependencies(r);
     mark_rebuild(r);
     ereport(NOTICE, (errmsg("memoria rollup \"%s\" uses the function changed: its next refresh rebuilds it",
@@ -367,7 +361,8 @@ MEMORIA_FUNCTION(memoria_repair) {
 
 MEMORIA_FUNCTION(memoria_check_rollup) {
     if (PG_ARGISNULL(0)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL", NULL);
-    check_still_fits(load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+    Rollup *r = load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+    check_still_fits(r, psprintf("alter %s", qualified_relation_name(r->source)));
     PG_RETURN_VOID();
 }
 
