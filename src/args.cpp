@@ -58,6 +58,45 @@ void window_buckets(const Rollup *r, TimestampTz ws, TimestampTz we, Datum *firs
     if (exact != NULL) *exact = window_bounds_exact(&spec, *first, *last);
 }
 
+bool frozen_before(const Rollup *r, Datum *first_open) {
+    if (!r->has_freeze) return false;
+    pg_tz *tz = lookup_time_zone(r->time_zone);
+    // now - freeze_after: months and days are calendar ones in the rollup's
+    // zone (timestamptz arithmetic reads the session's zone).
+    pg_tz *session = session_timezone;
+    Datum cut;
+    session_timezone = tz;
+    PG_TRY();
+    {
+        cut = DirectFunctionCall2(timestamptz_mi_interval, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+                                  IntervalPGetDatum(&r->freeze_after));
+    }
+    PG_FINALLY();
+    { session_timezone = session; }
+    PG_END_TRY();
+    BucketSpec spec;
+    bucket_spec_init(&spec, r->kind, r->width_usecs, r->kind == TimeKind::Timestamptz ? tz : NULL);
+    if (r->kind != TimeKind::Timestamptz) {
+        // The local time there, for sources without a zone.
+        cut = DirectFunctionCall2(timestamptz_zone, CStringGetTextDatum(r->time_zone), cut);
+        if (r->kind == TimeKind::Date) cut = DirectFunctionCall1(timestamp_date, cut);
+    }
+    *first_open = bucket_of(&spec, cut);
+    return true;
+}
+
+bool time_less(const Rollup *r, Datum a, Datum b) {
+    return r->kind == TimeKind::Date ? DatumGetDateADT(a) < DatumGetDateADT(b)
+                                     : DatumGetTimestamp(a) < DatumGetTimestamp(b);
+}
+
+bool clamp_to_unfrozen(const Rollup *r, Datum *first, Datum last) {
+    Datum open;
+    if (!frozen_before(r, &open)) return true;
+    if (time_less(r, *first, open)) *first = open;
+    return !time_less(r, last, *first);
+}
+
 Interval *elapsed_since(TimestampTz started) {
     return DatumGetIntervalP(DirectFunctionCall2(timestamp_mi, TimestampTzGetDatum(GetCurrentTimestamp()),
                                                  TimestampTzGetDatum(started)));

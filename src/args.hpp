@@ -24,6 +24,18 @@ void window_args(FunctionCallInfo fcinfo, TimestampTz *window_start, TimestampTz
 void window_buckets(const Rollup *r, TimestampTz ws, TimestampTz we, Datum *first, Datum *last,
                     bool *exact = NULL);
 
+// frozen_before: with freeze_after set, the first bucket that is not frozen
+// (every bucket before it ended freeze_after or longer before this
+// transaction began, in the rollup's time zone); false when nothing is.
+bool frozen_before(const Rollup *r, Datum *first_open);
+
+// clamp_to_unfrozen: move *first up to the first bucket not frozen; false
+// when no bucket of [first, last] is left.
+bool clamp_to_unfrozen(const Rollup *r, Datum *first, Datum last);
+
+// time_less: a < b for values of the rollup's time type.
+bool time_less(const Rollup *r, Datum a, Datum b);
+
 // infinity_of: -infinity or infinity of a time type.
 Datum infinity_of(Oid type, bool upper);
 

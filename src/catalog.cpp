@@ -9,19 +9,27 @@ namespace memoria {
 enum RollupColumn {
     COL_ID, COL_NAME, COL_OWNER, COL_SOURCE, COL_TARGET, COL_DIRTY_LOG, COL_TIME_ATTNUM, COL_TIME_TYPE,
     COL_DIMENSIONS, COL_SCOPE, COL_MEASURES, COL_MEASURE_NAMES, COL_BUCKET, COL_TIME_ZONE, COL_FILTER,
-    COL_INVALIDATION, COL_UPDATED_AT, COL_SAFETY_LAG, COL_SEARCH_PATH, COL_SETTINGS, NUM_ROLLUP_COLUMNS
+    COL_INVALIDATION, COL_UPDATED_AT, COL_SAFETY_LAG, COL_SEARCH_PATH, COL_SETTINGS, COL_FREEZE_AFTER,
+    NUM_ROLLUP_COLUMNS
 };
+// Columns added by later versions: read as NULL (and not written) until
+// ALTER EXTENSION UPDATE.
+static const struct {
+    RollupColumn column;
+    const char *table;
+    const char *since;
+} LATER_COLUMNS[] = {{COL_SETTINGS, "rollups", "settings"}, {COL_FREEZE_AFTER, "rollups", "freeze_after"}};
 static const struct {
     const char *name;
     Oid type;
 } ROLLUP_COLUMNS[NUM_ROLLUP_COLUMNS] = {
-    {"id", INT4OID},           {"name", TEXTOID},          {"owner", OIDOID},
-    {"source", OIDOID},        {"target", OIDOID},         {"dirty_log", OIDOID},
-    {"time_attnum", INT2OID},  {"time_type", OIDOID},      {"dimension_attnums", INT2ARRAYOID},
+    {"id", INT4OID},           {"name", TEXTOID},          {"owner", REGROLEOID},
+    {"source", REGCLASSOID},   {"target", REGCLASSOID},    {"dirty_log", REGCLASSOID},
+    {"time_attnum", INT2OID},  {"time_type", REGTYPEOID},  {"dimension_attnums", INT2ARRAYOID},
     {"scope_attnums", INT2ARRAYOID}, {"measures", TEXTARRAYOID}, {"measure_names", TEXTARRAYOID},
     {"bucket", INTERVALOID},   {"time_zone", TEXTOID},     {"filter", TEXTOID},
     {"invalidation", TEXTOID}, {"updated_at_attnum", INT2OID}, {"safety_lag", INTERVALOID},
-    {"search_path", TEXTOID},  {"settings", TEXTARRAYOID},
+    {"search_path", TEXTOID},  {"settings", TEXTARRAYOID}, {"freeze_after", INTERVALOID},
 };
 
 bool catalog_has_column(const char *table, const char *column) {
@@ -29,9 +37,15 @@ bool catalog_has_column(const char *table, const char *column) {
     return OidIsValid(rel) && get_attnum(rel, column) != InvalidAttrNumber;
 }
 
-// has_settings: 0.3.0 on records the parse settings.
-static bool has_settings(void) {
-    return catalog_has_column("rollups", "settings");
+// column_present: whether this catalog has the column (see LATER_COLUMNS).
+static bool column_present(int c) {
+    for (const auto &later : LATER_COLUMNS)
+        if (later.column == c) return catalog_has_column(later.table, later.since);
+    return true;
+}
+
+char *this_database_mark(void) {
+    return psprintf(UINT64_FORMAT ":%u", GetSystemIdentifier(), MyDatabaseId);
 }
 
 // run_catalog: one catalog statement in the catalog session (the caller is
@@ -43,17 +57,45 @@ static void run_catalog(const char *sql, int nargs, Oid *types, Datum *values, c
     leave_catalog_session(cs);
 }
 
-static char *rollup_select(const char *where) {
+// rollup_select: the SELECT of Rollups; parameter $mark_param is this
+// database's mark (this_database_mark).
+static char *rollup_select(const char *where, int mark_param) {
     StringInfoData s;
     initStringInfo(&s);
     appendStringInfoString(&s, "SELECT ");
     for (int c = 0; c < NUM_ROLLUP_COLUMNS; c++) {
         if (c > 0) appendStringInfoString(&s, ", ");
-        if (c == COL_SETTINGS && !has_settings()) appendStringInfoString(&s, "NULL::text[]");
-        else appendStringInfoString(&s, ROLLUP_COLUMNS[c].name);
+        if (!column_present(c))
+            appendStringInfo(&s, "NULL::%s", format_type_be(ROLLUP_COLUMNS[c].type));
+        else
+            appendStringInfoString(&s, ROLLUP_COLUMNS[c].name);
     }
+    // Restored elsewhere and not adopted since (NULL before 0.4.0: never).
+    if (catalog_has_column("rollup_state", "recorded_in"))
+        appendStringInfo(&s, ", (SELECT recorded_in IS DISTINCT FROM $%d FROM memoria.rollup_state "
+                             "WHERE rollup_id = id)", mark_param);
+    else
+        appendStringInfoString(&s, ", false");
     appendStringInfo(&s, " FROM memoria.rollups %s", where);
     return s.data;
+}
+
+// live_columns: the attribute numbers of rel's live columns, in order (the
+// first n; 0 for any missing).
+static AttrNumber *live_columns(Oid rel, int n) {
+    AttrNumber *out = (AttrNumber *) palloc0((n + 1) * sizeof(AttrNumber));
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+    if (!HeapTupleIsValid(tup)) return out;
+    int natts = ((Form_pg_class) GETSTRUCT(tup))->relnatts;
+    ReleaseSysCache(tup);
+    int k = 0;
+    for (AttrNumber a = 1; a <= natts && k < n; a++) {
+        HeapTuple att = SearchSysCache2(ATTNUM, ObjectIdGetDatum(rel), Int16GetDatum(a));
+        if (!HeapTupleIsValid(att)) continue;
+        if (!((Form_pg_attribute) GETSTRUCT(att))->attisdropped) out[k++] = a;
+        ReleaseSysCache(att);
+    }
+    return out;
 }
 
 // rollup_from_row: row i of the last SPI result, decoded into `into`.
@@ -67,8 +109,13 @@ static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
     Rollup *r = (Rollup *) palloc0(sizeof(Rollup));
     r->id = DatumGetInt32(v[COL_ID]);
     r->name = TextDatumGetCString(v[COL_NAME]);
-    r->owner = DatumGetObjectId(v[COL_OWNER]);
+    r->granted_owner = DatumGetObjectId(v[COL_OWNER]);
     r->source = DatumGetObjectId(v[COL_SOURCE]);
+    // A rollup belongs to whoever owns its source now (ALTER TABLE ... OWNER,
+    // REASSIGN OWNED): adopt.cpp moves the grants along.
+    HeapTuple src = SearchSysCache1(RELOID, ObjectIdGetDatum(r->source));
+    r->owner = HeapTupleIsValid(src) ? ((Form_pg_class) GETSTRUCT(src))->relowner : r->granted_owner;
+    if (HeapTupleIsValid(src)) ReleaseSysCache(src);
     r->target = DatumGetObjectId(v[COL_TARGET]);
     r->dirty_log = DatumGetObjectId(v[COL_DIRTY_LOG]);
     r->time_attnum = DatumGetInt16(v[COL_TIME_ATTNUM]);
@@ -88,14 +135,28 @@ static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
     r->safety_lag = *DatumGetIntervalP(v[COL_SAFETY_LAG]);
     r->search_path = TextDatumGetCString(v[COL_SEARCH_PATH]);
     if (!null[COL_SETTINGS]) r->settings = text_array(v[COL_SETTINGS], &r->nsettings);
+    r->has_freeze = !null[COL_FREEZE_AFTER];
+    if (r->has_freeze) r->freeze_after = *DatumGetIntervalP(v[COL_FREEZE_AFTER]);
+    r->target_attnums = live_columns(r->target, 1 + r->ndims + r->nmeasures);
+    bool isnull;
+    r->restored = DatumGetBool(SPI_getbinval(row, desc, NUM_ROLLUP_COLUMNS + 1, &isnull));
     MemoryContextSwitchTo(old);
     return r;
 }
 
 // read_rollups: the rollups a catalog query finds, in `into`.
 static List *read_rollups(const char *where, int nargs, Oid *types, Datum *values, MemoryContext into) {
+    // The statement's last parameter: this database's mark (restored rollups).
+    Oid all_types[2];
+    Datum all_values[2];
+    for (int i = 0; i < nargs; i++) {
+        all_types[i] = types[i];
+        all_values[i] = values[i];
+    }
+    all_types[nargs] = TEXTOID;
+    all_values[nargs] = CStringGetTextDatum(this_database_mark());
     SPI_connect();
-    run_catalog(rollup_select(where), nargs, types, values, NULL);
+    run_catalog(rollup_select(where, nargs + 1), nargs + 1, all_types, all_values, NULL);
     List *out = NIL;
     for (uint64 i = 0; i < SPI_processed; i++) {
         Rollup *r = rollup_from_row(i, into);
@@ -152,7 +213,10 @@ List *all_rollups(void) {
 
 int32 next_rollup_id(void) {
     SPI_connect();
-    run_catalog("SELECT nextval(pg_get_serial_sequence('memoria.rollups', 'id'))::bigint", 0, NULL, NULL, NULL);
+    // One creation at a time (readers and refreshes go on): the id is the
+    // next free one, and a dump carries it along with the rows.
+    run_catalog("LOCK TABLE memoria.rollups IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, NULL);
+    run_catalog("SELECT coalesce(max(id), 0)::bigint + 1 FROM memoria.rollups", 0, NULL, NULL, NULL);
     int32 id = (int32) spi_int64(1);
     SPI_finish();
     return id;
@@ -206,20 +270,34 @@ void insert_rollup(const Rollup *r) {
     v[COL_SAFETY_LAG] = IntervalPGetDatum(&r->safety_lag);
     v[COL_SEARCH_PATH] = CStringGetTextDatum(r->search_path);
     v[COL_SETTINGS] = text_array_datum(string_list(r->settings, r->nsettings));
-    int ncols = has_settings() ? NUM_ROLLUP_COLUMNS : COL_SETTINGS;
+    v[COL_FREEZE_AFTER] = r->has_freeze ? IntervalPGetDatum(&r->freeze_after) : (Datum) 0;
+    if (!r->has_freeze) nulls[COL_FREEZE_AFTER] = 'n';
     Oid types[NUM_ROLLUP_COLUMNS];
+    Datum vals[NUM_ROLLUP_COLUMNS];
+    char vnulls[NUM_ROLLUP_COLUMNS];
     StringInfoData cols, params;
     initStringInfo(&cols);
     initStringInfo(&params);
-    for (int c = 0; c < ncols; c++) {
-        types[c] = ROLLUP_COLUMNS[c].type;
-        appendStringInfo(&cols, "%s%s", c ? ", " : "", ROLLUP_COLUMNS[c].name);
-        appendStringInfo(&params, "%s$%d", c ? ", " : "", c + 1);
+    int ncols = 0;
+    for (int c = 0; c < NUM_ROLLUP_COLUMNS; c++) {
+        if (!column_present(c)) continue;
+        types[ncols] = ROLLUP_COLUMNS[c].type;
+        vals[ncols] = v[c];
+        vnulls[ncols] = nulls[c];
+        appendStringInfo(&cols, "%s%s", ncols ? ", " : "", ROLLUP_COLUMNS[c].name);
+        appendStringInfo(&params, "%s$%d", ncols ? ", " : "", ncols + 1);
+        ncols++;
     }
     SPI_connect();
-    run_catalog(psprintf("INSERT INTO memoria.rollups (%s) VALUES (%s)", cols.data, params.data), ncols, types, v,
-                nulls);
-    run_catalog("INSERT INTO memoria.rollup_state (rollup_id) VALUES ($1)", 1, types, v, NULL);
+    run_catalog(psprintf("INSERT INTO memoria.rollups (%s) VALUES (%s)", cols.data, params.data), ncols, types, vals,
+                vnulls);
+    Oid state_types[2] = {INT4OID, TEXTOID};
+    Datum state_values[2] = {Int32GetDatum(r->id), CStringGetTextDatum(this_database_mark())};
+    if (catalog_has_column("rollup_state", "recorded_in"))
+        run_catalog("INSERT INTO memoria.rollup_state (rollup_id, recorded_in) VALUES ($1, $2)", 2, state_types,
+                    state_values, NULL);
+    else
+        run_catalog("INSERT INTO memoria.rollup_state (rollup_id) VALUES ($1)", 1, state_types, state_values, NULL);
     SPI_finish();
 }
 
@@ -237,6 +315,53 @@ void set_refresh_interval(int32 id, const Interval *every) {
     SPI_connect();
     run_catalog("UPDATE memoria.rollups SET refresh_interval = $2 WHERE id = $1", 2, types, values, NULL);
     SPI_finish();
+}
+
+// update_rollup: one UPDATE of the rollup's row; $1 is its id, $2 value.
+static void update_rollup(const char *table, const char *set, int32 id, Oid type, Datum value, bool isnull) {
+    Oid types[2] = {INT4OID, type};
+    Datum values[2] = {Int32GetDatum(id), value};
+    char nulls[2] = {' ', isnull ? 'n' : ' '};
+    SPI_connect();
+    run_catalog(psprintf("UPDATE memoria.%s SET %s WHERE %s = $1", table, set,
+                         strcmp(table, "rollups") == 0 ? "id" : "rollup_id"),
+                type == InvalidOid ? 1 : 2, types, values, nulls);
+    SPI_finish();
+}
+
+void set_freeze_after(int32 id, const Interval *freeze_after) {
+    update_rollup("rollups", "freeze_after = $2", id, INTERVALOID, IntervalPGetDatum(freeze_after), false);
+}
+
+void rename_rollup(int32 id, const char *name) {
+    update_rollup("rollups", "name = $2", id, TEXTOID, CStringGetTextDatum(name), false);
+}
+
+void set_measures(int32 id, List *measures, List *names) {
+    Oid types[3] = {INT4OID, TEXTARRAYOID, TEXTARRAYOID};
+    Datum values[3] = {Int32GetDatum(id), text_array_datum(measures), text_array_datum(names)};
+    SPI_connect();
+    run_catalog("UPDATE memoria.rollups SET measures = $2, measure_names = $3 WHERE id = $1", 3, types, values, NULL);
+    SPI_finish();
+}
+
+void mark_needs_backfill(int32 id) {
+    update_rollup("rollup_state",
+                  "needs_backfill = true, backfill_next = NULL, backfill_progress = NULL, backfill_started = NULL", id,
+                  InvalidOid, (Datum) 0, true);
+}
+
+void set_granted_owner(int32 id, Oid owner) {
+    update_rollup("rollups", "owner = $2", id, REGROLEOID, ObjectIdGetDatum(owner), false);
+}
+
+void mark_adopted(int32 id) {
+    update_rollup("rollup_state", "recorded_in = $2", id, TEXTOID, CStringGetTextDatum(this_database_mark()), false);
+}
+
+void count_frozen_discarded(int32 id, int64 n) {
+    update_rollup("rollup_state", "frozen_keys_discarded = frozen_keys_discarded + $2", id, INT8OID,
+                  Int64GetDatum(n), false);
 }
 
 void set_dirty_log(int32 id, Oid log) {
@@ -379,7 +504,7 @@ void remember_capture_tables(const Rollup *r, List *tables) {
     Datum values[2] = {Int32GetDatum(r->id), oid_array_datum(tables)};
     SPI_connect();
     run_catalog("UPDATE memoria.rollup_state SET capture_tables = $2 WHERE rollup_id = $1 "
-                "AND capture_tables IS DISTINCT FROM $2",
+                "AND capture_tables::pg_catalog.oid[] IS DISTINCT FROM $2",
                 2, types, values, NULL);
     SPI_finish();
 }
@@ -407,11 +532,12 @@ List *remembered_capture_tables(const Rollup *r) {
 List *due_rollups(long *sleep_ms, MemoryContext into) {
     List *out = NIL;
     SPI_connect();
-    run_catalog("SELECT r.name, r.owner, "
+    run_catalog("SELECT r.name, c.relowner, "
                 "  CASE WHEN s.last_refresh_at IS NULL THEN 0 "
                 "       ELSE greatest(0, extract(epoch FROM s.last_refresh_at + r.refresh_interval "
                 "                                - clock_timestamp()) * 1000) END::float8 "
-                "FROM memoria.rollups r JOIN memoria.rollup_state s ON s.rollup_id = r.id ORDER BY r.name",
+                "FROM memoria.rollups r JOIN memoria.rollup_state s ON s.rollup_id = r.id "
+                "JOIN pg_catalog.pg_class c ON c.oid = r.source ORDER BY r.name",
                 0, NULL, NULL, NULL);
     for (uint64 i = 0; i < SPI_processed; i++) {
         bool isnull;

@@ -18,7 +18,8 @@ namespace memoria {
 struct Rollup {
     int32 id;
     char *name;
-    Oid owner;
+    Oid owner;           // the source's owner now: a rollup is its source owner's
+    Oid granted_owner;   // the owner memoria last granted the dirty log to
     Oid source, target, dirty_log;
     AttrNumber time_attnum;
     Oid time_type;
@@ -44,7 +45,20 @@ struct Rollup {
     // re-applied by every rollup session (none: PostgreSQL's defaults).
     int nsettings;
     char **settings;
+    // Buckets that ended longer ago than this never change (has_freeze).
+    bool has_freeze;
+    Interval freeze_after;
+    // The rollup table's columns memoria writes, by attribute number: the
+    // bucket, the dimensions, then the measures (its live columns in order;
+    // 0 where the table has too few).
+    AttrNumber *target_attnums;
+    // Restored elsewhere (pg_restore, pg_upgrade, a copied database) and not
+    // adopted yet (adopt.cpp).
+    bool restored;
 };
+
+// Where a rollup's catalog marks were recorded: "system id:database oid".
+char *this_database_mark(void);
 
 // catalog_has_column: whether a catalog table has the column (the library
 // also serves older SQL versions until ALTER EXTENSION UPDATE).
@@ -70,6 +84,15 @@ void insert_rollup(const Rollup *r);  // and its state row
 void delete_rollup(int32 id);
 void set_refresh_interval(int32 id, const Interval *every);
 void set_dirty_log(int32 id, Oid log);
+void set_freeze_after(int32 id, const Interval *freeze_after);
+void rename_rollup(int32 id, const char *name);
+void set_measures(int32 id, List *measures, List *names);  // char * each
+// mark_needs_backfill: the rollup must be backfilled again (new measures);
+// any backfill in progress starts over.
+void mark_needs_backfill(int32 id);
+void set_granted_owner(int32 id, Oid owner);
+void mark_adopted(int32 id);
+void count_frozen_discarded(int32 id, int64 n);
 
 // lock_rollup_state: lock the rollup's state row; returns scanned_through
 // (updated_at mode; -infinity if never set).  Under REPEATABLE READ or

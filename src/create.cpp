@@ -1,5 +1,4 @@
-// create.cpp: memoria.create_rollup(), memoria.drop_rollup(),
-// memoria.alter_rollup().
+// create.cpp: memoria.create_rollup() and memoria.drop_rollup().
 //
 // create_rollup validates every argument before it creates anything; every
 // error names the argument, has a SQLSTATE and a hint (step 1, into a
@@ -15,6 +14,7 @@
 //     table depends on the source (DROP TABLE source needs CASCADE and names
 //     it) and on the user's functions its expressions call; the dirty log and
 //     the triggers go with the rollup table; all of it with DROP EXTENSION.
+#include "adopt.hpp"
 #include "args.hpp"
 #include "ddl_guard.hpp"
 #include "dirty_log.hpp"
@@ -318,6 +318,26 @@ static Oid create_rollup_table(const NewRollup *n) {
     as_extension = lappend(as_extension, psprintf("COMMENT ON TABLE %s IS %s", n->target_sql,
                                                   quote_literal_cstr(psprintf("memoria rollup %s of %s", n->r.name,
                                                                               n->src))));
+    // What each column holds, for \d+ and schema browsers.
+    char *width = DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(&n->r.bucket)));
+    as_extension = lappend(as_extension, psprintf("COMMENT ON COLUMN %s.bucket IS %s", n->target_sql,
+                                                  quote_literal_cstr(psprintf("memoria bucket: start of each %s of %s%s",
+                                                                              width, n->time_column,
+                                                                              n->r.kind == TimeKind::Timestamptz
+                                                                                  ? psprintf(" in %s", n->r.time_zone)
+                                                                                  : ""))));
+    foreach (lc, n->dims) {
+        const char *col = quote_identifier(get_attname(n->r.source, lfirst_int(lc), false));
+        as_extension = lappend(as_extension, psprintf("COMMENT ON COLUMN %s.%s IS %s", n->target_sql, col,
+                                                      quote_literal_cstr(psprintf("memoria dimension: %s.%s", n->src,
+                                                                                  col))));
+    }
+    foreach (lc, n->measures) {
+        Measure *m = (Measure *) lfirst(lc);
+        as_extension = lappend(as_extension, psprintf("COMMENT ON COLUMN %s.%s IS %s", n->target_sql,
+                                                      quote_identifier(m->alias),
+                                                      quote_literal_cstr(psprintf("memoria measure: %s", m->text))));
+    }
     // Published by a FOR ALL TABLES publication, its UPDATEs and DELETEs
     // need a replica identity: without a primary key, the whole row.
     if (!n->dims_not_null)
@@ -391,10 +411,14 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
                              0, false);
     n.r.id = next_rollup_id();
     n.r.target = create_rollup_table(&n);
+    int ncols = 1 + n.r.ndims + n.r.nmeasures;
+    n.r.target_attnums = (AttrNumber *) palloc(ncols * sizeof(AttrNumber));
+    for (int k = 0; k < ncols; k++) n.r.target_attnums[k] = (AttrNumber) (k + 1);
     n.r.dirty_log = create_dirty_log(n.r.id, n.r.source, n.r.time_type, n.scope, n.r.owner, n.r.target, false);
     insert_rollup(&n.r);
     CommandCounterIncrement();
     reconcile_triggers(&n.r, true);
+    ensure_guard_trigger(&n.r);
     record_function_dependencies(&n.r);
     if (n.r.updated_at_attnum != 0) {
         // Rows stamped up to the horizon are the backfill's; later ones are
@@ -413,6 +437,7 @@ MEMORIA_FUNCTION(memoria_drop_rollup) {
     bool drop_table = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
     Rollup *r = load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
     lock_rollup(r->id);  // let a running refresh finish first
+    follow_source_owner(r);
     // The catalog row first: the sql_drop hook refuses to let a trigger of a
     // rollup that still exists be dropped.
     delete_rollup(r->id);
@@ -435,17 +460,5 @@ MEMORIA_FUNCTION(memoria_drop_rollup) {
         deleteDependencyRecordsForClass(RelationRelationId, r->target, ExtensionRelationId, DEPENDENCY_NORMAL);
         deleteDependencyRecordsForClass(RelationRelationId, r->target, ExtensionRelationId, DEPENDENCY_AUTO);
     }
-    PG_RETURN_VOID();
-}
-
-MEMORIA_FUNCTION(memoria_alter_rollup) {
-    if (PG_ARGISNULL(0)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL", NULL);
-    Rollup *r = load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-    if (PG_ARGISNULL(1)) PG_RETURN_VOID();
-    Interval *every = PG_GETARG_INTERVAL_P(1);
-    if (every->month < 0 || every->day < 0 || every->time < 0 ||
-        (every->month == 0 && every->day == 0 && every->time < USECS_PER_SEC))
-        arg_error(ERRCODE_INVALID_PARAMETER_VALUE, "refresh_interval must be at least 1 second", NULL);
-    set_refresh_interval(r->id, every);
     PG_RETURN_VOID();
 }

@@ -5,6 +5,7 @@
 // failing raises an ERROR, which undoes the DDL.  Then the capture triggers
 // are brought in line (triggers.cpp).  Also: the update script's repair, and
 // the entry points of older SQL versions.
+#include "adopt.hpp"
 #include "args.hpp"
 #include "ddl_guard.hpp"
 #include "dirty_log.hpp"
@@ -62,17 +63,76 @@ static char *column_problem(Oid rel, AttrNumber a, const char *role, Oid type, i
     return problem;
 }
 
-// rollup_problem: what about the source no longer fits the rollup, or NULL.
+// has_key: whether rel has a unique index on exactly these columns (the
+// rollup table's key, which a refresh's upsert needs).
+static bool has_key(Oid rel, const AttrNumber *cols, int ncols) {
+    bool found = false;
+    Relation table = table_open(rel, AccessShareLock);
+    List *indexes = RelationGetIndexList(table);
+    ListCell *lc;
+    foreach (lc, indexes) {
+        HeapTuple tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+        if (!HeapTupleIsValid(tup)) continue;
+        Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
+        bool match = idx->indisunique && idx->indisvalid && idx->indnkeyatts == ncols &&
+                     heap_attisnull(tup, Anum_pg_index_indpred, NULL) &&
+                     heap_attisnull(tup, Anum_pg_index_indexprs, NULL);
+        for (int k = 0; match && k < ncols; k++) {
+            bool in = false;
+            for (int j = 0; j < ncols; j++) in = in || idx->indkey.values[k] == cols[j];
+            match = in;
+        }
+        ReleaseSysCache(tup);
+        found = found || match;
+    }
+    table_close(table, AccessShareLock);
+    return found;
+}
+
+// target_problem: what about the rollup table no longer fits, or NULL: its
+// columns (bucket, dimensions, measures and no other), its key, its guard
+// trigger and its owner (the source's).
+static char *target_problem(const Rollup *r) {
+    char *table = qualified_relation_name(r->target);
+    int ncols = 1 + r->ndims + r->nmeasures;
+    for (int k = 0; k < ncols; k++)
+        if (r->target_attnums[k] == InvalidAttrNumber)
+            return psprintf("its table %s would lose a column memoria writes", table);
+    Relation rel = table_open(r->target, AccessShareLock);
+    int live = 0;
+    for (int a = 0; a < RelationGetNumberOfAttributes(rel); a++)
+        if (!TupleDescAttr(RelationGetDescr(rel), a)->attisdropped) live++;
+    table_close(rel, AccessShareLock);
+    if (live != ncols)
+        return psprintf("its table %s would have a column memoria does not write", table);
+    if (get_atttype(r->target, r->target_attnums[0]) != r->time_type)
+        return psprintf("its table's bucket column would change type");
+    if (!has_key(r->target, r->target_attnums, 1 + r->ndims))
+        return psprintf("its table %s would lose its key on (bucket, dimensions)", table);
+    if (char *problem = guard_problem(r)) return psprintf("its table %s: %s", table, problem);
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(r->target));
+    Oid owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+    ReleaseSysCache(tup);
+    if (owner != r->owner)
+        return psprintf("its table %s would belong to another role than its source (it follows the source's owner)",
+                        table);
+    return NULL;
+}
+
+// rollup_problem: what about the source or the rollup table no longer fits
+// the rollup, or NULL.
 static char *rollup_problem(const Rollup *r) {
     const char *hint;
     char *problem = source_problem(r->source, &hint);
     if (problem) return psprintf("the source %s", problem);
+    problem = target_problem(r);
+    if (problem) return problem;
     problem = column_problem(r->source, r->time_attnum, "time column", r->time_type, -2, InvalidOid);
     for (int i = 0; i < r->ndims && !problem; i++) {
         Oid type;
         int32 typmod;
         Oid coll;
-        get_atttypetypmodcoll(r->target, (AttrNumber) (2 + i), &type, &typmod, &coll);
+        get_atttypetypmodcoll(r->target, r->target_attnums[1 + i], &type, &typmod, &coll);
         problem = column_problem(r->source, r->dim_attnums[i], "dimension", type, typmod, coll);
     }
     if (!problem && r->updated_at_attnum != 0) {
@@ -104,8 +164,9 @@ static void check_still_fits(const Rollup *r, const char *change) {
 // of its triggers): the rollup must still fit; then the capture triggers are
 // brought in line (triggers.cpp), and a disabled one is reported (and the
 // rollup rebuilt once it is back).
-static void after_table_ddl(const Rollup *r) {
-    check_still_fits(r, psprintf("alter %s", qualified_relation_name(r->source)));
+static void after_table_ddl(const Rollup *r, Oid changed) {
+    follow_source_owner(r);  // ALTER TABLE ... OWNER TO
+    check_still_fits(r, psprintf("alter %s", qualified_relation_name(changed)));
     reconcile_triggers(r, false);
     settle_capture(r, true);
 }
@@ -164,8 +225,24 @@ static void ddl_end_on_tables(void) {
         ") SELECT relid FROM up UNION SELECT relid FROM down",
         0, NULL, NULL);
     ListCell *lc;
-    foreach (lc, all_rollups())
-        if (list_member_oid(tables, ((Rollup *) lfirst(lc))->source)) after_table_ddl((Rollup *) lfirst(lc));
+    foreach (lc, all_rollups()) {
+        Rollup *r = (Rollup *) lfirst(lc);
+        if (r->restored) continue;  // settle_restored's, below
+        if (list_member_oid(tables, r->source)) after_table_ddl(r, r->source);
+        else if (list_member_oid(tables, r->target)) after_table_ddl(r, r->target);
+    }
+}
+
+// ddl_end_restored: rollups restored from a dump are adopted once their
+// triggers and key are back (pg_restore makes them last); until then the
+// hooks leave them alone, so as not to make triggers the dump will make.
+static void ddl_end_restored(void) {
+    ListCell *lc;
+    foreach (lc, all_rollups()) {
+        char *waiting;
+        Rollup *r = (Rollup *) lfirst(lc);
+        if (r->restored) (void) settle_restored(r, &waiting);
+    }
 }
 
 // ddl_end_on_functions: rollups whose table depends on a function the
@@ -188,11 +265,12 @@ static void check_trigger_alter(void) {
     List *altered = query_oids(
         "SELECT t.oid FROM pg_catalog.pg_event_trigger_ddl_commands() c JOIN pg_catalog.pg_trigger t ON t.oid = c.objid"
         " WHERE c.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass"
-        "   AND t.tgfoid = 'memoria.capture()'::pg_catalog.regprocedure",
+        "   AND (t.tgfoid = 'memoria.capture()'::pg_catalog.regprocedure"
+        "        OR t.tgfoid = pg_catalog.to_regprocedure('memoria_internal.guard_rollup()'))",
         0, NULL, NULL);
     if (altered != NIL)
         ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-                        errmsg("cannot alter a capture trigger of a memoria rollup"),
+                        errmsg("cannot alter a trigger of a memoria rollup"),
                         errhint("memoria finds a trigger's rollup by its name; leave its triggers as they are.")));
 }
 
@@ -247,9 +325,9 @@ static void after_drop(const Rollup *r, const Dropped &d) {
         TriggerKind kind;
         int32 id;
         if (parse_trigger_name((const char *) lfirst(n), &kind, &id) && id == r->id &&
-            list_member_oid(tree, lfirst_oid(t)))
+            (kind == TriggerKind::Guard ? lfirst_oid(t) == r->target : list_member_oid(tree, lfirst_oid(t))))
             ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-                            errmsg("cannot drop a capture trigger of a memoria rollup"),
+                            errmsg("cannot drop a trigger of a memoria rollup"),
                             errhint("Drop the rollup with memoria.drop_rollup(), which removes its triggers.")));
     }
     if (list_member_oid(d.relations, r->source) || list_member_oid(d.relations, r->target) ||
@@ -275,7 +353,10 @@ MEMORIA_FUNCTION(memoria_on_ddl_end) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) elog(ERROR, "memoria._on_ddl_end() must be called as an event trigger");
     if (in_own_ddl()) PG_RETURN_VOID();  // memoria's own trigger DDL, in the middle of its work
     const char *tag = GetCommandTagName(((EventTriggerData *) fcinfo->context)->tag);
-    if (strcmp(tag, "ALTER TRIGGER") == 0)
+    ddl_end_restored();
+    if (strcmp(tag, "CREATE TRIGGER") == 0)
+        ;  // only ddl_end_restored's business
+    else if (strcmp(tag, "ALTER TRIGGER") == 0)
         check_trigger_alter();
     else if (strcmp(tag, "CREATE FUNCTION") == 0 || strcmp(tag, "ALTER FUNCTION") == 0)
         ddl_end_on_functions();

@@ -196,30 +196,30 @@ void check_deterministic(Query *q, Node *raw, const char *what) {
                   "could change or drop them under it.");
 }
 
-Measure check_measure(const char *text, int i, const char *src) {
+Measure check_measure(const char *text, int i, const char *src, const char *argname) {
     Measure m;
     m.text = pstrdup(text);
-    char *what = psprintf("measures[%d] (%s)", i, text);
+    char *what = psprintf("%s[%d] (%s)", argname, i, text);
     SelectStmt *sel = parse_single_select(psprintf("SELECT\n%s\n", text), what);
     ResTarget *rt = (ResTarget *) linitial(sel->targetList);
     if (rt->name == NULL)
-        arg_error(ERRCODE_SYNTAX_ERROR, psprintf("measures[%d] (%s) has no alias", i, text), ARG_HINT_ALIAS);
+        arg_error(ERRCODE_SYNTAX_ERROR, psprintf("%s[%d] (%s) has no alias", argname, i, text), ARG_HINT_ALIAS);
     m.alias = pstrdup(rt->name);
     Query *q = analyze_query(psprintf("SELECT\n%s\nFROM %s", text, src), what);
     TargetEntry *tle = (TargetEntry *) linitial(q->targetList);
-    check_deterministic(q, (Node *) sel, psprintf("measures[%d] (%s)", i, text));
+    check_deterministic(q, (Node *) sel, psprintf("%s[%d] (%s)", argname, i, text));
     if (q->hasWindowFuncs || q->hasTargetSRFs)
         arg_error(ERRCODE_GROUPING_ERROR,
-                  psprintf("measures[%d] (%s) must not use window or set-returning functions", i, text),
+                  psprintf("%s[%d] (%s) must not use window or set-returning functions", argname, i, text),
                   ARG_HINT_ALIAS);
     if (!q->hasAggs || !contain_aggs_of_level((Node *) tle->expr, 0))
-        arg_error(ERRCODE_GROUPING_ERROR, psprintf("measures[%d] (%s) is not an aggregate", i, text),
+        arg_error(ERRCODE_GROUPING_ERROR, psprintf("%s[%d] (%s) is not an aggregate", argname, i, text),
                   ARG_HINT_ALIAS);
     m.type = exprType((Node *) tle->expr);
     m.typmod = exprTypmod((Node *) tle->expr);
     if (m.type == UNKNOWNOID || m.type == RECORDOID || get_typtype(m.type) == TYPTYPE_PSEUDO)
         arg_error(ERRCODE_DATATYPE_MISMATCH,
-                  psprintf("measures[%d] (%s) has type %s, which a table column cannot have", i, text,
+                  psprintf("%s[%d] (%s) has type %s, which a table column cannot have", argname, i, text,
                            format_type_be(m.type)),
                   "Cast the aggregate to a concrete type, e.g. 'sum(x)::bigint AS x'.");
     return m;
@@ -280,7 +280,7 @@ char *expressions_problem(const Rollup *r) {
         Oid want;
         int32 want_typmod;
         Oid coll;
-        get_atttypetypmodcoll(r->target, (AttrNumber) (2 + r->ndims + i), &want, &want_typmod, &coll);
+        get_atttypetypmodcoll(r->target, r->target_attnums[1 + r->ndims + i], &want, &want_typmod, &coll);
         Oid got = exprType((Node *) tle->expr);
         if (got != want)
             return psprintf("its measure \"%s\" would have type %s instead of %s", r->measure_names[i],

@@ -29,14 +29,15 @@ void check_deterministic(Query *q, Node *raw, const char *what);
 // functions are fine.
 char *ownership_problem(Query *q, Oid owner);
 
-// Measure: measures[i] of create_rollup, checked against the source `src`.
+// Measure: measures[i] of create_rollup (argname[i] of another function),
+// checked against the source `src`.
 struct Measure {
     char *text;   // 'expression AS alias'
     char *alias;
     Oid type;
     int32 typmod;
 };
-Measure check_measure(const char *text, int i, const char *src);
+Measure check_measure(const char *text, int i, const char *src, const char *argname = "measures");
 void check_filter(const char *filter, const char *src);
 
 // analyze_expressions: the rollup's measures and filter as one analysed

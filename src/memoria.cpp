@@ -17,6 +17,7 @@ int naptime_seconds = 10;
 int max_workers = 4;
 char *databases = NULL;
 bool preloaded = false;
+bool writing_rollup = false;
 }  // namespace memoria
 
 using namespace memoria;
@@ -40,6 +41,13 @@ void _PG_init(void) {
                                 0, NULL, NULL, NULL);
     DefineCustomStringVariable("memoria.databases", "Comma-separated databases the worker may serve (empty: all).",
                                "Reloadable (SIGHUP); default empty.", &databases, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+    // On only inside memoria's rollup sessions (session.cpp), where the
+    // guard trigger lets memoria's statements write a rollup table; a GUC,
+    // so that an ERROR resets it with the rest of the session's settings.
+    DefineCustomBoolVariable("memoria.writing_rollup", "Internal: memoria itself is writing a rollup table.", NULL,
+                             &writing_rollup, false, PGC_SUSET,
+                             GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_NO_RESET_ALL, NULL,
+                             NULL, NULL);
     MarkGUCPrefixReserved("memoria");
     init_capture();
     if (preloaded) register_launcher();

@@ -19,6 +19,7 @@
 //   6. records the outcome in memoria.rollup_state.  A failure rolls back the
 //      subtransaction only; the error is then recorded in the outer
 //      transaction, so it survives, and the other rollups go on.
+#include "adopt.hpp"
 #include "dirty_set.hpp"
 #include "guard.hpp"
 #include "horizon.hpp"
@@ -48,15 +49,50 @@ static void finish(const Rollup *r, Outcome *o, bool advance, TimestampTz t, boo
     o->has_watermark = record_refresh(r, &o->record, &o->watermark);
 }
 
-// claimed_rows_array: the rows of the last SPI result (one composite column)
-// as an array of the dirty log's row type.
-static Datum claimed_rows_array(const Rollup *r) {
+// Claimed: the log rows a refresh claimed (its log row, its bucket).
+struct Claimed {
+    HeapTuple *rows;
+    uint64 n;
+    TupleDesc desc;
+};
+
+// Time values as int64 (timestamps; days for dates) and back.
+static int64 int_of(const Rollup *r, Datum d) {
+    return r->kind == TimeKind::Date ? (int64) DatumGetDateADT(d) : DatumGetInt64(d);
+}
+
+static Datum datum_of(const Rollup *r, int64 v) {
+    return r->kind == TimeKind::Date ? DateADTGetDatum((DateADT) v) : Int64GetDatum(v);
+}
+
+static Datum claimed_bucket(const Claimed &c, uint64 i) {
+    bool isnull;
+    return SPI_getbinval(c.rows[i], c.desc, 2, &isnull);
+}
+
+// claimed_unfrozen: the rows of the last SPI result whose bucket is not
+// frozen; *frozen counts the others (their invalidations are discarded).
+static Claimed claimed_unfrozen(const Rollup *r, int64 *frozen) {
+    Claimed c = {(HeapTuple *) palloc((SPI_processed + 1) * sizeof(HeapTuple)), 0, SPI_tuptable->tupdesc};
+    Datum open;
+    bool has_frozen = frozen_before(r, &open);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        c.rows[c.n] = SPI_tuptable->vals[i];
+        if (!has_frozen || !time_less(r, claimed_bucket(c, c.n), open)) c.n++;
+    }
+    *frozen = (int64) (SPI_processed - c.n);
+    return c;
+}
+
+// claimed_rows_array: the claimed rows (one composite column) as an array
+// of the dirty log's row type.
+static Datum claimed_rows_array(const Rollup *r, const Claimed &c) {
     Oid rowtype = get_rel_type_id(r->dirty_log);
-    uint64 n = SPI_processed;
+    uint64 n = c.n;
     Datum *elems = (Datum *) palloc((n + 1) * sizeof(Datum));
     for (uint64 i = 0; i < n; i++) {
         bool isnull;
-        elems[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+        elems[i] = SPI_getbinval(c.rows[i], c.desc, 1, &isnull);
     }
     int16 typlen;
     bool typbyval;
@@ -70,24 +106,12 @@ static int compare_int64(const void *x, const void *y) {
     return u < v ? -1 : u > v ? 1 : 0;
 }
 
-// Time values as int64 (timestamps; days for dates) and back.
-static int64 int_of(const Rollup *r, Datum d) {
-    return r->kind == TimeKind::Date ? (int64) DatumGetDateADT(d) : DatumGetInt64(d);
-}
-
-static Datum datum_of(const Rollup *r, int64 v) {
-    return r->kind == TimeKind::Date ? DateADTGetDatum((DateADT) v) : Int64GetDatum(v);
-}
-
-// claimed_buckets: the distinct buckets of the last SPI result (column 2),
-// sorted, as int64 (timestamps; days for dates); returns how many.
-static int claimed_buckets(const Rollup *r, int64 **out) {
-    uint64 n = SPI_processed;
+// claimed_buckets: the distinct buckets of the claimed rows, sorted, as
+// int64 (timestamps; days for dates); returns how many.
+static int claimed_buckets(const Rollup *r, const Claimed &c, int64 **out) {
+    uint64 n = c.n;
     int64 *b = (int64 *) palloc((n + 1) * sizeof(int64));
-    for (uint64 i = 0; i < n; i++) {
-        bool isnull;
-        b[i] = int_of(r, SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-    }
+    for (uint64 i = 0; i < n; i++) b[i] = int_of(r, claimed_bucket(c, i));
     qsort(b, n, sizeof(int64), compare_int64);
     int distinct = 0;
     for (uint64 i = 0; i < n; i++)
@@ -98,9 +122,9 @@ static int claimed_buckets(const Rollup *r, int64 **out) {
 
 
 // claimed_buckets_array: those buckets as an array of the time type.
-static Datum claimed_buckets_array(const Rollup *r) {
+static Datum claimed_buckets_array(const Rollup *r, const Claimed &c) {
     int64 *b;
-    int n = claimed_buckets(r, &b);
+    int n = claimed_buckets(r, c, &b);
     Datum *elems = (Datum *) palloc((n + 1) * sizeof(Datum));
     for (int i = 0; i < n; i++) elems[i] = datum_of(r, b[i]);
     int16 typlen;
@@ -110,14 +134,13 @@ static Datum claimed_buckets_array(const Rollup *r) {
     return PointerGetDatum(construct_array(elems, n, r->time_type, typlen, typbyval, typalign));
 }
 
-// claimed_ranges: the source values the buckets of the last SPI result
-// (column 2) cover, as at most MAX_SOURCE_RANGES inclusive [lo, hi] ranges:
+// claimed_ranges: the source values the claimed buckets cover, as at most MAX_SOURCE_RANGES inclusive [lo, hi] ranges:
 // adjacent buckets merged, then the closest ranges until few enough.  The
 // recompute reads those ranges only, each page once (bitmap OR, or one
 // sequential scan when they cover most of the table).
-static int claimed_ranges(const Rollup *r, Datum *lo, Datum *hi) {
+static int claimed_ranges(const Rollup *r, const Claimed &c, Datum *lo, Datum *hi) {
     int64 *b;
-    int n = claimed_buckets(r, &b);
+    int n = claimed_buckets(r, c, &b);
     BucketSpec spec;
     bucket_spec_init(&spec, r->kind, r->width_usecs,
                      r->kind == TimeKind::Timestamptz ? lookup_time_zone(r->time_zone) : NULL);
@@ -178,17 +201,21 @@ static bool scan_updated(const Rollup *r, TimestampTz scanned, TimestampTz *hori
     return true;
 }
 
-// recompute_claimed: claim the keys (all, or max_keys) and recompute them;
-// returns whether the log is now drained of what this snapshot saw.
-static bool recompute_claimed(const Rollup *r, bool limited, int64 max_keys, Outcome *o) {
+// recompute_claimed: claim the keys (all, or max_keys) and recompute those
+// of buckets not frozen (*frozen counts the others' log rows); returns
+// whether the log is now drained of what this snapshot saw.
+static bool recompute_claimed(const Rollup *r, bool limited, int64 max_keys, Outcome *o, int64 *frozen) {
     Oid limit_type[1] = {INT8OID};
     Datum limit_value[1] = {Int64GetDatum(max_keys)};
     spi_exec(claim_keys_sql(r, limited), limited ? 1 : 0, limit_type, limit_value, NULL, false);
+    Claimed c = claimed_unfrozen(r, frozen);
     Datum lo[MAX_SOURCE_RANGES], hi[MAX_SOURCE_RANGES];
-    int nranges = SPI_processed > 0 ? claimed_ranges(r, lo, hi) : 0;
-    Params p = recompute_keys_params(r, claimed_rows_array(r), nranges, lo, hi, claimed_buckets_array(r));
+    int nranges = c.n > 0 ? claimed_ranges(r, c, lo, hi) : 0;
+    Params p = recompute_keys_params(r, claimed_rows_array(r, c), nranges, lo, hi, claimed_buckets_array(r, c));
     run_counts(recompute_keys_sql(r, nranges), p, o);
-    if (!limited || o->keys < max_keys) return true;
+    // Fewer keys than the limit: the log held no more.  (Frozen ones
+    // counted as rows, not keys: then look.)
+    if (!limited || (*frozen == 0 && o->keys < max_keys)) return true;
     spi_exec(log_empty_sql(r), 0, NULL, NULL, NULL, false);
     return spi_bool(1);
 }
@@ -207,16 +234,26 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
     spi_exec(log_state_sql(r), 0, NULL, NULL, NULL, false);
     bool pending = spi_bool(1), rebuild = spi_bool(2);
     bool drained = true;
+    int64 frozen = 0;
     o->record.status = "idle";
     if (rebuild) {
-        Params p = window_params(r, infinity_of(r->time_type, false), infinity_of(r->time_type, true));
-        run_counts(recompute_window_sql(r, WINDOW_CLAIM_LOG | WINDOW_EXACT_BOUNDS), p, o);
+        // Everything not frozen: frozen buckets keep their rows whatever
+        // happened to the source (TRUNCATE, a dropped partition).
+        Datum first = infinity_of(r->time_type, false), last = infinity_of(r->time_type, true);
+        (void) clamp_to_unfrozen(r, &first, last);
+        BucketSpec spec;
+        bucket_spec_init(&spec, r->kind, r->width_usecs,
+                         r->kind == TimeKind::Timestamptz ? lookup_time_zone(r->time_zone) : NULL);
+        bool exact = window_bounds_exact(&spec, first, last);
+        Params p = window_params(r, first, last);
+        run_counts(recompute_window_sql(r, WINDOW_CLAIM_LOG | (exact ? WINDOW_EXACT_BOUNDS : 0)), p, o);
         o->record.status = "ok";
     } else if (pending) {
-        drained = recompute_claimed(r, limited, max_keys, o);
+        drained = recompute_claimed(r, limited, max_keys, o, &frozen);
         o->record.status = "ok";
     }
     leave_rollup_session(session);
+    if (frozen > 0) count_frozen_discarded(r->id, frozen);
     if (scanned_more) {
         set_scanned_through(r, horizon);
         scanned = horizon;
@@ -228,6 +265,9 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
 
 static const char *CAPTURE_HINT = "Enable the trigger again (ALTER TABLE ... ENABLE TRIGGER ...), or drop the rollup; "
                                   "once capture is back the next refresh rebuilds the rollup.";
+
+static const char *RESTORE_HINT = "pg_restore makes a rollup's triggers and key last; it refreshes once they are "
+                                  "back.  A dump without them: drop the rollup and create it again.";
 
 // capture_error: why the rollup's writes are not all being captured, or
 // NULL.  The state it records survives a later ERROR: callers run it before
@@ -256,6 +296,13 @@ static Outcome refresh_one(const Rollup *r, bool limited, int64 max_keys) {
         o.has_watermark = read_watermark(r, &o.watermark);
         return o;
     }
+    char *waiting;
+    if (!settle_restored(r, &waiting)) {
+        fail(r, &o, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+             psprintf("rollup \"%s\" is being restored: %s", r->name, waiting), RESTORE_HINT);
+        return o;
+    }
+    follow_source_owner(r);
     if (char *problem = capture_error(r)) {
         fail(r, &o, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, problem, CAPTURE_HINT);
         return o;
@@ -344,10 +391,19 @@ MEMORIA_FUNCTION(memoria_refresh_window) {
     TimestampTz ws, we;
     window_args(fcinfo, &ws, &we);
     Rollup *r = load_rollup(name);
+    bool include_frozen = PG_NARGS() > 3 && !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);  // (3 before 0.4.0)
     Datum first, last;
     bool exact;
     window_buckets(r, ws, we, &first, &last, &exact);
     bool whole = TIMESTAMP_IS_NOBEGIN(ws) && TIMESTAMP_IS_NOEND(we);
+    // Frozen buckets keep their rows unless asked (their raw rows may be gone).
+    bool anything = include_frozen || clamp_to_unfrozen(r, &first, last);
+    if (!include_frozen && exact) {
+        BucketSpec spec;
+        bucket_spec_init(&spec, r->kind, r->width_usecs,
+                         r->kind == TimeKind::Timestamptz ? lookup_time_zone(r->time_zone) : NULL);
+        exact = window_bounds_exact(&spec, first, last);
+    }
     // A whole-window refresh empties the log, this transaction's rows too.
     flush_pending_keys();
     Outcome o;
@@ -356,13 +412,18 @@ MEMORIA_FUNCTION(memoria_refresh_window) {
     // Wait for (do not skip) a running refresh: two recomputes of a key from
     // different snapshots must not land out of order.
     lock_rollup(r->id);
+    char *waiting;
+    if (!settle_restored(r, &waiting))
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("rollup \"%s\" is being restored: %s", r->name, waiting), errhint("%s", RESTORE_HINT)));
+    follow_source_owner(r);
     if (char *problem = capture_error(r))
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("%s", problem),
                         errhint("%s", CAPTURE_HINT)));
     TimestampTz t = watermark_candidate();
     SPI_connect();
     (void) lock_rollup_state(r);
-    bool covers_all = recompute_window(r, first, last, whole, exact, &o);
+    bool covers_all = anything && recompute_window(r, first, last, whole, exact, &o);
     o.record.status = "ok";
     finish(r, &o, covers_all, t, covers_all);
     SPI_finish();

@@ -49,8 +49,9 @@ void leave_rollup_session(RollupSession s);
 // try_in_subtransaction: run body(arg) in a subtransaction.  On an ERROR
 // it is rolled back and the error returned, copied into the caller's
 // memory context (a query cancel is re-raised: it must end the caller too);
-// NULL on success.
-ErrorData *try_in_subtransaction(void (*body)(void *), void *arg);
+// NULL on success.  With keep false, what body did is rolled back even on
+// success (a dry run); memory it allocated in the caller's context stays.
+ErrorData *try_in_subtransaction(void (*body)(void *), void *arg, bool keep = true);
 
 // can_manage: whether the current user is a member of role owner.
 bool can_manage(Oid owner);
@@ -64,6 +65,10 @@ bool spi_bool(int col);
 
 // record_dependency: pg_depend entry "object depends on referenced".
 void record_dependency(Oid classid, Oid objid, Oid refclassid, Oid refobjid, DependencyType type);
+
+// internal_function: the qualified name of one of memoria's internal
+// functions: memoria_internal.<name> (memoria._<name> before 0.4.0).
+const char *internal_function(const char *name);
 
 // Quoted names.
 char *qualified_relation_name(Oid relid);

@@ -66,19 +66,19 @@ static Names names_for(const Rollup *r) {
     n.tgt = qualified_relation_name(r->target);
     n.log = qualified_relation_name(r->dirty_log);
     n.time = qualify(n.src, column_name(r->source, r->time_attnum));
-    n.tgt_dims = lappend(NIL, column_name(r->target, 1));
-    n.tgt_scope = lappend(NIL, column_name(r->target, 1));
+    n.tgt_dims = lappend(NIL, column_name(r->target, r->target_attnums[0]));
+    n.tgt_scope = lappend(NIL, column_name(r->target, r->target_attnums[0]));
     n.log_cols = lappend(NIL, column_name(r->dirty_log, 1));
     for (int i = 0; i < r->ndims; i++) {
         n.dims = lappend(n.dims, qualify(n.src, column_name(r->source, r->dim_attnums[i])));
-        n.tgt_dims = lappend(n.tgt_dims, column_name(r->target, (AttrNumber) (2 + i)));
+        n.tgt_dims = lappend(n.tgt_dims, column_name(r->target, r->target_attnums[1 + i]));
     }
     for (int i = 0; i < r->nscope; i++) {
         n.scope = lappend(n.scope, qualify(n.src, column_name(r->source, r->scope_attnums[i])));
         // The scope column's position among the dimensions gives its rollup column.
         for (int j = 0; j < r->ndims; j++)
             if (r->dim_attnums[j] == r->scope_attnums[i])
-                n.tgt_scope = lappend(n.tgt_scope, column_name(r->target, (AttrNumber) (2 + j)));
+                n.tgt_scope = lappend(n.tgt_scope, column_name(r->target, r->target_attnums[1 + j]));
         n.log_cols = lappend(n.log_cols, column_name(r->dirty_log, (AttrNumber) (2 + i)));
     }
     n.scope_not_null = true;
@@ -89,7 +89,7 @@ static Names names_for(const Rollup *r) {
         if (!column_not_null(r->source, r->dim_attnums[i])) n.dims_not_null = false;
     n.measures_comparable = true;
     for (int i = 0; i < r->nmeasures; i++) {
-        AttrNumber a = (AttrNumber) (2 + r->ndims + i);
+        AttrNumber a = r->target_attnums[1 + r->ndims + i];
         n.tgt_measures = lappend(n.tgt_measures, column_name(r->target, a));
         TypeCacheEntry *tc = lookup_type_cache(get_atttype(r->target, a), TYPECACHE_EQ_OPR);
         if (!OidIsValid(tc->eq_opr)) n.measures_comparable = false;
@@ -318,8 +318,8 @@ static void append_window_fresh_cte(StringInfo s, const Rollup *r, const Names &
     const char *tname = format_type_be(r->time_type);
     StringInfoData from;
     initStringInfo(&from);
-    appendStringInfo(&from, "FROM %s\n  WHERE %s BETWEEN memoria._bucket_lo($3::%s, $1, $2) AND memoria._bucket_hi($4::%s, $1, $2)",
-                     n.src, n.time, tname, tname);
+    appendStringInfo(&from, "FROM %s\n  WHERE %s BETWEEN %s($3::%s, $1, $2) AND %s($4::%s, $1, $2)", n.src, n.time,
+                     internal_function("bucket_lo"), tname, internal_function("bucket_hi"), tname);
     if (!exact_bounds) {
         appendStringInfoString(&from, "\n  AND ");
         append_bucket_call(&from, n.time);
@@ -363,15 +363,15 @@ char *recompute_window_sql(const Rollup *r, int flags) {
 
 char *window_is_empty_sql(const Rollup *r) {
     return psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s WHERE %s BETWEEN $3 AND $4)",
-                    qualified_relation_name(r->target), column_name(r->target, 1));
+                    qualified_relation_name(r->target), column_name(r->target, r->target_attnums[0]));
 }
 
 char *window_covers_source_sql(const Rollup *r) {
     const char *tname = format_type_be(r->time_type);
     char *t = column_name(r->source, r->time_attnum);
-    return psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s WHERE %s < memoria._bucket_lo($3::%s, $1, $2) "
-                    "OR %s > memoria._bucket_hi($4::%s, $1, $2))",
-                    qualified_relation_name(r->source), t, tname, t, tname);
+    return psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s WHERE %s < %s($3::%s, $1, $2) OR %s > %s($4::%s, $1, $2))",
+                    qualified_relation_name(r->source), t, internal_function("bucket_lo"), tname, t,
+                    internal_function("bucket_hi"), tname);
 }
 
 Params bucket_params(const Rollup *r) {
@@ -452,12 +452,12 @@ char *verify_sql(const Rollup *r) {
     // Names for the JSON keys: the rollup table's columns, unquoted.
     List *dim_keys = NIL, *dim_cols = NIL, *fresh_dims = NIL, *m_keys = NIL, *fresh_m = NIL;
     for (int i = 0; i < r->ndims; i++) {
-        dim_keys = lappend(dim_keys, get_attname(r->target, (AttrNumber) (2 + i), false));
+        dim_keys = lappend(dim_keys, get_attname(r->target, r->target_attnums[1 + i], false));
         dim_cols = lappend(dim_cols, list_nth(n.tgt_dims, i + 1));
         fresh_dims = lappend(fresh_dims, psprintf("%sg%d", p, i + 1));
     }
     for (int i = 0; i < r->nmeasures; i++) {
-        m_keys = lappend(m_keys, get_attname(r->target, (AttrNumber) (2 + r->ndims + i), false));
+        m_keys = lappend(m_keys, get_attname(r->target, r->target_attnums[1 + r->ndims + i], false));
         fresh_m = lappend(fresh_m, psprintf("%sv%d", p, i));
     }
     const char *b = (const char *) linitial(n.tgt_dims);
@@ -489,7 +489,7 @@ char *verify_sql(const Rollup *r) {
     // another row order may differ in the last bits, so floats compare with a
     // relative tolerance.  Types without equality compare as text.
     for (int i = 0; i < r->nmeasures; i++) {
-        Oid type = get_atttype(r->target, (AttrNumber) (2 + r->ndims + i));
+        Oid type = get_atttype(r->target, r->target_attnums[1 + r->ndims + i]);
         char *a = psprintf("%sc.%sm%d", p, p, i), *b2 = psprintf("%ss.%sm%d", p, p, i);
         if (type == FLOAT8OID || type == FLOAT4OID)
             appendStringInfo(&s, "\n   OR NOT (%s IS NOT DISTINCT FROM %s OR abs(%s - %s) <= 1e-9 * greatest(abs(%s), abs(%s)))",

@@ -30,11 +30,12 @@
 #include <initializer_list>
 
 #include "dirty_log.hpp"
+#include "guard.hpp"
 #include "triggers.hpp"
 
 namespace memoria {
 
-static const char *const KIND_NAMES[] = {"capture", "insert", "replica", "truncate"};
+static const char *const KIND_NAMES[] = {"capture", "insert", "replica", "truncate", "guard"};
 static const char *const TRIGGER_PREFIX = "zz_memoria_";
 
 char *trigger_name(TriggerKind kind, int32 id) {
@@ -158,8 +159,7 @@ static bool running_own_ddl = false;
 
 bool in_own_ddl(void) { return running_own_ddl; }
 
-// run_ddl: one statement of memoria's, as the extension's owner.
-static void run_ddl(const char *sql) {
+void run_own_ddl(const char *sql) {
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
     running_own_ddl = true;
@@ -173,6 +173,16 @@ static void run_ddl(const char *sql) {
     CommandCounterIncrement();
 }
 
+// record_owned_trigger: the trigger goes with the rollup table, and with the
+// extension.
+static void record_owned_trigger(const Rollup *r, Oid trigger) {
+    Oid ext = get_extension_oid("memoria", false);
+    deleteDependencyRecordsForSpecific(TriggerRelationId, trigger, DEPENDENCY_AUTO, RelationRelationId, r->target);
+    deleteDependencyRecordsForSpecific(TriggerRelationId, trigger, DEPENDENCY_AUTO, ExtensionRelationId, ext);
+    record_dependency(TriggerRelationId, trigger, RelationRelationId, r->target, DEPENDENCY_AUTO);
+    record_dependency(TriggerRelationId, trigger, ExtensionRelationId, ext, DEPENDENCY_AUTO);
+}
+
 static void create_trigger(const Rollup *r, const TriggerSpec &spec, Oid rel) {
     char *name = trigger_name(spec.kind, r->id);
     char *relname = qualified_relation_name(rel);
@@ -183,22 +193,18 @@ static void create_trigger(const Rollup *r, const TriggerSpec &spec, Oid rel) {
     if (TRIGGER_FOR_UPDATE(t)) appendStringInfo(&events, "%sUPDATE", events.len ? " OR " : "");
     if (TRIGGER_FOR_DELETE(t)) appendStringInfo(&events, "%sDELETE", events.len ? " OR " : "");
     if (TRIGGER_FOR_TRUNCATE(t)) appendStringInfo(&events, "%sTRUNCATE", events.len ? " OR " : "");
-    run_ddl(psprintf("CREATE TRIGGER %s %s %s ON %s %s FOR EACH %s EXECUTE FUNCTION memoria.capture()",
+    run_own_ddl(psprintf("CREATE TRIGGER %s %s %s ON %s %s FOR EACH %s EXECUTE FUNCTION memoria.capture()",
                      quote_identifier(name), TRIGGER_FOR_BEFORE(t) ? "BEFORE" : "AFTER", events.data, relname,
                      spec.kind == TriggerKind::Insert ? "REFERENCING NEW TABLE AS memoria_inserted" : "",
                      TRIGGER_FOR_ROW(t) ? "ROW" : "STATEMENT"));
     if (spec.fires != TRIGGER_FIRES_ON_ORIGIN)
-        run_ddl(psprintf("ALTER TABLE %s ENABLE %sTRIGGER %s", relname, fires_sql(spec.fires),
+        run_own_ddl(psprintf("ALTER TABLE %s ENABLE %sTRIGGER %s", relname, fires_sql(spec.fires),
                          quote_identifier(name)));
-    // The trigger goes with the rollup table, and with the extension.
-    Oid trigger = get_trigger_oid(rel, name, false);
-    record_dependency(TriggerRelationId, trigger, RelationRelationId, r->target, DEPENDENCY_AUTO);
-    record_dependency(TriggerRelationId, trigger, ExtensionRelationId, get_extension_oid("memoria", false),
-                      DEPENDENCY_AUTO);
+    record_owned_trigger(r, get_trigger_oid(rel, name, false));
 }
 
 static void drop_trigger(const Rollup *r, const Existing &e) {
-    run_ddl(psprintf("DROP TRIGGER %s ON %s", quote_identifier(trigger_name(e.kind, r->id)),
+    run_own_ddl(psprintf("DROP TRIGGER %s ON %s", quote_identifier(trigger_name(e.kind, r->id)),
                      qualified_relation_name(e.relid)));
 }
 
@@ -228,14 +234,14 @@ void reconcile_triggers(const Rollup *r, bool initial) {
             }
             have->matched = true;
             if (have->enabled != specs[s].fires && have->enabled != TRIGGER_DISABLED)
-                run_ddl(psprintf("ALTER TABLE %s ENABLE %sTRIGGER %s", qualified_relation_name(rel),
+                run_own_ddl(psprintf("ALTER TABLE %s ENABLE %sTRIGGER %s", qualified_relation_name(rel),
                                  fires_sql(specs[s].fires), quote_identifier(trigger_name(specs[s].kind, r->id))));
         }
     }
     for (int i = 0; i < n; i++) {
         if (e[i].cloned && e[i].matched && e[i].enabled != TRIGGER_FIRES_ALWAYS &&
             e[i].enabled != TRIGGER_DISABLED)
-            run_ddl(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", qualified_relation_name(e[i].relid),
+            run_own_ddl(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", qualified_relation_name(e[i].relid),
                              quote_identifier(trigger_name(e[i].kind, r->id))));
         if (e[i].matched || e[i].cloned) continue;
         // A partition that left the source took its rows along.
@@ -313,11 +319,97 @@ char *settle_capture(const Rollup *r, bool warn) {
     return problem;
 }
 
+void record_trigger_dependencies(const Rollup *r) {
+    Existing *e;
+    int n = existing_triggers(r, &e);
+    for (int i = 0; i < n; i++)
+        if (!e[i].cloned) record_owned_trigger(r, e[i].oid);
+    Oid guard = get_trigger_oid(r->target, trigger_name(TriggerKind::Guard, r->id), true);
+    if (OidIsValid(guard)) record_owned_trigger(r, guard);
+}
+
+// guard_function: memoria_internal.guard_rollup(), or InvalidOid before 0.4.0.
+static Oid guard_function(void) {
+    List *name = list_make2(makeString(pstrdup("memoria_internal")), makeString(pstrdup("guard_rollup")));
+    if (!OidIsValid(get_namespace_oid("memoria_internal", true))) return InvalidOid;
+    return LookupFuncName(name, 0, NULL, true);
+}
+
+char *guard_problem(const Rollup *r) {
+    Oid func = guard_function();
+    if (!OidIsValid(func)) return NULL;
+    const char *name = trigger_name(TriggerKind::Guard, r->id);
+    Oid types[2] = {OIDOID, TEXTOID};
+    Datum values[2] = {ObjectIdGetDatum(r->target), CStringGetTextDatum(name)};
+    MemoryContext caller = CurrentMemoryContext;
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT t.tgfoid, t.tgenabled FROM pg_catalog.pg_trigger t WHERE t.tgrelid = $1 AND t.tgname = $2::name",
+             2, types, values, NULL, false);
+    leave_catalog_session(cs);
+    char *problem = NULL;
+    if (SPI_processed == 0) {
+        problem = psprintf("its trigger %s is missing", name);
+    } else {
+        bool isnull;
+        Oid tgfoid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+        char enabled = DatumGetChar(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+        if (tgfoid != func) problem = psprintf("its trigger %s is not memoria's", name);
+        else if (enabled == TRIGGER_DISABLED) problem = psprintf("its trigger %s would be disabled", name);
+    }
+    if (problem) problem = MemoryContextStrdup(caller, problem);
+    SPI_finish();
+    return problem;
+}
+
+void ensure_guard_trigger(const Rollup *r) {
+    if (!OidIsValid(guard_function())) return;  // older SQL: no guard yet
+    const char *name = trigger_name(TriggerKind::Guard, r->id);
+    char *table = qualified_relation_name(r->target);
+    Oid trigger = get_trigger_oid(r->target, name, true);
+    if (!OidIsValid(trigger)) {
+        run_own_ddl(psprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s "
+                             "FOR EACH STATEMENT EXECUTE FUNCTION memoria_internal.guard_rollup()",
+                             quote_identifier(name), table));
+        trigger = get_trigger_oid(r->target, name, false);
+    } else if (guard_problem(r) != NULL) {
+        run_own_ddl(psprintf("ALTER TABLE %s ENABLE TRIGGER %s", table, quote_identifier(name)));
+    }
+    record_owned_trigger(r, trigger);
+}
+
 void drop_triggers(const Rollup *r) {
     Existing *e;
     int n = existing_triggers(r, &e);
     for (int i = 0; i < n; i++)
         if (!e[i].cloned) drop_trigger(r, e[i]);  // clones go with their parent
+    const char *guard = trigger_name(TriggerKind::Guard, r->id);
+    if (OidIsValid(get_trigger_oid(r->target, guard, true)))
+        run_own_ddl(psprintf("DROP TRIGGER %s ON %s", quote_identifier(guard), qualified_relation_name(r->target)));
 }
 
 }  // namespace memoria
+
+using namespace memoria;
+
+// memoria_internal.guard_rollup(): BEFORE INSERT OR UPDATE OR DELETE OR
+// TRUNCATE FOR EACH STATEMENT on every rollup table.  Only memoria's own
+// statements (in a rollup session) write a rollup table: any other write
+// would be silently undone, or kept and wrong, at the next refresh.
+MEMORIA_FUNCTION(memoria_guard_rollup) {
+    if (!CALLED_AS_TRIGGER(fcinfo)) elog(ERROR, "memoria_internal.guard_rollup() must be called as a trigger");
+    if (writing_rollup) return PointerGetDatum(NULL);
+    TriggerData *td = (TriggerData *) fcinfo->context;
+    TriggerEvent ev = td->tg_event;
+    const char *what = TRIGGER_FIRED_BY_INSERT(ev)   ? "insert into"
+                       : TRIGGER_FIRED_BY_UPDATE(ev) ? "update"
+                       : TRIGGER_FIRED_BY_DELETE(ev) ? "delete from"
+                                                     : "truncate";
+    ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
+                    errmsg("cannot %s rollup table %s: memoria maintains its rows", what,
+                           qualified_relation_name(RelationGetRelid(td->tg_relation))),
+                    errhint("Its rows are recomputed from the source by memoria.refresh(), refresh_window() and "
+                            "backfill(): correct the source instead.  memoria.drop_rollup() leaves the table as a "
+                            "plain one.")));
+    PG_RETURN_NULL();
+}

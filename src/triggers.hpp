@@ -5,8 +5,11 @@
 
 namespace memoria {
 
+// memoria.writing_rollup (memoria.cpp): on in rollup sessions only.
+extern bool writing_rollup;
+
 // The kinds of capture trigger (see triggers.cpp for what each one does).
-enum class TriggerKind { Capture, Insert, Replica, Truncate };
+enum class TriggerKind { Capture, Insert, Replica, Truncate, Guard };
 
 // trigger_name: "zz_memoria_<kind>_<rollup id>".
 char *trigger_name(TriggerKind kind, int32 id);
@@ -33,6 +36,20 @@ char *settle_capture(const Rollup *r, bool warn);
 
 // drop_triggers: every trigger of the rollup, on every table.
 void drop_triggers(const Rollup *r);
+
+// ensure_guard_trigger: the rollup table's guard trigger (only memoria
+// writes a rollup table), created if missing, enabled if disabled.
+void ensure_guard_trigger(const Rollup *r);
+// guard_problem: why the guard trigger is not in place, or NULL.
+char *guard_problem(const Rollup *r);
+
+// record_trigger_dependencies: each trigger of the rollup goes with the
+// rollup table and with the extension (again after a restore).
+void record_trigger_dependencies(const Rollup *r);
+
+// run_own_ddl: one statement of memoria's, as the extension's owner, with
+// the DDL hooks standing aside (in_own_ddl).
+void run_own_ddl(const char *sql);
 
 // in_own_ddl: whether the DDL now running is memoria's own (triggers.cpp).
 bool in_own_ddl(void);

@@ -11,10 +11,13 @@ MEMORIA_FUNCTION(memoria_verify) {
     TimestampTz ws, we;
     window_args(fcinfo, &ws, &we);
     Rollup *r = load_rollup(name);
+    bool include_frozen = PG_NARGS() > 3 && !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);  // (3 before 0.4.0)
     Datum first, last;
     window_buckets(r, ws, we, &first, &last);
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    // Frozen buckets may have lost their raw rows: skipped unless asked.
+    if (!include_frozen && !clamp_to_unfrozen(r, &first, last)) return (Datum) 0;
     Params p = window_params(r, first, last);
     SPI_connect();
     RollupSession session = enter_rollup_session(r);
@@ -43,4 +46,16 @@ MEMORIA_FUNCTION(memoria_pending_keys) {
     leave_rollup_session(session);
     SPI_finish();
     PG_RETURN_INT64(n);
+}
+
+// memoria_internal.frozen_before(id): the first bucket not frozen, as text
+// (NULL: nothing frozen, or a rollup the caller may not see).
+MEMORIA_FUNCTION(memoria_frozen_before) {
+    Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
+    Datum open;
+    if (r == NULL || !frozen_before(r, &open)) PG_RETURN_NULL();
+    Oid out;
+    bool varlena;
+    getTypeOutputInfo(r->time_type, &out, &varlena);
+    PG_RETURN_TEXT_P(cstring_to_text(OidOutputFunctionCall(out, open)));
 }

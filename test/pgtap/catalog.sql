@@ -1,7 +1,7 @@
 -- catalog.sql: the objects memoria installs, their privileges, and the shape
 -- of the tables it creates.
 BEGIN;
-SELECT plan(35);
+SELECT plan(37);
 
 SELECT has_schema('memoria');
 SELECT has_schema('memoria_state');
@@ -12,17 +12,18 @@ SELECT function_returns('memoria', 'create_rollup',
     ARRAY['text', 'regclass', 'text', 'text[]', 'text[]', 'interval', 'text', 'text[]', 'text', 'text', 'text', 'interval', 'text'], 'regclass');
 SELECT has_function('memoria', 'drop_rollup', ARRAY['text', 'boolean']);
 SELECT has_function('memoria', 'refresh', ARRAY['text', 'bigint']);
-SELECT has_function('memoria', 'refresh_window', ARRAY['text', 'timestamp with time zone', 'timestamp with time zone']);
-SELECT has_function('memoria', 'verify', ARRAY['text', 'timestamp with time zone', 'timestamp with time zone']);
+SELECT has_function('memoria', 'refresh_window', ARRAY['text', 'timestamp with time zone', 'timestamp with time zone', 'boolean']);
+SELECT has_function('memoria', 'verify', ARRAY['text', 'timestamp with time zone', 'timestamp with time zone', 'boolean']);
 SELECT has_function('memoria', 'lag', ARRAY['text']);
 SELECT function_returns('memoria', 'lag', ARRAY['text'], 'interval');
-SELECT has_function('memoria', 'alter_rollup', ARRAY['text', 'interval']);
+SELECT has_function('memoria', 'alter_rollup', ARRAY['text', 'interval', 'interval', 'text[]', 'text[]', 'text', 'boolean']);
 SELECT has_function('memoria', 'run', ARRAY['text']);
 SELECT is((SELECT prokind FROM pg_proc WHERE oid = 'memoria.run(text)'::regprocedure), 'p', 'memoria.run is a procedure');
 SELECT has_view('memoria', 'status', 'memoria.status exists');
 SELECT columns_are('memoria', 'status', ARRAY['rollup', 'source', 'target', 'invalidation', 'watermark', 'lag',
     'pending_keys', 'needs_backfill', 'backfill_progress', 'last_refresh_at', 'last_duration', 'last_status',
-    'last_error', 'refreshes', 'scheduled_by', 'state']);
+    'last_error', 'refreshes', 'scheduled_by', 'state', 'running_since', 'failing_keys', 'frozen_before',
+    'frozen_keys_discarded']);
 -- Result columns of refresh, by name and type.
 SELECT is(
     (SELECT array_agg(a.name || ' ' || format_type(a.type, NULL) ORDER BY a.ord)
@@ -40,21 +41,31 @@ SELECT is(
 -- need the caller's search_path and pin their own inside (create_rollup).
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text FROM pg_proc p
-    WHERE p.pronamespace = 'memoria'::regnamespace AND p.proconfig IS NULL AND p.prokind = 'f'
-      AND p.proname NOT IN ('bucket', '_bucket_lo', '_bucket_hi', 'capture', '_worker_preloaded', '_in_own_ddl',
-                         'create_rollup')
+    WHERE p.pronamespace IN ('memoria'::regnamespace, 'memoria_internal'::regnamespace)
+      AND p.proconfig IS NULL AND p.prokind = 'f'
+      AND p.proname NOT IN ('bucket', 'bucket_lo', 'bucket_hi', 'capture', 'worker_preloaded', 'guard_rollup',
+                            'create_rollup')
 $$, 'every SQL-running memoria function has SET search_path');
-SELECT ok(NOT EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace = 'memoria'::regnamespace AND prosecdef
-                       AND proname NOT IN ('_cron_job_exists', '_forget_cron_job', '_on_sql_drop', '_on_ddl_end',
-                                           '_mark_rebuild', '_on_table_rewrite')),
-          'only the cron helpers, the event triggers and their helpers are SECURITY DEFINER');
+SELECT ok(NOT EXISTS (SELECT 1 FROM pg_proc
+                      WHERE pronamespace IN ('memoria'::regnamespace, 'memoria_internal'::regnamespace)
+                        AND prosecdef AND proname <> 'follow_cron_job'),
+          'only the pg_cron job follower is SECURITY DEFINER');
+
+-- The API listing (\df memoria.*) shows the API only, each function with a comment.
+SELECT is_empty($$
+    SELECT proname FROM pg_proc WHERE pronamespace = 'memoria'::regnamespace AND proname LIKE '\_%'
+$$, 'no internal helper in schema memoria');
+SELECT is_empty($$
+    SELECT p.oid::regprocedure::text FROM pg_proc p
+    WHERE p.pronamespace = 'memoria'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL
+$$, 'every API function has a comment');
 
 -- Catalog tables are private; the status view is public but filtered by owner.
 SELECT table_privs_are('memoria', 'rollups', 'public', ARRAY[]::text[]);
 SELECT table_privs_are('memoria', 'rollup_state', 'public', ARRAY[]::text[]);
 SELECT table_privs_are('memoria', 'status', 'public', ARRAY['SELECT']);
 SELECT schema_privs_are('memoria_state', 'public', ARRAY['USAGE']);
-SELECT function_privs_are('memoria', '_cron_job_exists', ARRAY['text'], 'public', ARRAY['EXECUTE']);
+SELECT function_privs_are('memoria_internal', 'cron_job_exists', ARRAY['text'], 'public', ARRAY['EXECUTE']);
 SELECT has_extension('memoria');
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'memoria'), false, 'memoria is not relocatable');
 

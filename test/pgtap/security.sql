@@ -41,7 +41,7 @@ SELECT is((SELECT count(*) FROM memoria.verify('sec_daily')), 0::bigint, 'verify
 SELECT is((SELECT array_agg(DISTINCT who) FROM memoria_rollup.sec_daily), ARRAY['memoria_alice'],
           'the measure and the filter ran as the rollup''s owner, never as the caller or a superuser');
 
-SELECT id AS sec_id, dirty_log::regclass AS sec_log, dirty_log AS sec_log_oid, target AS sec_target_oid
+SELECT id AS sec_id, dirty_log::regclass AS sec_log, dirty_log::oid AS sec_log_oid, target::oid AS sec_target_oid
 FROM memoria.rollups WHERE name = 'sec_daily' \gset
 SELECT count(*) AS sec_rows FROM memoria_rollup.sec_daily \gset
 
@@ -56,7 +56,7 @@ SELECT throws_ok($$SELECT memoria.alter_rollup('sec_daily', refresh_interval => 
 SELECT throws_ok($$SELECT memoria.drop_rollup('sec_daily')$$, '42501', NULL, 'nor drop it');
 SELECT throws_ok($$SELECT * FROM memoria.verify('sec_daily')$$, '42501', NULL, 'nor verify it');
 SELECT is_empty($$SELECT * FROM memoria.status$$, 'memoria.status shows another role nothing');
-SELECT is(memoria._capture_problem(:sec_id), NULL, 'nor does _capture_problem');
+SELECT is(memoria_internal.capture_problem(:sec_id), NULL, 'nor does capture_problem');
 SELECT throws_ok($$SELECT * FROM memoria.rollup_state$$, '42501', NULL, 'nor can it read the state table');
 SELECT throws_ok($$INSERT INTO memoria.rollups (name) VALUES ('forged')$$, '42501', NULL,
                  'nor write a catalog row');
@@ -69,7 +69,7 @@ SELECT throws_ok($$SELECT memoria.create_rollup('bob_daily', 'sec_src', 'at', '{
 CREATE TABLE bob_own (at timestamptz NOT NULL, v int NOT NULL);
 SELECT throws_ok($$SELECT memoria.create_rollup('bob_foreign', 'bob_own', 'at', '{}', '{sum(sec_who()::int) AS v}')$$,
                  '42501', NULL, 'nor call a function of another role''s in a measure');
-SELECT throws_ok(format('SELECT memoria._repair(%s)', :sec_id), '42501', NULL, 'nor the repair function');
+SELECT throws_ok(format('SELECT memoria_internal.adopt(%s)', :sec_id), '42501', NULL, 'nor the adopt function');
 -- A trigger named like alice's, on a table of bob's own.
 CREATE TABLE bob_src (at timestamptz NOT NULL, k int NOT NULL, v int NOT NULL);
 SELECT lives_ok(format('CREATE TRIGGER zz_memoria_capture_%s BEFORE INSERT ON bob_src FOR EACH ROW '

@@ -120,7 +120,7 @@ like($out, qr/^ev_daily: ok/m, 'the others were refreshed');
 $node->safe_psql('postgres', "SELECT memoria.drop_rollup('ev_bad', drop_table => true)");
 
 # verify with a difference
-$node->safe_psql('postgres', "UPDATE memoria_rollup.ev_daily SET v = v + 1 WHERE bucket = '2026-01-05' AND k = 2");
+$node->safe_psql('postgres', "SET memoria.writing_rollup = on; UPDATE memoria_rollup.ev_daily SET v = v + 1 WHERE bucket = '2026-01-05' AND k = 2");
 ($rc, $out) = ctl('-d', $db, 'verify', 'ev_daily', '--from', '2026-01-01', '--to', '2026-02-01');
 is($rc, 1, 'verify exits 1 on a difference');
 like($out, qr/^2026-01-05 00:00:00\+00 \{"k": 2\}: rollup \{.*\}, source \{.*\}\n.*1 differing group$/m,

@@ -98,7 +98,7 @@ SELECT status, keys_refreshed FROM memoria.refresh('usage_daily', max_keys => 10
 SELECT count(*) AS differences FROM memoria.verify('usage_daily');
 
 -- alter_rollup sets the worker's interval.
-SELECT memoria.alter_rollup('usage_daily', refresh_interval => interval '30 seconds');
+SELECT * FROM memoria.alter_rollup('usage_daily', refresh_interval => interval '30 seconds');
 SELECT refresh_interval FROM memoria.rollups WHERE name = 'usage_daily';
 
 -- memoria.run refreshes in batches (it commits, so it is CALLed on its own).

@@ -255,7 +255,10 @@ FROM generate_series(0, 6 * 24, 12) h,
      memoria.refresh_window('dst_ny', timestamptz '2026-03-02 05:00+00' + h * interval '1 hour',
                             timestamptz '2026-03-02 05:00+00' + h * interval '1 hour' + interval '7 days') w;
 SELECT count(*) AS new_york_differences FROM memoria.verify('dst_ny');
+-- (A superuser may stand in for memoria to damage it on purpose.)
+SET memoria.writing_rollup = on;
 TRUNCATE memoria_rollup.dst_paris;
+RESET memoria.writing_rollup;
 SET client_min_messages = warning;  -- backfill NOTICEs carry timings
 CALL memoria.backfill('dst_paris', window_start => '2026-03-19 23:00+00', window_end => '2026-04-10', slice => '7 days');
 RESET client_min_messages;

@@ -23,8 +23,13 @@ SELECT status FROM memoria.refresh_window('orders_daily', '2026-07-01', '2026-08
 SELECT needs_backfill, watermark IS NOT NULL AS has_watermark FROM memoria.status;
 SELECT count(*) AS differences FROM memoria.verify('orders_daily');
 -- It also repairs a rollup row someone changed by hand, and removes stray rows.
+-- Only memoria writes a rollup table: the guard trigger refuses anyone
+-- else; a superuser may stand in for memoria to damage it on purpose.
+UPDATE memoria_rollup.orders_daily SET total = -1 WHERE bucket = '2026-07-20' AND shop = 1;
+SET memoria.writing_rollup = on;
 UPDATE memoria_rollup.orders_daily SET total = -1 WHERE bucket = '2026-07-20' AND shop = 1;
 INSERT INTO memoria_rollup.orders_daily VALUES ('2026-07-21', 99, 1);
+RESET memoria.writing_rollup;
 SELECT bucket, dimensions, rollup_values, source_values FROM memoria.verify('orders_daily', '2026-07-20', '2026-07-22');
 SELECT rows_upserted, rows_deleted FROM memoria.refresh_window('orders_daily', '2026-07-20', '2026-07-22');
 SELECT count(*) AS differences FROM memoria.verify('orders_daily');

@@ -1,0 +1,36 @@
+-- memoria 0.3.0 -> 0.4.0, first part: the catalog in its 0.4.0 shape, and the
+-- API objects whose shape changed dropped (sql/src/api.sql follows).
+
+-- Catalog values pg_dump can carry: tables, roles and types by name; ids
+-- chosen by create_rollup rather than by a sequence pg_dump would not dump.
+-- (The status view reads these columns: it is made again below.)
+DROP VIEW memoria.status;
+ALTER TABLE memoria.rollups
+    ALTER id DROP IDENTITY,
+    ALTER owner TYPE regrole USING owner::regrole,
+    ALTER source TYPE regclass USING source::regclass,
+    ALTER target TYPE regclass USING target::regclass,
+    ALTER dirty_log TYPE regclass USING dirty_log::regclass,
+    ALTER time_type TYPE regtype USING time_type::regtype,
+    ADD COLUMN freeze_after interval;
+ALTER TABLE memoria.rollup_state
+    ALTER capture_tables TYPE regclass[] USING capture_tables::regclass[],
+    ADD COLUMN frozen_keys_discarded bigint NOT NULL DEFAULT 0,
+    ADD COLUMN recorded_in text;
+SELECT pg_catalog.pg_extension_config_dump('memoria.rollups', '');
+SELECT pg_catalog.pg_extension_config_dump('memoria.rollup_state', '');
+
+CREATE SCHEMA memoria_internal;
+COMMENT ON SCHEMA memoria_internal IS 'memoria: internal functions (not part of the API)';
+GRANT USAGE ON SCHEMA memoria_internal TO PUBLIC;
+
+-- Event triggers and the catalog's trigger are made again by api.sql.
+DROP EVENT TRIGGER memoria_ddl_end;
+DROP EVENT TRIGGER memoria_sql_drop;
+DROP EVENT TRIGGER memoria_table_rewrite;
+DROP TRIGGER forget_cron_job ON memoria.rollups;
+
+-- New arguments or results.
+DROP FUNCTION memoria.refresh_window(text, timestamptz, timestamptz);
+DROP FUNCTION memoria.verify(text, timestamptz, timestamptz);
+DROP FUNCTION memoria.alter_rollup(text, interval);

@@ -1,0 +1,107 @@
+// adopt.cpp: a rollup across owners and dumps (adopt.hpp).
+#include "adopt.hpp"
+#include "dirty_log.hpp"
+#include "expressions.hpp"
+#include "guard.hpp"
+#include "triggers.hpp"
+
+namespace memoria {
+
+static void run_as_extension(const char *sql) {
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec(sql, 0, NULL, NULL, NULL, false);
+    leave_catalog_session(cs);
+    SPI_finish();
+    CommandCounterIncrement();
+}
+
+static Oid relation_owner(Oid rel) {
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+    if (!HeapTupleIsValid(tup)) return InvalidOid;
+    Oid owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+    ReleaseSysCache(tup);
+    return owner;
+}
+
+void follow_source_owner(const Rollup *r) {
+    if (r->owner == r->granted_owner) return;
+    const char *log = qualified_relation_name(r->dirty_log);
+    const char *to = quote_identifier(GetUserNameFromId(r->owner, false));
+    run_as_extension(psprintf("GRANT SELECT, INSERT, DELETE ON %s TO %s", log, to));
+    // The previous owner (unless it is gone, or owns the extension) loses
+    // its grant: DROP ROLE then needs nothing of memoria's.
+    bool old_exists = SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(r->granted_owner));
+    if (old_exists && r->granted_owner != extension_owner())
+        run_as_extension(psprintf("REVOKE ALL ON %s FROM %s", log,
+                                  quote_identifier(GetUserNameFromId(r->granted_owner, false))));
+    // The rollup table follows (REASSIGN OWNED moved it already).
+    if (relation_owner(r->target) != r->owner)
+        run_own_ddl(psprintf("ALTER TABLE %s OWNER TO %s", qualified_relation_name(r->target), to));
+    set_granted_owner(r->id, r->owner);
+    CommandCounterIncrement();
+}
+
+// replace_dependency: exactly one pg_depend entry "object depends on ref".
+static void replace_dependency(Oid classid, Oid objid, Oid refclassid, Oid refobjid, DependencyType type) {
+    deleteDependencyRecordsForSpecific(classid, objid, type, refclassid, refobjid);
+    record_dependency(classid, objid, refclassid, refobjid, type);
+}
+
+void adopt_rollup(const Rollup *r) {
+    Oid ext = get_extension_oid("memoria", false);
+    // As create_rollup records them (create.cpp, dirty_log.cpp).
+    replace_dependency(RelationRelationId, r->target, RelationRelationId, r->source, DEPENDENCY_NORMAL);
+    replace_dependency(RelationRelationId, r->target, ExtensionRelationId, ext, DEPENDENCY_NORMAL);
+    replace_dependency(RelationRelationId, r->dirty_log, RelationRelationId, r->target, DEPENDENCY_AUTO);
+    replace_dependency(RelationRelationId, r->dirty_log, ExtensionRelationId, ext, DEPENDENCY_AUTO);
+    CommandCounterIncrement();
+    reconcile_triggers(r, true);
+    ensure_guard_trigger(r);
+    record_trigger_dependencies(r);
+    record_function_dependencies(r);
+    follow_source_owner(r);
+    mark_adopted(r->id);
+    CommandCounterIncrement();
+}
+
+// has_unique_index: pg_dump makes the rollup table's key after its rows.
+static bool has_unique_index(Oid rel) {
+    Oid types[1] = {OIDOID};
+    Datum values[1] = {ObjectIdGetDatum(rel)};
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indrelid = $1 AND indisunique)", 1, types, values,
+             NULL, false);
+    bool found = spi_bool(1);
+    leave_catalog_session(cs);
+    SPI_finish();
+    return found;
+}
+
+bool settle_restored(const Rollup *r, char **waiting_for) {
+    if (!r->restored) return true;
+    // pg_restore makes the triggers and keys last (post-data): until they
+    // are all back, its rows may still be loading.
+    char *problem = capture_problem(r);
+    if (problem == NULL && !has_unique_index(r->target))
+        problem = psprintf("the rollup table %s has no key yet", qualified_relation_name(r->target));
+    if (problem != NULL) {
+        *waiting_for = problem;
+        return false;
+    }
+    adopt_rollup(r);
+    return true;
+}
+
+}  // namespace memoria
+
+using namespace memoria;
+
+// memoria_internal.adopt(rollup_id): the update script's adoption of every
+// rollup (this version's guard trigger, dependencies, grants).
+MEMORIA_FUNCTION(memoria_adopt) {
+    Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
+    if (r != NULL) adopt_rollup(r);
+    PG_RETURN_VOID();
+}
