@@ -38,6 +38,9 @@ void follow_source_owner(const Rollup *r) {
     // The rollup table follows (REASSIGN OWNED moved it already).
     if (relation_owner(r->target) != r->owner)
         run_own_ddl(psprintf("ALTER TABLE %s OWNER TO %s", qualified_relation_name(r->target), to));
+    // Indexes on a table in memoria_rollup need CREATE on the schema.
+    if (get_rel_namespace(r->target) == get_namespace_oid("memoria_rollup", false))
+        run_as_extension(psprintf("GRANT CREATE ON SCHEMA memoria_rollup TO %s", to));
     set_granted_owner(r->id, r->owner);
     CommandCounterIncrement();
 }

@@ -136,6 +136,14 @@ static void set_freeze(Alteration *a) {
                       datum_text(r->time_type, open), (long long) rows, (long long) buckets));
 }
 
+// has_string: whether the list of C strings holds s.
+static bool has_string(List *l, const char *s) {
+    ListCell *lc;
+    foreach (lc, l)
+        if (strcmp((const char *) lfirst(lc), s) == 0) return true;
+    return false;
+}
+
 static int measure_index(const Rollup *r, const char *alias) {
     for (int i = 0; i < r->nmeasures; i++)
         if (strcmp(r->measure_names[i], alias) == 0) return i;
@@ -147,7 +155,7 @@ static void change_measures(Alteration *a) {
     char *table = qualified_relation_name(r->target);
     List *texts = NIL, *names = NIL;
     for (int i = 0; i < r->nmeasures; i++)
-        if (!list_member(a->drop, r->measure_names[i])) {
+        if (!has_string(a->drop, r->measure_names[i])) {
             texts = lappend(texts, r->measures[i]);
             names = lappend(names, r->measure_names[i]);
         }
@@ -176,7 +184,7 @@ static void change_measures(Alteration *a) {
         Measure m = check_measure(text, k, qualified_relation_name(r->source), "add_measures");
         leave_rollup_session(session);
         SPI_finish();
-        bool clash = strcmp(m.alias, "bucket") == 0 || list_member(names, m.alias);
+        bool clash = strcmp(m.alias, "bucket") == 0 || has_string(names, m.alias);
         for (int d = 0; d < r->ndims; d++)
             clash = clash || strcmp(get_attname(r->target, r->target_attnums[1 + d], false), m.alias) == 0;
         if (clash)

@@ -311,7 +311,9 @@ static Oid create_rollup_table(const NewRollup *n) {
     // to the caller; elsewhere the caller's rights apply.
     List *as_extension = NIL, *as_caller = NIL;
     if (n->default_target) {
-        as_extension = list_make2(ddl.data, psprintf("ALTER TABLE %s OWNER TO %s", n->target_sql, owner));
+        // CREATE there too, which indexes on the table (and renaming it) need.
+        as_extension = list_make3(ddl.data, psprintf("ALTER TABLE %s OWNER TO %s", n->target_sql, owner),
+                                  psprintf("GRANT CREATE ON SCHEMA memoria_rollup TO %s", owner));
     } else {
         as_caller = list_make1(ddl.data);
     }

@@ -395,7 +395,7 @@ MEMORIA_FUNCTION(memoria_on_table_rewrite) {
 // trusted now, or NULL (also for a rollup the caller may not see).
 MEMORIA_FUNCTION(memoria_capture_problem) {
     Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
-    if (r == NULL || !can_manage(r->owner) || get_rel_name(r->source) == NULL) PG_RETURN_NULL();
+    if (r == NULL || !can_observe(r->owner) || get_rel_name(r->source) == NULL) PG_RETURN_NULL();
     char *problem = capture_problem(r);
     if (problem == NULL) PG_RETURN_NULL();
     PG_RETURN_TEXT_P(cstring_to_text(problem));

@@ -283,8 +283,8 @@ char *expressions_problem(const Rollup *r) {
         get_atttypetypmodcoll(r->target, r->target_attnums[1 + r->ndims + i], &want, &want_typmod, &coll);
         Oid got = exprType((Node *) tle->expr);
         if (got != want)
-            return psprintf("its measure \"%s\" would have type %s instead of %s", r->measure_names[i],
-                            format_type_be(got), format_type_be(want));
+            return psprintf("its measure \"%s\" (of type %s) and its column (of type %s) would differ in type",
+                            r->measure_names[i], format_type_be(got), format_type_be(want));
         i++;
     }
     problem = deterministic_problem(q, raw);

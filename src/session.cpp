@@ -125,6 +125,10 @@ bool can_manage(Oid owner) {
     return has_privs_of_role(GetUserId(), owner);
 }
 
+bool can_observe(Oid owner) {
+    return can_manage(owner) || has_privs_of_role(GetUserId(), ROLE_PG_MONITOR);
+}
+
 int spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, bool read_only) {
     elog(DEBUG2, "memoria: %s", sql);
     int rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);

@@ -55,6 +55,8 @@ ErrorData *try_in_subtransaction(void (*body)(void *), void *arg, bool keep = tr
 
 // can_manage: whether the current user is a member of role owner.
 bool can_manage(Oid owner);
+// can_observe: can_manage, or a member of pg_monitor (status, read-only).
+bool can_observe(Oid owner);
 
 // spi_exec: run SQL with parameters through SPI; ERROR on failure.
 int spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, bool read_only);

@@ -33,12 +33,12 @@ MEMORIA_FUNCTION(memoria_verify) {
     return (Datum) 0;
 }
 
-// memoria._pending_keys(id): distinct keys in the dirty log, NULL if the
-// caller may not see the rollup.  Counted as the rollup's owner: telling
+// memoria_internal.pending_keys(id): distinct keys in the dirty log, NULL if
+// the caller may not see the rollup (its owner's members and pg_monitor's do).  Counted as the rollup's owner: telling
 // keys apart runs their types' equality, which is the owner's code to run.
 MEMORIA_FUNCTION(memoria_pending_keys) {
     Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
-    if (r == NULL || !can_manage(r->owner) || get_rel_name(r->dirty_log) == NULL) PG_RETURN_NULL();
+    if (r == NULL || !can_observe(r->owner) || get_rel_name(r->dirty_log) == NULL) PG_RETURN_NULL();
     SPI_connect();
     RollupSession session = enter_rollup_session(r);
     spi_exec(pending_keys_sql(r), 0, NULL, NULL, NULL, true);
@@ -53,7 +53,7 @@ MEMORIA_FUNCTION(memoria_pending_keys) {
 MEMORIA_FUNCTION(memoria_frozen_before) {
     Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
     Datum open;
-    if (r == NULL || !frozen_before(r, &open)) PG_RETURN_NULL();
+    if (r == NULL || !can_observe(r->owner) || !frozen_before(r, &open)) PG_RETURN_NULL();
     Oid out;
     bool varlena;
     getTypeOutputInfo(r->time_type, &out, &varlena);

@@ -1,0 +1,326 @@
+# pg_dump and pg_restore with no manual step: a database with rollups (a plain
+# and a partitioned source, a scoped rollup whose key is NULLS NOT DISTINCT, an
+# hourly one in Europe/Paris, pending keys in the dirty logs, a changed
+# refresh interval, a pg_cron job) is dumped in custom and plain format and
+# restored into fresh databases: with pg_restore, pg_restore -j 2 and psql on
+# the same cluster, and with pg_restore -C on another cluster.  In each, the
+# definitions, rows and pending keys are those of the dump; the owner's
+# INSERT, UPDATE, DELETE and COPY are captured; refresh and verify agree with
+# a fresh GROUP BY; a new rollup gets a fresh id; the source cannot be
+# dropped from under its rollup; and the pg_cron job is back on the other
+# cluster.
+#
+# pg_cron can only be created in cron.database_name ('src'), so the restores
+# into other databases of cluster A leave pg_cron out: the custom dump through
+# a pg_restore -L list without pg_cron's entries, the plain dump made with
+# --extension=memoria.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+
+my $conf = qq{
+shared_preload_libraries = 'memoria, pg_cron'
+cron.database_name = 'src'
+max_worker_processes = 20
+memoria.enabled = off
+};
+my $node_a = PostgreSQL::Test::Cluster->new('dump_a');
+$node_a->init;
+$node_a->append_conf('postgresql.conf', $conf);
+$node_a->start;
+
+# try_sql(node, db, user, sql): (exit code, stdout, stderr) of psql.
+sub try_sql {
+    my ($node, $db, $user, $sql) = @_;
+    my ($out, $err) = ('', '');
+    my $rc = $node->psql($db, $sql, stdout => \$out, stderr => \$err, on_error_stop => 1,
+                         connstr => $node->connstr($db) . " user=$user");
+    return ($rc, $out, $err);
+}
+
+# sql_ok(node, db, user, sql, name): psql exits 0 and reports no error.
+sub sql_ok {
+    my ($node, $db, $user, $sql, $name) = @_;
+    my ($rc, $out, $err) = try_sql($node, $db, $user, $sql);
+    $err = join("\n", grep { /ERROR|WARNING|FATAL|cache lookup/ } split /\n/, $err);
+    is("exit $rc$err", 'exit 0', $name);
+    return $out;
+}
+
+# query(node, db, sql[, user]): the output of a query that must succeed.
+sub query {
+    my ($node, $db, $sql, $user) = @_;
+    return $node->safe_psql($db, $sql, connstr => $node->connstr($db) . ' user=' . ($user // 'postgres'));
+}
+
+# run_ok(cmd, name): a client program exits 0 and writes no error to stderr.
+sub run_ok {
+    my ($cmd, $name) = @_;
+    my ($out, $err) = ('', '');
+    IPC::Run::run($cmd, '>', \$out, '2>', \$err);
+    my $rc = $? >> 8;
+    is($rc, 0, "$name: exits 0");
+    unlike($err, qr/ERROR|error:|FATAL/, "$name: no error in its output");
+    return $out;
+}
+
+sub conn_args {
+    my ($node) = @_;
+    return ('-h', $node->host, '-p', $node->port, '-U', 'postgres');
+}
+
+##############################################################################
+# 1. The source database.
+##############################################################################
+$node_a->safe_psql('postgres', q{
+    CREATE ROLE app LOGIN;
+    CREATE DATABASE src OWNER app;
+});
+$node_a->safe_psql('src', q{
+    CREATE EXTENSION pg_cron;
+    CREATE EXTENSION memoria;
+});
+query($node_a, 'src', q{
+    CREATE TABLE usage (at timestamptz NOT NULL, ws int NOT NULL, model text, tokens int);
+    CREATE TABLE events (at timestamptz NOT NULL, k int NOT NULL, v int) PARTITION BY RANGE (at);
+    CREATE TABLE events_2024_01 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+    CREATE TABLE events_2024_02 PARTITION OF events FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
+    CREATE TABLE events_2024_03 PARTITION OF events FOR VALUES FROM ('2024-03-01') TO ('2024-04-01');
+    INSERT INTO usage SELECT timestamptz '2024-01-01' + g * interval '97 minutes', g % 4,
+                             (ARRAY['a', 'b', NULL])[g % 3 + 1], CASE WHEN g % 50 <> 0 THEN g END
+                      FROM generate_series(1, 1000) g;
+    -- Up to 2024-03-31 21:40 UTC: across the change to summer time in Paris.
+    INSERT INTO events SELECT timestamptz '2024-01-01' + g * interval '55 minutes', g % 5, g
+                       FROM generate_series(1, 2380) g;
+}, 'app');
+
+sql_ok($node_a, 'src', 'app', q{
+    SELECT memoria.create_rollup('usage_daily', 'usage', 'at', ARRAY['ws', 'model'],
+                                 ARRAY['sum(tokens) AS tokens', 'count(*) AS n'], scope => ARRAY['ws']);
+    SELECT memoria.create_rollup('events_hourly', 'events', 'at', ARRAY['k'],
+                                 ARRAY['sum(v) AS v', 'count(*) AS n', 'max(v) AS top'],
+                                 bucket => '1 hour', time_zone => 'Europe/Paris');
+}, 'src: app creates both rollups');
+is(query($node_a, 'src', q{
+    SELECT string_agg(rollup || ':' || status, ',' ORDER BY rollup) FROM (
+        SELECT * FROM memoria.refresh_window('usage_daily', '-infinity', 'infinity')
+        UNION ALL SELECT * FROM memoria.refresh_window('events_hourly', '-infinity', 'infinity')) w}, 'app'),
+   'events_hourly:ok,usage_daily:ok', 'src: refresh_window fills both');
+like(query($node_a, 'src', q{SELECT pg_get_indexdef(indexrelid) FROM pg_index
+                               WHERE indrelid = 'memoria_rollup.usage_daily'::regclass AND indisunique}),
+     qr/NULLS NOT DISTINCT/, 'src: the key of usage_daily (nullable dimension model) is NULLS NOT DISTINCT');
+
+# Writes nobody refreshes: the dirty logs hold keys at dump time.
+query($node_a, 'src', q{
+    INSERT INTO usage VALUES ('2024-01-05 10:00+00', 1, NULL, 5), ('2024-01-06 10:00+00', 2, 'a', 7);
+    UPDATE usage SET tokens = tokens + 1 WHERE ws = 3 AND at < '2024-01-03';
+    UPDATE events SET v = v + 1 WHERE k = 3 AND at < '2024-01-03';
+    DELETE FROM events WHERE at >= '2024-03-31 00:00+00' AND k = 2;
+}, 'app');
+like(query($node_a, 'src', q{SELECT string_agg(step || ' ' || action || ' ' || detail, ';')
+                               FROM memoria.alter_rollup('usage_daily', refresh_interval => '5 minutes')}, 'app'),
+     qr/refresh_interval/, 'src: alter_rollup sets refresh_interval');
+
+# memoria.schedule as app needs USAGE on pg_cron's schema; a superuser grants it.
+my ($rc, $out, $err) = try_sql($node_a, 'src', 'app', "SELECT memoria.schedule('events_hourly', '0 0 1 1 *')");
+like($err, qr/permission denied for schema cron/, 'src: app cannot schedule before USAGE on schema cron is granted');
+$node_a->safe_psql('src', 'GRANT USAGE ON SCHEMA cron TO app');
+# Never fires during the test: the pending keys stay pending.
+sql_ok($node_a, 'src', 'app', "SELECT memoria.schedule('events_hourly', '0 0 1 1 *')",
+       'src: app schedules events_hourly with memoria.schedule');
+my $cron_at_dump = query($node_a, 'src',
+    "SELECT jobname || ' | ' || schedule || ' | ' || username || ' | ' || database || ' | ' || command FROM cron.job");
+like($cron_at_dump, qr/^memoria:events_hourly \| 0 0 1 1 \* \| app \| src \| /, 'src: the job is memoria:events_hourly, run as app');
+
+# What a restore must bring back, as the source has it at dump time.
+my @rollups = ('events_hourly', 'usage_daily');
+my $defs_sql = q{
+    SELECT string_agg(concat_ws(' | ', id, name, owner, source, target, dirty_log, time_attnum, time_type,
+                                dimension_attnums, scope_attnums, measures, measure_names, bucket, time_zone,
+                                filter, invalidation, safety_lag, refresh_interval, freeze_after), E'\n' ORDER BY id)
+    FROM memoria.rollups};
+my $pending_sql = "SELECT string_agg(rollup || '=' || pending_keys, ',' ORDER BY rollup) FROM memoria.status";
+my $states_sql = "SELECT string_agg(rollup || ':' || state, ',' ORDER BY rollup) FROM memoria.status";
+sub content_sql {
+    return "SELECT count(*) || ' ' || md5(string_agg(t::text, ';' ORDER BY t::text)) FROM memoria_rollup.$_[0] t";
+}
+my $defs_at_dump = query($node_a, 'src', $defs_sql);
+like($defs_at_dump, qr/usage_daily .* 00:05:00/, 'src: the catalog has the new refresh_interval');
+my %content_at_dump = map { $_ => query($node_a, 'src', content_sql($_)) } @rollups;
+my $pending_at_dump = query($node_a, 'src', $pending_sql);
+like($pending_at_dump, qr/^events_hourly=[1-9]\d*,usage_daily=[1-9]\d*$/, 'src: both rollups have pending keys at dump time');
+my $ids_at_dump = query($node_a, 'src', "SELECT string_agg(id::text, ',' ORDER BY id) FROM memoria.rollups");
+
+##############################################################################
+# 2. The dumps, with the cluster's own binaries.
+##############################################################################
+my $dir = PostgreSQL::Test::Utils::tempdir;
+my $dump_fc = "$dir/src.dump";
+my $dump_fp = "$dir/src.sql";
+run_ok(['pg_dump', conn_args($node_a), '-Fc', '-f', $dump_fc, '-d', 'src'], 'pg_dump -Fc of src');
+run_ok(['pg_dump', conn_args($node_a), '-Fp', '--extension=memoria', '-f', $dump_fp, '-d', 'src'],
+       'pg_dump -Fp --extension=memoria of src');
+
+# The custom dump's contents, without pg_cron (for databases other than src).
+my $toc = run_ok(['pg_restore', '-l', $dump_fc], 'pg_restore -l');
+my $list = "$dir/no_cron.list";
+open my $fh, '>', $list or die "cannot write $list: $!";
+for my $line (split /\n/, $toc) {
+    $line = ";$line" if $line =~ /\bpg_cron\b|\bSCHEMA cron\b| cron (?:job|job_run_details|jobid_seq|runid_seq) /;
+    print $fh "$line\n";
+}
+close $fh;
+like($toc, qr/TABLE DATA memoria rollups .*\n(?:.*\n)*.*TABLE DATA memoria rollup_state /,
+     'the custom dump carries memoria.rollups and memoria.rollup_state');
+like($toc, qr/TRIGGER public events zz_memoria_capture_\d+ /, 'the custom dump carries the capture triggers');
+
+##############################################################################
+# 3. Restores on the same cluster, 4. on another cluster.
+##############################################################################
+$node_a->safe_psql('postgres', q{
+    CREATE DATABASE r1 OWNER app;
+    CREATE DATABASE r2 OWNER app;
+    CREATE DATABASE r3 OWNER app;
+});
+run_ok(['pg_restore', conn_args($node_a), '-d', 'r1', '-L', $list, $dump_fc], 'pg_restore into r1');
+run_ok(['pg_restore', conn_args($node_a), '-d', 'r3', '-j', '2', '-L', $list, $dump_fc], 'pg_restore -j 2 into r3');
+run_ok(['psql', '-X', '-q', conn_args($node_a), '-v', 'ON_ERROR_STOP=1', '-d', 'r2', '-f', $dump_fp],
+       'psql -f (plain dump) into r2');
+
+my $node_b = PostgreSQL::Test::Cluster->new('dump_b');
+$node_b->init;
+$node_b->append_conf('postgresql.conf', $conf);
+$node_b->start;
+$node_b->safe_psql('postgres', 'CREATE ROLE app LOGIN');
+run_ok(['pg_restore', conn_args($node_b), '-C', '-d', 'postgres', $dump_fc], 'pg_restore -C into cluster B');
+
+##############################################################################
+# 5. Each restored database.
+##############################################################################
+sub fresh_group_by_differs {
+    my ($rollup) = @_;
+    my %fresh = (
+        usage_daily => q{SELECT date_trunc('day', at, 'UTC') AS bucket, ws, model, sum(tokens) AS tokens, count(*) AS n
+                         FROM usage GROUP BY 1, 2, 3},
+        events_hourly => q{SELECT date_trunc('hour', at, 'Europe/Paris') AS bucket, k, sum(v) AS v, count(*) AS n,
+                                  max(v) AS top FROM events GROUP BY 1, 2},
+        usage_weekly => q{SELECT date_trunc('week', at, 'UTC') AS bucket, model, sum(tokens) AS tokens
+                          FROM usage GROUP BY 1, 2});
+    my %cols = (usage_daily => 'bucket, ws, model, tokens, n', events_hourly => 'bucket, k, v, n, top',
+                usage_weekly => 'bucket, model, tokens');
+    my $r = "SELECT $cols{$rollup} FROM memoria_rollup.$rollup";
+    return "SELECT count(*) FROM (($r EXCEPT ALL $fresh{$rollup}) UNION ALL ($fresh{$rollup} EXCEPT ALL $r)) d";
+}
+
+sub check_restored {
+    my ($node, $db, $label, $with_cron) = @_;
+
+    is(query($node, $db, $defs_sql), $defs_at_dump,
+       "$label: memoria.rollups has the same definitions (ids, names, buckets, time zones, measures, refresh_interval)");
+    for my $r (@rollups) {
+        is(query($node, $db, content_sql($r)), $content_at_dump{$r}, "$label: $r has the rows it had at dump time");
+    }
+    is(query($node, $db, $pending_sql), $pending_at_dump, "$label: the pending keys survived");
+    my $states = query($node, $db, $states_sql);
+    unlike($states, qr/capture_disabled/, "$label: right after the restore no rollup is capture_disabled ($states)");
+
+    if ($with_cron) {
+        is(query($node, $db,
+            "SELECT jobname || ' | ' || schedule || ' | ' || username || ' | ' || database || ' | ' || command FROM cron.job"),
+           $cron_at_dump, "$label: the pg_cron job memoria:events_hourly is back");
+        is(query($node, $db, "SELECT scheduled_by FROM memoria.status WHERE rollup = 'events_hourly'"), 'pg_cron',
+           "$label: status says pg_cron schedules events_hourly");
+    }
+
+    # The owner writes to the sources.
+    sql_ok($node, $db, 'app', q{
+        INSERT INTO usage VALUES ('2024-01-07 10:00+00', 1, NULL, 11), ('2024-01-07 11:00+00', 1, NULL, 12),
+                                 ('2024-02-01 00:30+00', 3, 'c', 13);
+        INSERT INTO events VALUES ('2024-03-31 01:30+00', 4, 1000), ('2024-02-10 12:00+00', 9, 1001);
+    }, "$label: app INSERTs into both sources");
+    sql_ok($node, $db, 'app', q{
+        UPDATE usage SET at = at + interval '3 days' WHERE at < '2024-01-04' AND ws = 1;
+        UPDATE events SET at = at + interval '35 days' WHERE at < '2024-01-08' AND k = 1;
+        UPDATE events SET v = v * 2 WHERE at BETWEEN '2024-03-30' AND '2024-03-31 12:00+00';
+    }, "$label: app UPDATEs rows into other days (and other partitions)");
+    sql_ok($node, $db, 'app', q{
+        DELETE FROM usage WHERE tokens % 10 = 0;
+        DELETE FROM events WHERE v % 9 = 0;
+    }, "$label: app DELETEs from both sources");
+    sql_ok($node, $db, 'app', qq{COPY usage FROM stdin;
+2024-01-09 08:00:00+00\t2\ta\t21
+2024-01-09 09:00:00+00\t2\t\\N\t22
+\\.
+COPY events FROM stdin;
+2024-01-20 00:00:00+00\t0\t23
+2024-03-31 00:59:00+00\t0\t24
+\\.
+}, "$label: app COPYs into both sources");
+    sql_ok($node, $db, 'app', q{
+        CREATE TABLE events_2024_04 PARTITION OF events FOR VALUES FROM ('2024-04-01') TO ('2024-05-01');
+        INSERT INTO events SELECT timestamptz '2024-04-01' + g * interval '7 hours', g % 3, g FROM generate_series(1, 50) g;
+    }, "$label: app adds a partition and writes into it");
+
+    ($rc, $out, $err) = try_sql($node, $db, 'app', 'DELETE FROM memoria_rollup.usage_daily');
+    like($err, qr/cannot delete .*rollup table memoria_rollup\.usage_daily: memoria maintains its rows/,
+         "$label: the rollup table's guard refuses app's DELETE");
+
+    is(query($node, $db, q{SELECT string_agg(rollup || ':' || status || coalesce(' ' || error, ''), ', ' ORDER BY rollup)
+                           FROM memoria.refresh()}, 'app'),
+       'events_hourly:ok, usage_daily:ok', "$label: memoria.refresh() is ok for every rollup");
+    for my $r (@rollups) {
+        is(query($node, $db, "SELECT count(*) FROM memoria.verify('$r')", 'app'), '0', "$label: verify('$r') finds no difference");
+        is(query($node, $db, fresh_group_by_differs($r)), '0', "$label: $r equals a fresh GROUP BY");
+    }
+    is(query($node, $db, "SELECT string_agg(rollup || '=' || pending_keys, ',' ORDER BY rollup) FROM memoria.status"),
+       'events_hourly=0,usage_daily=0', "$label: no key is left pending");
+
+    # A new rollup: an id of its own.
+    sql_ok($node, $db, 'app', q{
+        SELECT memoria.create_rollup('usage_weekly', 'usage', 'at', ARRAY['model'], ARRAY['sum(tokens) AS tokens'],
+                                     bucket => '1 week');
+        SELECT status FROM memoria.refresh_window('usage_weekly', '-infinity', 'infinity');
+    }, "$label: app creates and fills a new rollup");
+    my $new_id = query($node, $db, "SELECT id FROM memoria.rollups WHERE name = 'usage_weekly'");
+    ok($new_id ne '' && !grep({ $_ eq $new_id } split(/,/, $ids_at_dump)),
+       "$label: the new rollup's id ($new_id) is none of the restored ones ($ids_at_dump)");
+    query($node, $db, "INSERT INTO usage VALUES ('2024-01-10 10:00+00', 1, 'b', 31); DELETE FROM usage WHERE tokens = 21", 'app');
+    is(query($node, $db, q{SELECT string_agg(rollup || ':' || status || coalesce(' ' || error, ''), ', ' ORDER BY rollup)
+                           FROM memoria.refresh()}, 'app'),
+       'events_hourly:idle, usage_daily:ok, usage_weekly:ok', "$label: refresh with the new rollup beside the restored ones");
+    for my $r ('usage_daily', 'usage_weekly') {
+        is(query($node, $db, "SELECT count(*) FROM memoria.verify('$r')", 'app'), '0', "$label: verify('$r') after more writes");
+        is(query($node, $db, fresh_group_by_differs($r)), '0', "$label: $r equals a fresh GROUP BY after more writes");
+    }
+
+    # The restored rollups depend on their sources again.
+    for my $t ('usage', 'events') {
+        ($rc, $out, $err) = try_sql($node, $db, 'app', "DROP TABLE $t");
+        like("exit $rc: $err", qr/^exit [1-9]\d*: .*cannot drop table $t because other objects depend on it/s,
+             "$label: DROP TABLE $t without CASCADE fails: a rollup depends on it");
+    }
+    is(query($node, $db, "SELECT to_regclass('usage') IS NOT NULL AND to_regclass('events') IS NOT NULL"), 't',
+       "$label: both sources are still there");
+
+    $states = query($node, $db, $states_sql);
+    unlike($states, qr/capture_disabled/, "$label: at the end no rollup is capture_disabled ($states)");
+    is(query($node, $db, "SELECT string_agg(DISTINCT last_status, ',') FROM memoria.status"), 'ok',
+       "$label: every rollup's last_status is ok");
+}
+
+check_restored($node_a, 'r1', 'r1 (pg_restore)', 0);
+check_restored($node_a, 'r3', 'r3 (pg_restore -j 2)', 0);
+check_restored($node_a, 'r2', 'r2 (psql, plain dump)', 0);
+check_restored($node_b, 'src', 'cluster B src (pg_restore -C)', 1);
+
+# Nothing restored made the server log a cache lookup failure.
+for my $node ($node_a, $node_b) {
+    unlike(slurp_file($node->logfile), qr/cache lookup failed/, $node->name . ': no "cache lookup failed" in the server log');
+}
+
+$node_b->stop;
+$node_a->stop;
+done_testing();
