@@ -61,6 +61,14 @@ ok($node->poll_query_until('postgres', "SELECT pending_keys = 0 FROM memoria.sta
 is($node->safe_psql('postgres', "SELECT count(*) FROM memoria.verify('ev_daily')"), '0', 'nothing counted twice');
 is($node->safe_psql('postgres', "SELECT count(*) FROM cron.job_run_details WHERE status = 'failed'"), '0', 'no cron run failed');
 
+# A rename takes the job along; the renamed job still refreshes.
+$node->safe_psql('postgres', "SELECT * FROM memoria.alter_rollup('ev_daily', rename_to => 'ev_by_day')");
+is($node->safe_psql('postgres', "SELECT string_agg(jobname, ',') FROM cron.job WHERE jobname LIKE 'memoria:%'"),
+   'memoria:ev_by_day', 'alter_rollup(rename_to) renames the job');
+$node->safe_psql('postgres', "SELECT * FROM memoria.alter_rollup('ev_by_day', rename_to => 'ev_daily')");
+is($node->safe_psql('postgres', "SELECT command LIKE '%memoria.run(''ev_daily'')%' FROM cron.job WHERE jobname = 'memoria:ev_daily'"),
+   't', 'and its command, renamed back');
+
 # unschedule, and drop_rollup removes a job.
 is($node->safe_psql('postgres', "SELECT memoria.unschedule('ev_daily')"), 't', 'unschedule removes the job');
 is($node->safe_psql('postgres', "SELECT memoria.unschedule('ev_daily')"), 'f', 'a second unschedule finds none');
