@@ -102,9 +102,14 @@ bool settle_restored(const Rollup *r, char **waiting_for) {
 using namespace memoria;
 
 // memoria_internal.adopt(rollup_id): the update script's adoption of every
-// rollup (this version's guard trigger, dependencies, grants).
+// rollup (this version's guard trigger, dependencies, grants); by hand (a
+// superuser's), a restored rollup whose dump lacked its triggers, which it
+// makes: writes made without them were missed, so the rollup is rebuilt.
 MEMORIA_FUNCTION(memoria_adopt) {
     Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
-    if (r != NULL) adopt_rollup(r);
+    if (r == NULL) PG_RETURN_VOID();
+    bool missed = r->restored && capture_problem(r) != NULL;
+    adopt_rollup(r);
+    if (missed) mark_rebuild(r);
     PG_RETURN_VOID();
 }

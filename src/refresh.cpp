@@ -267,7 +267,8 @@ static const char *CAPTURE_HINT = "Enable the trigger again (ALTER TABLE ... ENA
                                   "once capture is back the next refresh rebuilds the rollup.";
 
 static const char *RESTORE_HINT = "pg_restore makes a rollup's triggers and key last; it refreshes once they are "
-                                  "back.  A dump without them: drop the rollup and create it again.";
+                                  "back.  A restore that left them out: a superuser's SELECT "
+                                  "memoria_internal.adopt(id) makes them and rebuilds the rollup.";
 
 // capture_error: why the rollup's writes are not all being captured, or
 // NULL.  The state it records survives a later ERROR: callers run it before

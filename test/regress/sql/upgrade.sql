@@ -105,6 +105,11 @@ RESET session_replication_role;
 SELECT rollup, status FROM memoria.refresh() ORDER BY 1;
 SELECT count(*) AS differences FROM memoria.verify('up_a');
 SELECT rollup, state FROM memoria.status ORDER BY 1;
+-- 0.4.0: rollup tables guarded, rollups at home here, the catalog dumped by pg_dump.
+SELECT r.name, count(t.oid) AS guard_triggers FROM memoria.rollups r
+LEFT JOIN pg_trigger t ON t.tgrelid = r.target AND t.tgname LIKE 'zz\_memoria\_guard\_%' GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS not_adopted FROM memoria.rollup_state WHERE recorded_in IS NULL;
+SELECT extconfig::regclass[] FROM pg_extension WHERE extname = 'memoria';
 
 SELECT pg_temp.snapshot('updated') > 40 AS many_objects;
 SELECT memoria.drop_rollup(name, drop_table => true) FROM memoria.rollups;
