@@ -87,6 +87,7 @@ bool settle_restored(const Rollup *r, char **waiting_for) {
     // pg_restore makes the triggers and keys last (post-data): until they
     // are all back, its rows may still be loading.
     char *problem = capture_problem(r);
+    if (problem == NULL) problem = guard_problem(r);
     if (problem == NULL && !has_unique_index(r->target))
         problem = psprintf("the rollup table %s has no key yet", qualified_relation_name(r->target));
     if (problem != NULL) {

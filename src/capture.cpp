@@ -106,7 +106,12 @@ static CaptureTarget *capture_target_for(TriggerData *td) {
     int32 id;
     if (!parse_trigger_name(tg->tgname, &kind, &id)) not_memorias_trigger(tg, rel);
     const Rollup *r = find_rollup_by_id(id);
-    if (r == NULL || !serves_source(rel, r->source)) not_memorias_trigger(tg, rel);
+    // No such rollup: nothing to record (a parallel pg_restore loads rows
+    // into partitions of a source whose triggers are back before memoria's
+    // catalog is; the restored rollup table already counts those rows).
+    // Not cached: the rollup may show up later in this session.
+    if (r == NULL) return NULL;
+    if (!serves_source(rel, r->source)) not_memorias_trigger(tg, rel);
     // Compute everything first so that an ERROR leaves no half-built entry.
     CaptureTarget tmp;
     memset(&tmp, 0, sizeof tmp);
@@ -240,13 +245,14 @@ MEMORIA_FUNCTION(memoria_capture) {
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("memoria.capture() must be called as a trigger")));
     TriggerData *td = (TriggerData *) fcinfo->context;
-    CaptureTarget *t = capture_target_for(td);
     TupleDesc desc = RelationGetDescr(td->tg_relation);
     TriggerEvent ev = td->tg_event;
     // What a row trigger returns: the row, unchanged (NULL after the fact).
-    Datum row_result = PointerGetDatum(TRIGGER_FIRED_BEFORE(ev) ? (TRIGGER_FIRED_BY_UPDATE(ev) ? td->tg_newtuple
-                                                                                              : td->tg_trigtuple)
-                                                                 : NULL);
+    Datum row_result = PointerGetDatum(TRIGGER_FIRED_BEFORE(ev) && TRIGGER_FIRED_FOR_ROW(ev)
+                                           ? (TRIGGER_FIRED_BY_UPDATE(ev) ? td->tg_newtuple : td->tg_trigtuple)
+                                           : NULL);
+    CaptureTarget *t = capture_target_for(td);
+    if (t == NULL) return row_result;  // a rollup not in the catalog (yet)
     if (TRIGGER_FIRED_BY_TRUNCATE(ev)) {
         add_rebuild_key(t);
         return PointerGetDatum(NULL);

@@ -72,8 +72,9 @@ static char *rollup_select(const char *where, int mark_param) {
     }
     // Restored elsewhere and not adopted since (NULL before 0.4.0: never).
     if (catalog_has_column("rollup_state", "recorded_in"))
-        appendStringInfo(&s, ", (SELECT recorded_in IS DISTINCT FROM $%d FROM memoria.rollup_state "
-                             "WHERE rollup_id = id)", mark_param);
+        // (No state row yet: a parallel pg_restore is loading it.)
+        appendStringInfo(&s, ", coalesce((SELECT recorded_in = $%d FROM memoria.rollup_state "
+                             "WHERE rollup_id = id), false) IS NOT TRUE", mark_param);
     else
         appendStringInfoString(&s, ", false");
     appendStringInfo(&s, " FROM memoria.rollups %s", where);
@@ -305,6 +306,9 @@ void delete_rollup(int32 id) {
     Oid type = INT4OID;
     Datum value = Int32GetDatum(id);
     SPI_connect();
+    // No foreign key between the two (a parallel pg_restore may load either
+    // first): both rows go here.
+    run_catalog("DELETE FROM memoria.rollup_state WHERE rollup_id = $1", 1, &type, &value, NULL);
     run_catalog("DELETE FROM memoria.rollups WHERE id = $1", 1, &type, &value, NULL);
     SPI_finish();
 }

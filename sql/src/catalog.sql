@@ -47,7 +47,8 @@ CREATE TABLE memoria.rollups (
 -- One row per rollup: what refreshes did. Kept apart from the definition so that
 -- refreshes only ever lock this row.
 CREATE TABLE memoria.rollup_state (
-    rollup_id         int PRIMARY KEY REFERENCES memoria.rollups ON DELETE CASCADE,
+    rollup_id         int PRIMARY KEY,         -- memoria.rollups.id (no foreign key: a parallel
+                                               -- pg_restore may load this table first)
     watermark         timestamptz,
     needs_backfill    boolean NOT NULL DEFAULT true,
     backfill_next     timestamptz,         -- resume point of a running backfill

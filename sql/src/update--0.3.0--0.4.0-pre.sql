@@ -14,6 +14,7 @@ ALTER TABLE memoria.rollups
     ALTER time_type TYPE regtype USING time_type::regtype,
     ADD COLUMN freeze_after interval;
 ALTER TABLE memoria.rollup_state
+    DROP CONSTRAINT rollup_state_rollup_id_fkey,
     ALTER capture_tables TYPE regclass[] USING capture_tables::regclass[],
     ADD COLUMN frozen_keys_discarded bigint NOT NULL DEFAULT 0,
     ADD COLUMN recorded_in text;

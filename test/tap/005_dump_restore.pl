@@ -3,12 +3,12 @@
 # hourly one in Europe/Paris, pending keys in the dirty logs, a changed
 # refresh interval, a pg_cron job) is dumped in custom and plain format and
 # restored into fresh databases: with pg_restore, pg_restore -j 2, pg_restore
-# section by section and psql on the same cluster, and with pg_restore -C on another cluster.  In each, the
-# definitions, rows and pending keys are those of the dump; the owner's
-# INSERT, UPDATE, DELETE and COPY are captured; refresh and verify agree with
-# a fresh GROUP BY; a new rollup gets a fresh id; the source cannot be
-# dropped from under its rollup; and the pg_cron job is back on the other
-# cluster.
+# section by section and psql on the same cluster, and with pg_restore -C on
+# another cluster.  In each, the definitions, rows and pending keys are those
+# of the dump; the owner's INSERT, UPDATE, DELETE and COPY are captured;
+# refresh and verify agree with a fresh GROUP BY; a new rollup gets a fresh
+# id; the source cannot be dropped from under its rollup; and the pg_cron job
+# is back on the other cluster.
 #
 # pg_cron can only be created in cron.database_name ('src'), so the restores
 # into other databases of cluster A leave pg_cron out: the custom dump through
@@ -175,8 +175,8 @@ for my $line (split /\n/, $toc) {
     print $fh "$line\n";
 }
 close $fh;
-like($toc, qr/TABLE DATA memoria rollups .*\n(?:.*\n)*.*TABLE DATA memoria rollup_state /,
-     'the custom dump carries memoria.rollups and memoria.rollup_state');
+like($toc, qr/TABLE DATA memoria rollups /, 'the custom dump carries memoria.rollups');
+like($toc, qr/TABLE DATA memoria rollup_state /, 'the custom dump carries memoria.rollup_state');
 like($toc, qr/TRIGGER public events zz_memoria_capture_\d+ /, 'the custom dump carries the capture triggers');
 
 ##############################################################################
