@@ -24,6 +24,22 @@ static Oid relation_owner(Oid rel) {
     return owner;
 }
 
+void settle_schema_grant(Oid role) {
+    if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)) || role == extension_owner()) return;
+    Oid nsp = get_namespace_oid("memoria_rollup", false);
+    Oid types[2] = {OIDOID, OIDOID};
+    Datum values[2] = {ObjectIdGetDatum(role), ObjectIdGetDatum(nsp)};
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relowner = $1 AND relnamespace = $2)", 2, types,
+             values, NULL, false);
+    bool owns = spi_bool(1);
+    leave_catalog_session(cs);
+    SPI_finish();
+    run_as_extension(psprintf("%s CREATE ON SCHEMA memoria_rollup %s %s", owns ? "GRANT" : "REVOKE",
+                              owns ? "TO" : "FROM", quote_identifier(GetUserNameFromId(role, false))));
+}
+
 void follow_source_owner(const Rollup *r) {
     if (r->owner == r->granted_owner) return;
     const char *log = qualified_relation_name(r->dirty_log);
@@ -39,8 +55,8 @@ void follow_source_owner(const Rollup *r) {
     if (relation_owner(r->target) != r->owner)
         run_own_ddl(psprintf("ALTER TABLE %s OWNER TO %s", qualified_relation_name(r->target), to));
     // Indexes on a table in memoria_rollup need CREATE on the schema.
-    if (get_rel_namespace(r->target) == get_namespace_oid("memoria_rollup", false))
-        run_as_extension(psprintf("GRANT CREATE ON SCHEMA memoria_rollup TO %s", to));
+    settle_schema_grant(r->owner);
+    if (old_exists) settle_schema_grant(r->granted_owner);
     set_granted_owner(r->id, r->owner);
     CommandCounterIncrement();
 }

@@ -17,6 +17,10 @@ namespace memoria {
 // and the rollup table go to the new owner.
 void follow_source_owner(const Rollup *r);
 
+// settle_schema_grant: CREATE on memoria_rollup (which indexing a rollup
+// table there needs) for a role that owns a table there, and for no other.
+void settle_schema_grant(Oid role);
+
 // adopt_rollup: record again everything a dump does not carry: the
 // triggers' layout (and the guard trigger), the dependencies, the grants;
 // the rollup is then at home in this database.

@@ -7,6 +7,7 @@
 #include "args.hpp"
 #include "expressions.hpp"
 #include "guard.hpp"
+#include "refresh.hpp"
 #include "statements.hpp"
 #include "triggers.hpp"
 
@@ -80,7 +81,7 @@ static void rename(Alteration *a) {
     if (a->rename[0] == '\0' || strlen(a->rename) >= NAMEDATALEN - 1)
         arg_error(ERRCODE_INVALID_NAME, psprintf("rename_to \"%s\" must be 1 to %d bytes long", a->rename,
                                                  NAMEDATALEN - 2),
-                  NULL);
+                  "A rollup's name is an identifier; its table keeps its own name.");
     if (rollup_name_taken(a->rename))
         arg_error(ERRCODE_DUPLICATE_OBJECT, psprintf("rename_to: rollup \"%s\" already exists", a->rename),
                   "Choose another name.");
@@ -96,7 +97,8 @@ static void set_interval(Alteration *a) {
     Interval *every = &a->interval;
     if (every->month < 0 || every->day < 0 || every->time < 0 ||
         (every->month == 0 && every->day == 0 && every->time < USECS_PER_SEC))
-        arg_error(ERRCODE_INVALID_PARAMETER_VALUE, "refresh_interval must be at least 1 second", NULL);
+        arg_error(ERRCODE_INVALID_PARAMETER_VALUE, "refresh_interval must be at least 1 second",
+                  "For example refresh_interval => '5 minutes'.");
     set_refresh_interval(a->r->id, every);
     add_step(a, "refresh_interval",
              psprintf("refreshed every %s", DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(every)))));
@@ -123,6 +125,16 @@ static void set_freeze(Alteration *a) {
                                datum_text(r->time_type, was),
                                DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(&r->freeze_after)))));
     }
+    // Writes made while a bucket was live are applied before it freezes.
+    int64 keys;
+    if (const char *error = refresh_now(r, &keys))
+        arg_error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                  psprintf("freeze_after: pending keys must be applied before their buckets freeze, and the refresh "
+                           "failed: %s", error),
+                  "See memoria.status; once the rollup refreshes, alter it again.");
+    if (keys > 0)
+        add_step(a, "refresh", psprintf("%lld pending keys applied first, so that no write made before freezing is lost",
+                                        (long long) keys));
     set_freeze_after(r->id, f);
     r->has_freeze = true;
     r->freeze_after = *f;
@@ -170,7 +182,8 @@ static void change_measures(Alteration *a) {
                       psprintf("drop_measures[%d]: rollup \"%s\" has no measure \"%s\"", k, r->name, alias),
                       "See SELECT measures FROM memoria.rollups_info.");
         run_own_ddl(psprintf("ALTER TABLE %s DROP COLUMN %s", table,
-                             column_name(r->target, r->target_attnums[1 + r->ndims + i])));
+                             column_name(r->target, r->target_attnums[1 + r->ndims + i])),
+                    r->owner);
         add_step(a, "drop_measures", psprintf("column %s of %s is dropped", quote_identifier(alias), table));
     }
     // New measures mean what the others mean: the rollup's search_path and
@@ -179,23 +192,25 @@ static void change_measures(Alteration *a) {
     foreach (lc, a->add) {
         const char *text = (const char *) lfirst(lc);
         k++;
-        SPI_connect();
         RollupSession session = enter_rollup_session(r);
         Measure m = check_measure(text, k, qualified_relation_name(r->source), "add_measures");
         leave_rollup_session(session);
-        SPI_finish();
-        bool clash = strcmp(m.alias, "bucket") == 0 || has_string(names, m.alias);
-        for (int d = 0; d < r->ndims; d++)
-            clash = clash || strcmp(get_attname(r->target, r->target_attnums[1 + d], false), m.alias) == 0;
+        // Another new measure's alias, or a column of the table now (its
+        // columns may have been renamed).
+        bool clash = has_string(names, m.alias) || get_attnum(r->target, m.alias) != InvalidAttrNumber;
         if (clash)
             arg_error(ERRCODE_DUPLICATE_COLUMN,
                       psprintf("add_measures[%d]: alias \"%s\" is already used by the bucket, a dimension or another "
                                "measure", k, m.alias),
                       "Give every measure its own alias.");
+        // As the owner: a domain's DEFAULT runs for every row, with the
+        // owner's rights only.
         run_own_ddl(psprintf("ALTER TABLE %s ADD COLUMN %s %s", table, quote_identifier(m.alias),
-                             format_type_with_typemod(m.type, m.typmod)));
+                             format_type_with_typemod(m.type, m.typmod)),
+                    r->owner);
         run_own_ddl(psprintf("COMMENT ON COLUMN %s.%s IS %s", table, quote_identifier(m.alias),
-                             quote_literal_cstr(psprintf("memoria measure: %s", text))));
+                             quote_literal_cstr(psprintf("memoria measure: %s", text))),
+                    r->owner);
         add_step(a, "add_measures", psprintf("column %s %s is added to %s (NULL until recomputed)",
                                              quote_identifier(m.alias), format_type_with_typemod(m.type, m.typmod),
                                              table));

@@ -60,6 +60,13 @@ void window_buckets(const Rollup *r, TimestampTz ws, TimestampTz we, Datum *firs
 
 bool frozen_before(const Rollup *r, Datum *first_open) {
     if (!r->has_freeze) return false;
+    // Counted back from the watermark when it is older than now: a key
+    // still pending was written after it, maybe while its bucket was not
+    // frozen yet, and must then be applied.  (No watermark: nothing was
+    // ever applied, nothing is frozen.)
+    TimestampTz from = GetCurrentTransactionStartTimestamp(), watermark;
+    if (!read_watermark(r, &watermark)) return false;
+    if (watermark < from) from = watermark;
     pg_tz *tz = lookup_time_zone(r->time_zone);
     // now - freeze_after: months and days are calendar ones in the rollup's
     // zone (timestamptz arithmetic reads the session's zone).
@@ -68,7 +75,7 @@ bool frozen_before(const Rollup *r, Datum *first_open) {
     session_timezone = tz;
     PG_TRY();
     {
-        cut = DirectFunctionCall2(timestamptz_mi_interval, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+        cut = DirectFunctionCall2(timestamptz_mi_interval, TimestampTzGetDatum(from),
                                   IntervalPGetDatum(&r->freeze_after));
     }
     PG_FINALLY();
@@ -93,6 +100,10 @@ bool time_less(const Rollup *r, Datum a, Datum b) {
 bool clamp_to_unfrozen(const Rollup *r, Datum *first, Datum last) {
     Datum open;
     if (!frozen_before(r, &open)) return true;
+    return clamp_to(r, open, first, last);
+}
+
+bool clamp_to(const Rollup *r, Datum open, Datum *first, Datum last) {
     if (time_less(r, *first, open)) *first = open;
     return !time_less(r, last, *first);
 }

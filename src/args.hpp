@@ -25,13 +25,15 @@ void window_buckets(const Rollup *r, TimestampTz ws, TimestampTz we, Datum *firs
                     bool *exact = NULL);
 
 // frozen_before: with freeze_after set, the first bucket that is not frozen
-// (every bucket before it ended freeze_after or longer before this
-// transaction began, in the rollup's time zone); false when nothing is.
+// (every bucket before it ended freeze_after or longer before the rollup's
+// watermark -- or this transaction's start, if earlier -- in the rollup's
+// time zone); false when nothing is.
 bool frozen_before(const Rollup *r, Datum *first_open);
 
 // clamp_to_unfrozen: move *first up to the first bucket not frozen; false
-// when no bucket of [first, last] is left.
+// when no bucket of [first, last] is left.  clamp_to: the same, given it.
 bool clamp_to_unfrozen(const Rollup *r, Datum *first, Datum last);
+bool clamp_to(const Rollup *r, Datum open, Datum *first, Datum last);
 
 // time_less: a < b for values of the rollup's time type.
 bool time_less(const Rollup *r, Datum a, Datum b);

@@ -311,7 +311,8 @@ static Oid create_rollup_table(const NewRollup *n) {
     // to the caller; elsewhere the caller's rights apply.
     List *as_extension = NIL, *as_caller = NIL;
     if (n->default_target) {
-        // CREATE there too, which indexes on the table (and renaming it) need.
+        // CREATE there too, which indexes on the table (and renaming it)
+        // need (adopt.cpp settle_schema_grant takes it back).
         as_extension = list_make3(ddl.data, psprintf("ALTER TABLE %s OWNER TO %s", n->target_sql, owner),
                                   psprintf("GRANT CREATE ON SCHEMA memoria_rollup TO %s", owner));
     } else {
@@ -454,6 +455,8 @@ MEMORIA_FUNCTION(memoria_drop_rollup) {
         spi_exec(psprintf("DROP TABLE %s", qualified_relation_name(r->target)), 0, NULL, NULL, NULL, false);
     leave_catalog_session(cs);
     SPI_finish();
+    CommandCounterIncrement();
+    settle_schema_grant(r->owner);
     if (!drop_table) {
         // The table stays as a plain table: forget memoria's dependencies.
         deleteDependencyRecordsForSpecific(RelationRelationId, r->target, DEPENDENCY_NORMAL, RelationRelationId,

@@ -64,10 +64,14 @@ static char *column_problem(Oid rel, AttrNumber a, const char *role, Oid type, i
 }
 
 // has_key: whether rel has a unique index on exactly these columns (the
-// rollup table's key, which a refresh's upsert needs).
+// rollup table's key, which a refresh's upsert needs), treating NULLs as
+// equal unless every one of them is NOT NULL.
 static bool has_key(Oid rel, const AttrNumber *cols, int ncols) {
     bool found = false;
     Relation table = table_open(rel, AccessShareLock);
+    bool all_not_null = true;
+    for (int k = 0; k < ncols; k++)
+        all_not_null = all_not_null && TupleDescAttr(RelationGetDescr(table), cols[k] - 1)->attnotnull;
     List *indexes = RelationGetIndexList(table);
     ListCell *lc;
     foreach (lc, indexes) {
@@ -75,6 +79,7 @@ static bool has_key(Oid rel, const AttrNumber *cols, int ncols) {
         if (!HeapTupleIsValid(tup)) continue;
         Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
         bool match = idx->indisunique && idx->indisvalid && idx->indnkeyatts == ncols &&
+                     (all_not_null || idx->indnullsnotdistinct) &&
                      heap_attisnull(tup, Anum_pg_index_indpred, NULL) &&
                      heap_attisnull(tup, Anum_pg_index_indexprs, NULL);
         for (int k = 0; match && k < ncols; k++) {
@@ -89,9 +94,35 @@ static bool has_key(Oid rel, const AttrNumber *cols, int ncols) {
     return found;
 }
 
-// target_problem: what about the rollup table no longer fits, or NULL: its
-// columns (bucket, dimensions, measures and no other), its key, its guard
-// trigger and its owner (the source's).
+// foreign_trigger: a trigger on rel other than memoria's (its guard, and the
+// capture triggers of a rollup of this rollup), or NULL.
+static char *foreign_trigger(Oid rel) {
+    Oid types[1] = {OIDOID};
+    Datum values[1] = {ObjectIdGetDatum(rel)};
+    MemoryContext caller = CurrentMemoryContext;
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT t.tgname::text FROM pg_catalog.pg_trigger t WHERE t.tgrelid = $1"
+             "  AND t.tgfoid <> 'memoria.capture()'::pg_catalog.regprocedure"
+             "  AND t.tgfoid IS DISTINCT FROM pg_catalog.to_regprocedure('memoria_internal.guard_rollup()')"
+             " ORDER BY t.tgisinternal, 1 LIMIT 1",
+             1, types, values, NULL, false);
+    leave_catalog_session(cs);
+    char *name = SPI_processed > 0 ? MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0],
+                                                                               SPI_tuptable->tupdesc, 1))
+                                   : NULL;
+    SPI_finish();
+    return name;
+}
+
+// target_problem: what about the rollup table no longer fits, or NULL.
+// memoria writes it alone, so it must stay as memoria made it where that
+// matters to its rows: its columns (bucket, dimensions, measures and no
+// other; no NOT NULL, identity or generation memoria did not put there), its
+// key, its persistence, no trigger, rule, CHECK, foreign key, forced row
+// security or inheritance of anyone else's, its guard trigger, and its owner
+// (the source's).  Indexes, comments, grants, statistics and storage
+// options are the owner's.
 static char *target_problem(const Rollup *r) {
     char *table = qualified_relation_name(r->target);
     int ncols = 1 + r->ndims + r->nmeasures;
@@ -99,20 +130,49 @@ static char *target_problem(const Rollup *r) {
         if (r->target_attnums[k] == InvalidAttrNumber)
             return psprintf("its table %s would lose a column memoria writes", table);
     Relation rel = table_open(r->target, AccessShareLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    Form_pg_class c = rel->rd_rel;
+    char *problem = NULL;
     int live = 0;
-    for (int a = 0; a < RelationGetNumberOfAttributes(rel); a++)
-        if (!TupleDescAttr(RelationGetDescr(rel), a)->attisdropped) live++;
+    for (int a = 0; a < desc->natts; a++) {
+        Form_pg_attribute att = TupleDescAttr(desc, a);
+        if (att->attisdropped) continue;
+        live++;
+        if (problem == NULL && (att->attidentity != '\0' || att->attgenerated != '\0'))
+            problem = psprintf("its table %s: column \"%s\" would be an identity or generated column", table,
+                               NameStr(att->attname));
+    }
+    for (int k = 1; k < ncols && problem == NULL; k++) {
+        // A measure may be NULL; a dimension may be, where the source's may.
+        bool may_be_null = k > r->ndims || !column_not_null(r->source, r->dim_attnums[k - 1]);
+        Form_pg_attribute att = TupleDescAttr(desc, r->target_attnums[k] - 1);
+        if (may_be_null && att->attnotnull)
+            problem = psprintf("column \"%s\" of its table %s would be NOT NULL (%s)", NameStr(att->attname), table,
+                               k > r->ndims ? "a measure may be NULL" : "the source's column may be NULL");
+    }
+    if (problem == NULL && live != ncols)
+        problem = psprintf("its table %s would have a column memoria does not write", table);
+    else if (problem == NULL && c->relpersistence != RELPERSISTENCE_PERMANENT)
+        problem = psprintf("its table %s would not be logged (a crash would empty it without a word)", table);
+    else if (problem == NULL && c->relhasrules)
+        problem = psprintf("its table %s would have a rule", table);
+    else if (problem == NULL && c->relchecks > 0)
+        problem = psprintf("its table %s would have a CHECK constraint", table);
+    else if (problem == NULL && c->relforcerowsecurity)
+        problem = psprintf("its table %s would force row level security on its owner", table);
+    else if (problem == NULL && (c->relispartition || c->relhassubclass ||
+                                 has_superclass(r->target)))
+        problem = psprintf("its table %s would join an inheritance or partition tree", table);
+    Oid owner = c->relowner;
     table_close(rel, AccessShareLock);
-    if (live != ncols)
-        return psprintf("its table %s would have a column memoria does not write", table);
+    if (problem) return problem;
     if (get_atttype(r->target, r->target_attnums[0]) != r->time_type)
         return psprintf("its table's bucket column would change type");
     if (!has_key(r->target, r->target_attnums, 1 + r->ndims))
         return psprintf("its table %s would lose its key on (bucket, dimensions)", table);
-    if (char *problem = guard_problem(r)) return psprintf("its table %s: %s", table, problem);
-    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(r->target));
-    Oid owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-    ReleaseSysCache(tup);
+    if (char *trigger = foreign_trigger(r->target))
+        return psprintf("its table %s would have a trigger (or foreign key) of its own, %s", table, trigger);
+    if (char *guard = guard_problem(r)) return psprintf("its table %s: %s", table, guard);
     if (owner != r->owner)
         return psprintf("its table %s would belong to another role than its source (it follows the source's owner)",
                         table);
@@ -216,6 +276,10 @@ static void ddl_end_on_tables(void) {
         "WITH RECURSIVE changed AS ("
         "  SELECT c.objid AS relid FROM pg_catalog.pg_event_trigger_ddl_commands() c"
         "  WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+        "  UNION SELECT t.tgrelid FROM pg_catalog.pg_event_trigger_ddl_commands() c"
+        "  JOIN pg_catalog.pg_trigger t ON c.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND t.oid = c.objid"
+        "  UNION SELECT w.ev_class FROM pg_catalog.pg_event_trigger_ddl_commands() c"
+        "  JOIN pg_catalog.pg_rewrite w ON c.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND w.oid = c.objid"
         "), up (relid) AS ("
         "  SELECT relid FROM changed"
         "  UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.relid"
@@ -354,13 +418,11 @@ MEMORIA_FUNCTION(memoria_on_ddl_end) {
     if (in_own_ddl()) PG_RETURN_VOID();  // memoria's own trigger DDL, in the middle of its work
     const char *tag = GetCommandTagName(((EventTriggerData *) fcinfo->context)->tag);
     ddl_end_restored();
-    if (strcmp(tag, "CREATE TRIGGER") == 0)
-        ;  // only ddl_end_restored's business
-    else if (strcmp(tag, "ALTER TRIGGER") == 0)
+    if (strcmp(tag, "ALTER TRIGGER") == 0)
         check_trigger_alter();
     else if (strcmp(tag, "CREATE FUNCTION") == 0 || strcmp(tag, "ALTER FUNCTION") == 0)
         ddl_end_on_functions();
-    else  // CREATE TABLE, ALTER TABLE
+    else  // CREATE TABLE, ALTER TABLE, CREATE TRIGGER, CREATE RULE
         ddl_end_on_tables();
     PG_RETURN_VOID();
 }

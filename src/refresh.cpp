@@ -20,6 +20,7 @@
 //      subtransaction only; the error is then recorded in the outer
 //      transaction, so it survives, and the other rollups go on.
 #include "adopt.hpp"
+#include "refresh.hpp"
 #include "dirty_set.hpp"
 #include "guard.hpp"
 #include "horizon.hpp"
@@ -70,15 +71,19 @@ static Datum claimed_bucket(const Claimed &c, uint64 i) {
     return SPI_getbinval(c.rows[i], c.desc, 2, &isnull);
 }
 
+// Frozen: where a refresh's frozen buckets end (args.hpp frozen_before).
+struct Frozen {
+    bool any;
+    Datum open;  // the first bucket not frozen
+};
+
 // claimed_unfrozen: the rows of the last SPI result whose bucket is not
 // frozen; *frozen counts the others (their invalidations are discarded).
-static Claimed claimed_unfrozen(const Rollup *r, int64 *frozen) {
+static Claimed claimed_unfrozen(const Rollup *r, const Frozen &fz, int64 *frozen) {
     Claimed c = {(HeapTuple *) palloc((SPI_processed + 1) * sizeof(HeapTuple)), 0, SPI_tuptable->tupdesc};
-    Datum open;
-    bool has_frozen = frozen_before(r, &open);
     for (uint64 i = 0; i < SPI_processed; i++) {
         c.rows[c.n] = SPI_tuptable->vals[i];
-        if (!has_frozen || !time_less(r, claimed_bucket(c, c.n), open)) c.n++;
+        if (!fz.any || !time_less(r, claimed_bucket(c, c.n), fz.open)) c.n++;
     }
     *frozen = (int64) (SPI_processed - c.n);
     return c;
@@ -204,18 +209,22 @@ static bool scan_updated(const Rollup *r, TimestampTz scanned, TimestampTz *hori
 // recompute_claimed: claim the keys (all, or max_keys) and recompute those
 // of buckets not frozen (*frozen counts the others' log rows); returns
 // whether the log is now drained of what this snapshot saw.
-static bool recompute_claimed(const Rollup *r, bool limited, int64 max_keys, Outcome *o, int64 *frozen) {
-    Oid limit_type[1] = {INT8OID};
-    Datum limit_value[1] = {Int64GetDatum(max_keys)};
-    spi_exec(claim_keys_sql(r, limited), limited ? 1 : 0, limit_type, limit_value, NULL, false);
-    Claimed c = claimed_unfrozen(r, frozen);
+static bool recompute_claimed(const Rollup *r, bool limited, int64 max_keys, const Frozen &fz, Outcome *o,
+                              int64 *frozen) {
+    // $1 the limit; $2 the first bucket not frozen: the limit counts keys
+    // of live buckets only, and every frozen one goes along.
+    Oid types[2] = {INT8OID, r->time_type};
+    Datum values[2] = {Int64GetDatum(max_keys), fz.open};
+    bool frozen_param = limited && fz.any;
+    spi_exec(claim_keys_sql(r, limited, frozen_param), limited ? (frozen_param ? 2 : 1) : 0, types, values, NULL,
+             false);
+    Claimed c = claimed_unfrozen(r, fz, frozen);
     Datum lo[MAX_SOURCE_RANGES], hi[MAX_SOURCE_RANGES];
     int nranges = c.n > 0 ? claimed_ranges(r, c, lo, hi) : 0;
     Params p = recompute_keys_params(r, claimed_rows_array(r, c), nranges, lo, hi, claimed_buckets_array(r, c));
     run_counts(recompute_keys_sql(r, nranges), p, o);
-    // Fewer keys than the limit: the log held no more.  (Frozen ones
-    // counted as rows, not keys: then look.)
-    if (!limited || (*frozen == 0 && o->keys < max_keys)) return true;
+    // Fewer live keys than the limit: the log held no more.
+    if (!limited || o->keys < max_keys) return true;
     spi_exec(log_empty_sql(r), 0, NULL, NULL, NULL, false);
     return spi_bool(1);
 }
@@ -224,6 +233,8 @@ static bool recompute_claimed(const Rollup *r, bool limited, int64 max_keys, Out
 static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome *o) {
     TimestampTz t = watermark_candidate();
     TimestampTz scanned = lock_rollup_state(r);
+    Frozen fz;
+    fz.any = frozen_before(r, &fz.open);
     // updated_at mode: the horizon is computed before the scan's snapshot
     // is taken, with memoria's own search_path.
     TimestampTz horizon = 0;
@@ -240,7 +251,7 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
         // Everything not frozen: frozen buckets keep their rows whatever
         // happened to the source (TRUNCATE, a dropped partition).
         Datum first = infinity_of(r->time_type, false), last = infinity_of(r->time_type, true);
-        (void) clamp_to_unfrozen(r, &first, last);
+        if (fz.any) (void) clamp_to(r, fz.open, &first, last);
         BucketSpec spec;
         bucket_spec_init(&spec, r->kind, r->width_usecs,
                          r->kind == TimeKind::Timestamptz ? lookup_time_zone(r->time_zone) : NULL);
@@ -249,7 +260,7 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
         run_counts(recompute_window_sql(r, WINDOW_CLAIM_LOG | (exact ? WINDOW_EXACT_BOUNDS : 0)), p, o);
         o->record.status = "ok";
     } else if (pending) {
-        drained = recompute_claimed(r, limited, max_keys, o, &frozen);
+        drained = recompute_claimed(r, limited, max_keys, fz, o, &frozen);
         o->record.status = "ok";
     }
     leave_rollup_session(session);
@@ -322,6 +333,17 @@ static Outcome refresh_one(const Rollup *r, bool limited, int64 max_keys) {
         &job);
     if (e != NULL) fail(r, &o, e->sqlerrcode, e->message, NULL);
     return o;
+}
+
+const char *refresh_now(const Rollup *r, int64 *keys) {
+    flush_pending_keys();
+    SPI_connect();
+    Outcome o = refresh_one(r, false, 0);
+    SPI_finish();
+    *keys = o.keys;
+    if (strcmp(o.record.status, "error") == 0) return o.record.error;
+    if (strcmp(o.record.status, "busy") == 0) return "another refresh of the rollup is running";
+    return NULL;
 }
 
 // outcome_values: the row refresh() and refresh_window() return.

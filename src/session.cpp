@@ -30,10 +30,14 @@ static void set_session_option(const char *name, const char *value) {
 }
 
 CatalogSession enter_catalog_session(void) {
+    return enter_catalog_session_as(extension_owner());
+}
+
+CatalogSession enter_catalog_session_as(Oid role) {
     CatalogSession s;
     s.guc_nest = NewGUCNestLevel();
     set_session_option("search_path", "pg_catalog, pg_temp");
-    s.user = become_user(extension_owner());
+    s.user = become_user(role);
     return s;
 }
 
@@ -165,6 +169,14 @@ char *qualified_relation_name(Oid relid) {
     if (rel == NULL)
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE), errmsg("relation with OID %u does not exist", relid)));
     return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), rel);
+}
+
+bool column_not_null(Oid rel, AttrNumber attnum) {
+    HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(rel), Int16GetDatum(attnum));
+    if (!HeapTupleIsValid(tup)) return false;
+    bool not_null = ((Form_pg_attribute) GETSTRUCT(tup))->attnotnull;
+    ReleaseSysCache(tup);
+    return not_null;
 }
 
 char *column_name(Oid relid, AttrNumber attnum) {

@@ -32,6 +32,10 @@ struct CatalogSession {
     SavedUser user;
 };
 CatalogSession enter_catalog_session(void);
+// enter_catalog_session_as: the same pinned search_path, as `role` (memoria's
+// DDL on a rollup table that may run the owner's code, e.g. a domain's
+// DEFAULT: with the owner's rights only).
+CatalogSession enter_catalog_session_as(Oid role);
 void leave_catalog_session(CatalogSession s);
 
 // The settings recorded with a rollup at creation (Rollup::settings), since
@@ -75,6 +79,8 @@ const char *internal_function(const char *name);
 // Quoted names.
 char *qualified_relation_name(Oid relid);
 char *column_name(Oid relid, AttrNumber attnum);
+// column_not_null: whether the column is NOT NULL (false if missing).
+bool column_not_null(Oid rel, AttrNumber attnum);
 // column_type_sql: a column's SQL type with its collation; with base_type, a
 // domain's base type instead.
 char *column_type_sql(Oid rel, AttrNumber a, bool base_type = false);

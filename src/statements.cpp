@@ -46,13 +46,6 @@ static bool prefix_is_free(const Rollup *r, const char *p) {
     return free;
 }
 
-static bool column_not_null(Oid rel, AttrNumber attnum) {
-    HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(rel), Int16GetDatum(attnum));
-    if (!HeapTupleIsValid(tup)) return false;
-    bool not_null = ((Form_pg_attribute) GETSTRUCT(tup))->attnotnull;
-    ReleaseSysCache(tup);
-    return not_null;
-}
 
 static char *qualify(const char *rel, const char *col) { return psprintf("%s.%s", rel, col); }
 
@@ -213,10 +206,13 @@ static void append_gone_and_put(StringInfo s, const Rollup *r, const Names &n, c
     appendStringInfoString(s, "\n  RETURNING 1\n)");
 }
 
-char *claim_keys_sql(const Rollup *r, bool limited) {
+char *claim_keys_sql(const Rollup *r, bool limited, bool frozen) {
     Names n = names_for(r);
     const char *p = n.p;
     const char *b = (const char *) linitial(n.log_cols);
+    // Which rows the limit picks keys among: live buckets only when some are
+    // frozen (frozen rows all go along, below).
+    char *pickable = frozen ? psprintf("%s >= $2", b) : psprintf("%s IS NOT NULL", b);
     StringInfoData s;
     initStringInfo(&s);
     // Delete exactly the log rows this statement's snapshot sees (all, or
@@ -227,12 +223,13 @@ char *claim_keys_sql(const Rollup *r, bool limited) {
     if (limited) {
         appendStringInfo(&s, "WHERE %sl.ctid = ANY (ARRAY(\n  SELECT %sx.%stid FROM (SELECT ctid AS %stid, ", p, p, p, p);
         append_key_row(&s, n.log_cols, NULL);
-        appendStringInfo(&s, " AS %skey FROM %s WHERE %s IS NOT NULL) %sx\n", p, n.log, b, p);
+        appendStringInfo(&s, " AS %skey FROM %s WHERE %s) %sx\n", p, n.log, pickable, p);
         appendStringInfo(&s, "  JOIN (SELECT %sy.%skey FROM (SELECT ", p, p);
         append_key_row(&s, n.log_cols, NULL);
-        appendStringInfo(&s, " AS %skey, %s AS %sb FROM %s WHERE %s IS NOT NULL) %sy\n", p, b, p, n.log, b, p);
+        appendStringInfo(&s, " AS %skey, %s AS %sb FROM %s WHERE %s) %sy\n", p, b, p, n.log, pickable, p);
         appendStringInfo(&s, "        GROUP BY %sy.%skey ORDER BY min(%sy.%sb) LIMIT $1) %spick\n", p, p, p, p, p);
         appendStringInfo(&s, "    ON %sx.%skey = %spick.%skey))\n", p, p, p, p);
+        if (frozen) appendStringInfo(&s, "  OR %sl.%s < $2\n", p, b);
     } else {
         appendStringInfo(&s, "WHERE %sl.%s IS NOT NULL\n", p, b);
     }

@@ -33,9 +33,10 @@ char *log_state_sql(const Rollup *r);
 char *log_empty_sql(const Rollup *r);
 
 // claim_keys_sql: delete and return the log rows of the dirty keys (all, or
-// with `limited` those of the first $1 keys by bucket, $1 bigint): each as
-// one value of the log's row type, and its bucket.
-char *claim_keys_sql(const Rollup *r, bool limited);
+// with `limited` those of the first $1 keys by bucket, $1 bigint; with
+// `frozen` too, the first $1 keys from bucket $2 on, and every row before
+// it): each as one value of the log's row type, and its bucket.
+char *claim_keys_sql(const Rollup *r, bool limited, bool frozen = false);
 
 // recompute_keys_sql: recompute the claimed keys, upsert changed groups and
 // delete vanished ones; returns one row: keys, rows upserted, rows deleted.

@@ -159,9 +159,9 @@ static bool running_own_ddl = false;
 
 bool in_own_ddl(void) { return running_own_ddl; }
 
-void run_own_ddl(const char *sql) {
+void run_own_ddl(const char *sql, Oid as_role) {
     SPI_connect();
-    CatalogSession cs = enter_catalog_session();
+    CatalogSession cs = enter_catalog_session_as(OidIsValid(as_role) ? as_role : extension_owner());
     running_own_ddl = true;
     PG_TRY();
     { spi_exec(sql, 0, NULL, NULL, NULL, false); }
@@ -356,6 +356,8 @@ char *guard_problem(const Rollup *r) {
         char enabled = DatumGetChar(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
         if (tgfoid != func) problem = psprintf("its trigger %s is not memoria's", name);
         else if (enabled == TRIGGER_DISABLED) problem = psprintf("its trigger %s would be disabled", name);
+        else if (enabled == TRIGGER_FIRES_ON_REPLICA)
+            problem = psprintf("its trigger %s would fire only in replica sessions", name);
     }
     if (problem) problem = MemoryContextStrdup(caller, problem);
     SPI_finish();

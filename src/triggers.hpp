@@ -47,9 +47,9 @@ char *guard_problem(const Rollup *r);
 // rollup table and with the extension (again after a restore).
 void record_trigger_dependencies(const Rollup *r);
 
-// run_own_ddl: one statement of memoria's, as the extension's owner, with
-// the DDL hooks standing aside (in_own_ddl).
-void run_own_ddl(const char *sql);
+// run_own_ddl: one statement of memoria's, as the extension's owner (or as
+// as_role), with the DDL hooks standing aside (in_own_ddl).
+void run_own_ddl(const char *sql, Oid as_role = InvalidOid);
 
 // in_own_ddl: whether the DDL now running is memoria's own (triggers.cpp).
 bool in_own_ddl(void);

@@ -250,7 +250,7 @@ SELECT r.name                                   AS rollup,
        r.invalidation,
        r.refresh_interval,
        r.freeze_after,
-       ARRAY[]::text[]                          AS depends_on
+       ARRAY(SELECT s.name FROM memoria.rollups s WHERE s.target = r.source ORDER BY 1) AS depends_on
 FROM memoria_internal.visible_rollups r
 JOIN pg_attribute a ON a.attrelid = r.source AND a.attnum = r.time_attnum;
 GRANT SELECT ON memoria.rollups_info TO PUBLIC;
@@ -285,10 +285,11 @@ DECLARE
     result record;
 BEGIN
     FOR target IN
-        SELECT r.name FROM memoria.rollups r JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.source
-        WHERE (run.name IS NULL OR r.name OPERATOR(pg_catalog.=) run.name)
-          AND pg_catalog.pg_has_role(c.relowner, 'MEMBER')
-        ORDER BY r.name
+        -- (Through the view: the catalog itself is not the caller's to read.)
+        SELECT r.rollup FROM memoria.rollups_info r
+        WHERE (run.name IS NULL OR r.rollup OPERATOR(pg_catalog.=) run.name)
+          AND pg_catalog.pg_has_role(r.owner, 'MEMBER')
+        ORDER BY r.rollup
     LOOP
         LOOP
             SELECT * INTO result FROM memoria.refresh(target, batch);
@@ -495,8 +496,8 @@ LANGUAGE C
 SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION memoria_internal.on_ddl_end() FROM PUBLIC;
 CREATE EVENT TRIGGER memoria_ddl_end ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER', 'CREATE FUNCTION',
-                 'ALTER FUNCTION')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER', 'CREATE RULE',
+                 'CREATE FUNCTION', 'ALTER FUNCTION')
     EXECUTE FUNCTION memoria_internal.on_ddl_end();
 
 CREATE FUNCTION memoria_internal.on_sql_drop() RETURNS event_trigger

@@ -3,7 +3,22 @@
 
 -- Catalog values pg_dump can carry: tables, roles and types by name; ids
 -- chosen by create_rollup rather than by a sequence pg_dump would not dump.
--- (The status view reads these columns: it is made again below.)
+-- (The status view reads these columns: it is made again below.  A view of
+-- the user's over it would go too: the update refuses, saying which.)
+DO $$
+DECLARE views text;
+BEGIN
+    SELECT string_agg(DISTINCT w.ev_class::pg_catalog.regclass::text, ', ') INTO views
+    FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid
+    WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+      AND d.refobjid = 'memoria.status'::pg_catalog.regclass
+      AND w.ev_class <> 'memoria.status'::pg_catalog.regclass;
+    IF views IS NOT NULL THEN
+        RAISE EXCEPTION 'memoria 0.4.0 makes the view memoria.status again, and % depend on it', views
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Drop them, run ALTER EXTENSION memoria UPDATE, then create them again.';
+    END IF;
+END $$;
 DROP VIEW memoria.status;
 ALTER TABLE memoria.rollups
     ALTER id DROP IDENTITY,

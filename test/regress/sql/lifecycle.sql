@@ -59,6 +59,27 @@ INSERT INTO lc.calls VALUES (1000, '2026-01-02 05:00', 2, 7);
 SELECT status FROM memoria.refresh('calls_daily');
 SELECT count(*) AS differences FROM memoria.verify('calls_daily');
 
+-- ... nor does DDL that would let anyone else write it, or break it.
+CREATE TABLE lc.par (LIKE memoria_rollup.calls_per_day);
+ALTER TABLE memoria_rollup.calls_per_day INHERIT lc.par;
+CREATE TABLE lc.ppar (LIKE memoria_rollup.calls_per_day) PARTITION BY RANGE (bucket);
+ALTER TABLE lc.ppar ATTACH PARTITION memoria_rollup.calls_per_day FOR VALUES FROM ('-infinity') TO ('infinity');
+ALTER TABLE memoria_rollup.calls_per_day ENABLE REPLICA TRIGGER zz_memoria_guard_1;
+CREATE FUNCTION lc.meddle() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.n := 42; RETURN NEW; END $$;
+CREATE TRIGGER meddle BEFORE INSERT OR UPDATE ON memoria_rollup.calls_per_day FOR EACH ROW EXECUTE FUNCTION lc.meddle();
+CREATE RULE keep AS ON DELETE TO memoria_rollup.calls_per_day DO INSTEAD NOTHING;
+ALTER TABLE memoria_rollup.calls_per_day ADD CONSTRAINT small CHECK (n < 1000);
+CREATE TABLE lc.workspaces (ws int PRIMARY KEY);
+INSERT INTO lc.workspaces VALUES (0), (1), (2);
+ALTER TABLE memoria_rollup.calls_per_day ADD FOREIGN KEY (ws) REFERENCES lc.workspaces;
+ALTER TABLE memoria_rollup.calls_per_day FORCE ROW LEVEL SECURITY;
+ALTER TABLE memoria_rollup.calls_per_day ALTER COLUMN n SET NOT NULL;
+ALTER TABLE memoria_rollup.calls_per_day SET UNLOGGED;
+-- (A rollup table memoria writes with every trigger it has: ENABLE ALWAYS is fine.)
+ALTER TABLE memoria_rollup.calls_per_day ENABLE ALWAYS TRIGGER zz_memoria_guard_1;
+ALTER TABLE memoria_rollup.calls_per_day ENABLE TRIGGER zz_memoria_guard_1;
+DROP TABLE lc.par, lc.ppar, lc.workspaces;
+
 -- rollups_info: the definition, for its owner.
 SELECT rollup, owner, source, target, time_column, bucket, time_zone, dimensions, scope, measures, filter,
        invalidation, refresh_interval, freeze_after, depends_on
@@ -101,6 +122,29 @@ CALL memoria.backfill('calls_daily', slice => '2 weeks');
 SELECT needs_backfill, state FROM memoria.status;
 SELECT count(*) FILTER (WHERE inverse IS NULL) AS still_null FROM memoria_rollup.calls_per_day;
 SELECT count(*) AS differences FROM memoria.verify('calls_daily');
+
+-- Several measures in one call are stored as given; a domain's DEFAULT (run
+-- for every row by ADD COLUMN) runs with the owner's rights only.
+CREATE TABLE lc.who (name text);
+CREATE FUNCTION lc.stamp() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO lc.who VALUES (current_user); RETURN 0; END $$;
+CREATE DOMAIN lc.stamped AS bigint DEFAULT lc.stamp();
+SELECT step, action FROM memoria.alter_rollup('calls_daily',
+    add_measures => ARRAY['max(ms) + 0 AS a1', 'min(ms) - 0 AS a2', 'max(ms + 1) AS a3',
+                          'sum(ms)::lc.stamped AS a4_with_a_much_longer_name_than_the_others']);
+SELECT measures FROM memoria.rollups_info;
+SELECT DISTINCT name AS default_ran_as FROM lc.who;
+CALL memoria.backfill('calls_daily', slice => '1 year');
+SELECT count(*) AS differences FROM memoria.verify('calls_daily');
+SELECT bool_and(a2 = (SELECT min(ms) FROM lc.calls c WHERE memoria.bucket(c.at, '1 day') = t.bucket AND c.ws = t.ws))
+    AS a2_is_min FROM memoria_rollup.calls_per_day t;
+SELECT step, action FROM memoria.alter_rollup('calls_daily', drop_measures => ARRAY['a1', 'a2', 'a3', 'a4_with_a_much_longer_name_than_the_others']);
+-- A column renamed in the table is taken: its name is not free.
+SELECT * FROM memoria.alter_rollup('calls_daily', add_measures => '{max(ms) AS total_ms}');
+-- CALL memoria.run as the owner (what its pg_cron job does).
+INSERT INTO lc.calls VALUES (3000, '2026-01-06 05:00', 0, 5);
+CALL memoria.run('calls_daily');
+SELECT pending_keys FROM memoria.status;
 
 -- Drop a measure, rename the rollup.
 SELECT * FROM memoria.alter_rollup('calls_daily', drop_measures => '{n}', rename_to => 'calls_by_day');

@@ -27,12 +27,22 @@ CREATE TABLE history AS SELECT 'daily' AS r, bucket, ws, tokens FROM memoria_rol
                         UNION ALL SELECT 'hourly', bucket, ws, tokens FROM memoria_rollup.usage_hourly
                         UNION ALL SELECT 'unfrozen', bucket, ws, tokens FROM memoria_rollup.usage_unfrozen;
 
+-- A write not refreshed yet, in a bucket about to freeze: freezing applies
+-- it first (it was made while the bucket was live).
+INSERT INTO usage VALUES (5000, now() - interval '50 days', 1, 777);
 -- Freeze what ended 30 days ago; a dry run first changes nothing.
 SELECT step, action, detail LIKE 'would be: buckets before % are frozen: % rollup rows in % buckets%' AS says
 FROM memoria.alter_rollup('usage_daily', freeze_after => '30 days', dry_run => true);
 SELECT freeze_after FROM memoria.rollups WHERE name = 'usage_daily';
 SELECT action FROM memoria.alter_rollup('usage_daily', freeze_after => '30 days');
 SELECT action FROM memoria.alter_rollup('usage_hourly', freeze_after => '30 days');
+SELECT count(*) AS differences FROM memoria.verify('usage_daily', include_frozen => true);
+-- (The history to keep, now with that write.)
+DELETE FROM history;
+SELECT status FROM memoria.refresh_window('usage_unfrozen', '-infinity', 'infinity');
+INSERT INTO history SELECT 'daily' AS r, bucket, ws, tokens FROM memoria_rollup.usage_daily
+                   UNION ALL SELECT 'hourly', bucket, ws, tokens FROM memoria_rollup.usage_hourly
+                   UNION ALL SELECT 'unfrozen', bucket, ws, tokens FROM memoria_rollup.usage_unfrozen;
 SELECT rollup, frozen_before IS NOT NULL AS shows_boundary FROM memoria.status ORDER BY 1;
 -- (The control, usage_unfrozen, loses what retention deletes.)
 SELECT rollup, freeze_after FROM memoria.rollups_info ORDER BY 1;
@@ -71,6 +81,28 @@ SELECT count(*) > 0 AS frozen_differ FROM memoria.verify('usage_daily', include_
 -- refresh_window leaves frozen buckets alone unless asked.
 SELECT rows_upserted, rows_deleted FROM memoria.refresh_window('usage_daily', '-infinity', now() - interval '40 days');
 SELECT * FROM history_kept();
+
+-- Batches count live keys only: many frozen keys ahead of a live one do not
+-- stop memoria.run before it.
+DELETE FROM usage WHERE at < now() - interval '60 days';
+UPDATE usage SET tokens = tokens + 1 WHERE at > now() - interval '3 days';
+SET memoria.batch_keys = 2;
+CALL memoria.run('usage_daily');
+RESET memoria.batch_keys;
+SELECT pending_keys FROM memoria.status WHERE rollup = 'usage_daily';
+SELECT count(*) AS differences FROM memoria.verify('usage_daily');
+
+-- A write made while its bucket was live is applied even if the refresh
+-- comes after the bucket's end plus freeze_after (frozen is counted from
+-- the watermark).
+CREATE TABLE ticks (at timestamptz NOT NULL, v int NOT NULL);
+SELECT memoria.create_rollup('ticks_s', 'ticks', 'at', '{}', '{sum(v) AS v}', bucket => '1 second') IS NOT NULL AS created;
+SELECT status FROM memoria.refresh_window('ticks_s', '-infinity', 'infinity');
+SELECT action FROM memoria.alter_rollup('ticks_s', freeze_after => '1 second');
+INSERT INTO ticks VALUES (clock_timestamp(), 5);
+SELECT pg_sleep(2.5);
+SELECT status FROM memoria.refresh('ticks_s');
+SELECT count(*) AS differences FROM memoria.verify('ticks_s', include_frozen => true);
 
 -- An update that moves an old row into a recent day: the recent day is
 -- recomputed, the old one stays frozen.
