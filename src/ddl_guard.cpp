@@ -102,7 +102,8 @@ static char *foreign_trigger(Oid rel) {
     MemoryContext caller = CurrentMemoryContext;
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
-    spi_exec("SELECT t.tgname::text FROM pg_catalog.pg_trigger t WHERE t.tgrelid = $1"
+    spi_exec("SELECT CASE WHEN t.tgisinternal THEN 'a foreign key' ELSE 'trigger ' || t.tgname END"
+             " FROM pg_catalog.pg_trigger t WHERE t.tgrelid = $1"
              "  AND t.tgfoid <> 'memoria.capture()'::pg_catalog.regprocedure"
              "  AND t.tgfoid IS DISTINCT FROM pg_catalog.to_regprocedure('memoria_internal.guard_rollup()')"
              " ORDER BY t.tgisinternal, 1 LIMIT 1",
@@ -171,7 +172,7 @@ static char *target_problem(const Rollup *r) {
     if (!has_key(r->target, r->target_attnums, 1 + r->ndims))
         return psprintf("its table %s would lose its key on (bucket, dimensions)", table);
     if (char *trigger = foreign_trigger(r->target))
-        return psprintf("its table %s would have a trigger (or foreign key) of its own, %s", table, trigger);
+        return psprintf("its table %s would have %s of its own", table, trigger);
     if (char *guard = guard_problem(r)) return psprintf("its table %s: %s", table, guard);
     if (owner != r->owner)
         return psprintf("its table %s would belong to another role than its source (it follows the source's owner)",
@@ -280,6 +281,10 @@ static void ddl_end_on_tables(void) {
         "  JOIN pg_catalog.pg_trigger t ON c.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass AND t.oid = c.objid"
         "  UNION SELECT w.ev_class FROM pg_catalog.pg_event_trigger_ddl_commands() c"
         "  JOIN pg_catalog.pg_rewrite w ON c.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND w.oid = c.objid"
+        // A foreign key made on another table puts its triggers on the table it references.
+        "  UNION SELECT k.confrelid FROM pg_catalog.pg_event_trigger_ddl_commands() c"
+        "  JOIN pg_catalog.pg_constraint k ON c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+        "   AND k.conrelid = c.objid AND k.contype = 'f'"
         "), up (relid) AS ("
         "  SELECT relid FROM changed"
         "  UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.relid"

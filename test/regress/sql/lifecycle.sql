@@ -72,6 +72,7 @@ ALTER TABLE memoria_rollup.calls_per_day ADD CONSTRAINT small CHECK (n < 1000);
 CREATE TABLE lc.workspaces (ws int PRIMARY KEY);
 INSERT INTO lc.workspaces VALUES (0), (1), (2);
 ALTER TABLE memoria_rollup.calls_per_day ADD FOREIGN KEY (ws) REFERENCES lc.workspaces;
+CREATE TABLE lc.refs (b timestamptz, ws int, FOREIGN KEY (b, ws) REFERENCES memoria_rollup.calls_per_day (bucket, ws));
 ALTER TABLE memoria_rollup.calls_per_day FORCE ROW LEVEL SECURITY;
 ALTER TABLE memoria_rollup.calls_per_day ALTER COLUMN n SET NOT NULL;
 ALTER TABLE memoria_rollup.calls_per_day SET UNLOGGED;
