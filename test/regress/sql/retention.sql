@@ -95,11 +95,11 @@ SELECT count(*) AS differences FROM memoria.verify('usage_daily');
 -- A write made while its bucket was live is applied even if the refresh
 -- comes after the bucket's end plus freeze_after (frozen is counted from
 -- the watermark).
-CREATE TABLE ticks (at timestamptz NOT NULL, v int NOT NULL);
-SELECT memoria.create_rollup('ticks_s', 'ticks', 'at', '{}', '{sum(v) AS v}', bucket => '1 second') IS NOT NULL AS created;
+CREATE TABLE ret_ticks (at timestamptz NOT NULL, v int NOT NULL);
+SELECT memoria.create_rollup('ticks_s', 'ret_ticks', 'at', '{}', '{sum(v) AS v}', bucket => '1 second') IS NOT NULL AS created;
 SELECT status FROM memoria.refresh_window('ticks_s', '-infinity', 'infinity');
 SELECT action FROM memoria.alter_rollup('ticks_s', freeze_after => '1 second');
-INSERT INTO ticks VALUES (clock_timestamp(), 5);
+INSERT INTO ret_ticks VALUES (clock_timestamp(), 5);
 SELECT pg_sleep(2.5);
 SELECT status FROM memoria.refresh('ticks_s');
 SELECT count(*) AS differences FROM memoria.verify('ticks_s', include_frozen => true);
