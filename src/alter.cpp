@@ -10,6 +10,7 @@
 #include "refresh.hpp"
 #include "statements.hpp"
 #include "triggers.hpp"
+#include "worker.hpp"
 
 namespace memoria {
 
@@ -100,6 +101,7 @@ static void set_interval(Alteration *a) {
         arg_error(ERRCODE_INVALID_PARAMETER_VALUE, "refresh_interval must be at least 1 second",
                   "For example refresh_interval => '5 minutes'.");
     set_refresh_interval(a->r->id, every);
+    wake_worker_pool_at_commit();  // a shorter interval may make it due sooner
     add_step(a, "refresh_interval",
              psprintf("refreshed every %s", DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(every)))));
 }

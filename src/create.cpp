@@ -22,6 +22,7 @@
 #include "guard.hpp"
 #include "horizon.hpp"
 #include "triggers.hpp"
+#include "worker.hpp"
 
 namespace memoria {
 
@@ -432,6 +433,7 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
         set_scanned_through(&n.r, horizon);
     }
     AtEOXact_GUC(true, guc_nest);
+    wake_worker_pool_at_commit();  // its first refresh is due
     PG_RETURN_OID(n.r.target);
 }
 

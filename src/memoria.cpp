@@ -14,7 +14,7 @@ namespace memoria {
 int batch_keys = 10000;
 bool worker_enabled = true;
 int naptime_seconds = 10;
-int max_workers = 4;
+int max_workers = 3;
 char *databases = NULL;
 bool preloaded = false;
 bool writing_rollup = false;
@@ -37,7 +37,7 @@ void _PG_init(void) {
     // it is FATAL); without preloading there is no worker for it to size.
     if (preloaded)
         DefineCustomIntVariable("memoria.max_workers", "Most databases refreshed at once by background workers.",
-                                "Range 1 to 64; default 4; needs a restart.", &max_workers, 4, 1, 64, PGC_POSTMASTER,
+                                "Range 1 to 64; default 3; needs a restart.", &max_workers, 3, 1, 64, PGC_POSTMASTER,
                                 0, NULL, NULL, NULL);
     DefineCustomStringVariable("memoria.databases", "Comma-separated databases the worker may serve (empty: all).",
                                "Reloadable (SIGHUP); default empty.", &databases, "", PGC_SIGHUP, 0, NULL, NULL, NULL);

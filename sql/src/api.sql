@@ -516,6 +516,26 @@ REVOKE ALL ON FUNCTION memoria_internal.on_table_rewrite() FROM PUBLIC;
 CREATE EVENT TRIGGER memoria_table_rewrite ON table_rewrite
     EXECUTE FUNCTION memoria_internal.on_table_rewrite();
 
+------------------------------------------------------------------------------
+-- The background worker pool (src/worker.cpp).
+------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION memoria.workers(OUT database text, OUT state text, OUT since timestamptz,
+                                           OUT next_due timestamptz, OUT pid int, OUT starts bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'memoria_workers'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION memoria.workers() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION memoria.workers() TO pg_monitor;
+COMMENT ON FUNCTION memoria.workers()
+    IS 'The worker pool, cluster-wide: each database, its state (running, waiting, idle, no_memoria, unknown) and since when';
+
+-- This database has new work for the pool (once the transaction commits).
+CREATE FUNCTION memoria_internal.wake_workers() RETURNS void
+AS 'MODULE_PATHNAME', 'memoria_wake_workers'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION memoria_internal.wake_workers() FROM PUBLIC;
+SELECT memoria_internal.wake_workers();  -- a database that just got memoria is visited at once
+
 -- A rollup brought to this version's layout, or adopted after a restore:
 -- its triggers, dependencies and grants (the update script calls it for
 -- every rollup).

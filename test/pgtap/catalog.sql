@@ -44,6 +44,7 @@ SELECT is_empty($$
     WHERE p.pronamespace IN ('memoria'::regnamespace, 'memoria_internal'::regnamespace)
       AND p.proconfig IS NULL AND p.prokind = 'f'
       AND p.proname NOT IN ('bucket', 'bucket_lo', 'bucket_hi', 'capture', 'worker_preloaded', 'guard_rollup',
+                            'workers', 'wake_workers',
                             'create_rollup')
 $$, 'every SQL-running memoria function has SET search_path');
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_proc
