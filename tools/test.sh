@@ -14,7 +14,9 @@ build_and_install CHECKS=1 || exit 1
 DIR=$(mktemp -d /tmp/memoria-test.XXXXXX)
 PORT=${MEMORIA_TEST_PORT:-54329}
 trap 'stop_cluster "$DIR"' EXIT
-start_cluster "$DIR" "$PORT"
+# The regression suites assert exact outputs: no background refresh beside
+# them (the worker has its own TAP suites, on clusters of their own).
+start_cluster "$DIR" "$PORT" "memoria.enabled = off"
 export PGHOST=$DIR PGPORT=$PORT PGUSER=postgres
 
 passed=0
