@@ -41,7 +41,8 @@ Usage:
 
 Commands:
   status [--json]               every rollup: watermark, lag, pending keys,
-                                last refresh and error, backfill progress
+                                last refresh and error, backfill progress,
+                                state; exit 1 if one fails or does not capture
   refresh [ROLLUP...]           refresh the named rollups (default: all yours);
                                 exit 1 if any of them failed
   backfill ROLLUP [--from TS] [--to TS] [--slice INTERVAL]
@@ -234,10 +235,18 @@ void print_table(const std::vector<std::string> &headers, const std::vector<std:
 }
 
 int cmd_status(PGconn *conn, const Options &o) {
+    // Exit 1 when a rollup fails or does not capture: a script or a cron
+    // line can tell.
+    Result failing = run(conn, "SELECT count(*) FROM memoria.status WHERE state IN ('error', 'capture_disabled')");
+    int code = value(failing.get(), 0, 0) == "0" ? EXIT_OK : EXIT_FAILED;
     if (o.json) {
-        Result r = run(conn, "SELECT coalesce(json_agg(s ORDER BY s.rollup), '[]') FROM memoria.status s");
+        // Intervals also as numbers of seconds, for programs.
+        Result r = run(conn, "SELECT coalesce(jsonb_agg(to_jsonb(s) || jsonb_build_object("
+                             "  'lag_seconds', extract(epoch FROM s.lag),"
+                             "  'last_duration_seconds', extract(epoch FROM s.last_duration)) ORDER BY s.rollup), '[]')"
+                             "FROM memoria.status s");
         std::printf("%s\n", PQgetvalue(r.get(), 0, 0));
-        return EXIT_OK;
+        return code;
     }
     Result r = run(conn,
                    "SELECT rollup, coalesce(date_trunc('second', watermark)::text, '-'), "
@@ -246,7 +255,7 @@ int cmd_status(PGconn *conn, const Options &o) {
                    "CASE WHEN NOT needs_backfill THEN 'done' "
                    "     WHEN backfill_progress IS NOT NULL THEN round(backfill_progress * 100)::text || '%' "
                    "     ELSE 'needed' END, "
-                   "scheduled_by, coalesce(last_error, '') FROM memoria.status ORDER BY rollup");
+                   "scheduled_by, state, coalesce(last_error, '') FROM memoria.status ORDER BY rollup");
     std::vector<std::vector<std::string>> rows;
     for (int i = 0; i < PQntuples(r.get()); i++) {
         std::vector<std::string> row;
@@ -258,9 +267,9 @@ int cmd_status(PGconn *conn, const Options &o) {
         return EXIT_OK;
     }
     print_table({"rollup", "watermark", "lag", "pending", "last refresh", "status", "backfill", "scheduled by",
-                 "last error"},
+                 "state", "last error"},
                 rows);
-    return EXIT_OK;
+    return code;
 }
 
 // ---------------------------------------------------------------------------
@@ -473,7 +482,7 @@ int cmd_check_lag(PGconn *conn, const Options &o) {
     Result r = run(conn,
                    "SELECT n.name, s.rollup IS NOT NULL, extract(epoch FROM s.lag)::bigint, "
                    "date_trunc('second', s.lag)::text, extract(epoch FROM $1::interval)::bigint, "
-                   "extract(epoch FROM $2::interval)::bigint "
+                   "extract(epoch FROM $2::interval)::bigint, s.state, coalesce(s.last_error, '') "
                    "FROM (SELECT rollup AS name FROM memoria.status WHERE $3::text[] IS NULL "
                    "      UNION SELECT unnest($3::text[])) n "
                    "LEFT JOIN memoria.status s ON s.rollup = n.name ORDER BY 1",
@@ -487,9 +496,14 @@ int cmd_check_lag(PGconn *conn, const Options &o) {
         long long warn = std::stoll(value(r.get(), i, 4)), crit = std::stoll(value(r.get(), i, 5));
         int state;
         std::string text;
+        std::string rollup_state = value(r.get(), i, 6);
         if (value(r.get(), i, 1) != "t") {
             state = NAGIOS_UNKNOWN;
             text = name + " does not exist or is not yours";
+        } else if (rollup_state == "error" || rollup_state == "capture_disabled") {
+            // Failing: whatever its lag says, it is not being kept up.
+            state = NAGIOS_CRITICAL;
+            text = name + " " + rollup_state + ": " + value(r.get(), i, 7);
         } else if (PQgetisnull(r.get(), i, 2)) {
             state = NAGIOS_CRITICAL;
             text = name + " has no watermark yet (never refreshed or backfilled)";

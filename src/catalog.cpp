@@ -425,20 +425,22 @@ bool read_watermark(const Rollup *r, TimestampTz *watermark) {
 bool record_refresh(const Rollup *r, const RefreshRecord *rec, TimestampTz *watermark) {
     Interval *duration = DatumGetIntervalP(DirectFunctionCall2(
         timestamp_mi, TimestampTzGetDatum(GetCurrentTimestamp()), TimestampTzGetDatum(rec->started)));
-    Oid types[8] = {INT4OID, BOOLOID, TIMESTAMPTZOID, INTERVALOID, TEXTOID, TEXTOID, BOOLOID, TIMESTAMPTZOID};
-    Datum values[8] = {Int32GetDatum(r->id), BoolGetDatum(rec->advance), TimestampTzGetDatum(rec->candidate),
+    Oid types[9] = {INT4OID, BOOLOID, TIMESTAMPTZOID, INTERVALOID, TEXTOID, TEXTOID, BOOLOID, TIMESTAMPTZOID, INT8OID};
+    Datum values[9] = {Int32GetDatum(r->id), BoolGetDatum(rec->advance), TimestampTzGetDatum(rec->candidate),
                        IntervalPGetDatum(duration), CStringGetTextDatum(rec->status),
                        rec->error ? CStringGetTextDatum(rec->error) : (Datum) 0, BoolGetDatum(rec->backfilled),
-                       TimestampTzGetDatum(rec->started)};
-    char nulls[8] = {' ', ' ', ' ', ' ', ' ', rec->error ? ' ' : 'n', ' ', ' '};
+                       TimestampTzGetDatum(rec->started), Int64GetDatum(rec->failing)};
+    char nulls[9] = {' ', ' ', ' ', ' ', ' ', rec->error ? ' ' : 'n', ' ', ' ', ' '};
+    bool has_failing = catalog_has_column("rollup_state", "failing_keys");
     SPI_connect();
-    run_catalog("UPDATE memoria.rollup_state SET "
+    run_catalog(psprintf("UPDATE memoria.rollup_state SET "
                 "needs_backfill = needs_backfill AND NOT $7, "
                 "watermark = CASE WHEN $2 AND (NOT needs_backfill OR $7) "
                 "  THEN greatest(watermark, $3) ELSE watermark END, "
                 "last_refresh_at = $8, last_duration = $4, last_status = $5, last_error = $6, "
-                "refreshes = refreshes + 1 WHERE rollup_id = $1 RETURNING watermark",
-                8, types, values, nulls);
+                "refreshes = refreshes + 1 %s WHERE rollup_id = $1 RETURNING watermark",
+                has_failing ? ", failing_keys = $9" : ""),
+                has_failing ? 9 : 8, types, values, nulls);
     bool has = first_timestamptz(watermark);
     SPI_finish();
     return has;

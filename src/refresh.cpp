@@ -206,11 +206,131 @@ static bool scan_updated(const Rollup *r, TimestampTz scanned, TimestampTz *hori
     return true;
 }
 
+// Failures: the keys a refresh could not recompute (isolate_failures).
+struct Failures {
+    int64 keys;          // distinct keys
+    ErrorData *first;    // the first one's error
+    char *first_key;     // and its log row, as text
+    List *rows;          // their log rows (HeapTuple), put back in the log
+    TupleDesc desc;      // of those rows (the claim's)
+};
+
+// recompute_rows: one recompute statement over the claimed rows c (they
+// are recomputed by key; adds its counts to o).
+static void recompute_rows(const Rollup *r, const Claimed &c, Outcome *o) {
+    Datum lo[MAX_SOURCE_RANGES], hi[MAX_SOURCE_RANGES];
+    int nranges = c.n > 0 ? claimed_ranges(r, c, lo, hi) : 0;
+    Params p = recompute_keys_params(r, claimed_rows_array(r, c), nranges, lo, hi, claimed_buckets_array(r, c));
+    Outcome part;
+    run_counts(recompute_keys_sql(r, nranges), p, &part);
+    o->keys += part.keys;
+    o->upserted += part.upserted;
+    o->deleted += part.deleted;
+}
+
+// KeyGroups: claimed rows sorted so that the rows of one key are adjacent;
+// group g is rows[start[g], start[g + 1]).
+struct KeyGroups {
+    HeapTuple *rows;
+    TupleDesc desc;
+    char **text;  // each row's key, as text
+    int *start;
+    int n;
+};
+
+static int compare_text(const void *a, const void *b, void *arg) {
+    char **text = (char **) arg;
+    return strcmp(text[*(const int *) a], text[*(const int *) b]);
+}
+
+static KeyGroups group_by_key(const Claimed &c) {
+    KeyGroups g;
+    int n = (int) c.n;
+    int *order = (int *) palloc((n + 1) * sizeof(int));
+    char **text = (char **) palloc((n + 1) * sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        order[i] = i;
+        text[i] = SPI_getvalue(c.rows[i], c.desc, 1);
+    }
+    qsort_arg(order, n, sizeof(int), compare_text, text);
+    g.rows = (HeapTuple *) palloc((n + 1) * sizeof(HeapTuple));
+    g.text = (char **) palloc((n + 1) * sizeof(char *));
+    g.start = (int *) palloc((n + 2) * sizeof(int));
+    g.desc = c.desc;
+    g.n = 0;
+    for (int i = 0; i < n; i++) {
+        g.rows[i] = heap_copytuple(c.rows[order[i]]);
+        g.text[i] = text[order[i]];
+        if (i == 0 || strcmp(g.text[i], g.text[i - 1]) != 0) g.start[g.n++] = i;
+    }
+    g.start[g.n] = n;
+    return g;
+}
+
+struct Attempt {
+    const Rollup *r;
+    Claimed c;
+    Outcome part;
+};
+
+// isolate: recompute groups [lo, hi) in a subtransaction; if that fails,
+// halves, down to single keys, which are the failures.
+static void isolate(const Rollup *r, const KeyGroups &g, int lo, int hi, Outcome *o, Failures *f) {
+    if (lo >= hi) return;
+    Attempt a;
+    memset(&a, 0, sizeof a);
+    a.r = r;
+    a.c = {g.rows + g.start[lo], (uint64) (g.start[hi] - g.start[lo]), g.desc};
+    ErrorData *e = try_in_subtransaction(
+        [](void *arg) {
+            Attempt *at = (Attempt *) arg;
+            recompute_rows(at->r, at->c, &at->part);
+        },
+        &a);
+    if (e == NULL) {
+        o->keys += a.part.keys;
+        o->upserted += a.part.upserted;
+        o->deleted += a.part.deleted;
+        return;
+    }
+    if (hi - lo > 1) {
+        int mid = lo + (hi - lo) / 2;
+        isolate(r, g, lo, mid, o, f);
+        isolate(r, g, mid, hi, o, f);
+        return;
+    }
+    f->keys++;
+    if (f->first == NULL) {
+        f->first = e;
+        // The key as text, cut short for a message (a key can be as large as
+        // its dimension values).
+        const char *key = g.text[g.start[lo]];
+        int len = strlen(key);
+        f->first_key = len <= 200 ? pstrdup(key) : psprintf("%.*s...", pg_mbcliplen(key, len, 200), key);
+    }
+    for (int i = g.start[lo]; i < g.start[hi]; i++) f->rows = lappend(f->rows, g.rows[i]);
+}
+
+// put_back: the failing keys' log rows go back to the log: still pending,
+// retried by the next refresh.
+static void put_back(const Rollup *r, const Failures &f) {
+    if (f.rows == NIL) return;
+    Claimed c = {(HeapTuple *) palloc((list_length(f.rows) + 1) * sizeof(HeapTuple)), 0, f.desc};
+    ListCell *lc;
+    foreach (lc, f.rows) c.rows[c.n++] = (HeapTuple) lfirst(lc);
+    Oid type = get_array_type(get_rel_type_id(r->dirty_log));
+    Datum rows = claimed_rows_array(r, c);
+    spi_exec(psprintf("INSERT INTO %s SELECT * FROM unnest($1)", qualified_relation_name(r->dirty_log)), 1, &type,
+             &rows, NULL, false);
+}
+
 // recompute_claimed: claim the keys (all, or max_keys) and recompute those
 // of buckets not frozen (*frozen counts the others' log rows); returns
-// whether the log is now drained of what this snapshot saw.
+// whether the log is now drained of what this snapshot saw.  With f, key
+// by key where needed: the keys that fail go back to the log, the others
+// are recomputed.
 static bool recompute_claimed(const Rollup *r, bool limited, int64 max_keys, const Frozen &fz, Outcome *o,
-                              int64 *frozen) {
+                              int64 *frozen, Failures *f) {
     // $1 the limit; $2 the first bucket not frozen: the limit counts keys
     // of live buckets only, and every frozen one goes along.
     Oid types[2] = {INT8OID, r->time_type};
@@ -219,18 +339,25 @@ static bool recompute_claimed(const Rollup *r, bool limited, int64 max_keys, con
     spi_exec(claim_keys_sql(r, limited, frozen_param), limited ? (frozen_param ? 2 : 1) : 0, types, values, NULL,
              false);
     Claimed c = claimed_unfrozen(r, fz, frozen);
-    Datum lo[MAX_SOURCE_RANGES], hi[MAX_SOURCE_RANGES];
-    int nranges = c.n > 0 ? claimed_ranges(r, c, lo, hi) : 0;
-    Params p = recompute_keys_params(r, claimed_rows_array(r, c), nranges, lo, hi, claimed_buckets_array(r, c));
-    run_counts(recompute_keys_sql(r, nranges), p, o);
+    if (f == NULL) {
+        o->keys = o->upserted = o->deleted = 0;
+        recompute_rows(r, c, o);
+    } else {
+        KeyGroups g = group_by_key(c);
+        f->desc = c.desc;
+        isolate(r, g, 0, g.n, o, f);
+        put_back(r, *f);
+        if (f->keys > 0) return false;  // the watermark waits for them
+    }
     // Fewer live keys than the limit: the log held no more.
-    if (!limited || o->keys < max_keys) return true;
+    if (!limited || o->keys + (f ? f->keys : 0) < max_keys) return true;
     spi_exec(log_empty_sql(r), 0, NULL, NULL, NULL, false);
     return spi_bool(1);
 }
 
-// refresh_keys: steps 3-6 for one locked rollup (runs in the subtransaction).
-static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome *o) {
+// refresh_keys: steps 3-6 for one locked rollup (runs in the subtransaction);
+// with f, isolating the keys that fail.
+static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome *o, Failures *f) {
     TimestampTz t = watermark_candidate();
     TimestampTz scanned = lock_rollup_state(r);
     Frozen fz;
@@ -260,7 +387,7 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
         run_counts(recompute_window_sql(r, WINDOW_CLAIM_LOG | (exact ? WINDOW_EXACT_BOUNDS : 0)), p, o);
         o->record.status = "ok";
     } else if (pending) {
-        drained = recompute_claimed(r, limited, max_keys, fz, o, &frozen);
+        drained = recompute_claimed(r, limited, max_keys, fz, o, &frozen, f);
         o->record.status = "ok";
     }
     leave_rollup_session(session);
@@ -271,6 +398,17 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
     }
     // In updated_at mode the rollup is exact only up to what was scanned.
     if (r->updated_at_attnum != 0 && scanned < t) t = scanned;
+    if (f != NULL && f->keys > 0) {
+        o->record.status = "error";
+        o->record.failing = f->keys;
+        o->record.error = psprintf("%lld key%s cannot be recomputed (the others were): %s: %s (key %s)",
+                                   (long long) f->keys, f->keys == 1 ? "" : "s", unpack_sql_state(f->first->sqlerrcode),
+                                   f->first->message, f->first_key);
+        ereport(WARNING, (errcode(f->first->sqlerrcode),
+                          errmsg("memoria: refresh of rollup \"%s\": %s", r->name, o->record.error),
+                          errhint("They stay pending and every refresh tries them again; fix the source rows or "
+                                  "the measure.")));
+    }
     finish(r, o, drained, t, false);
 }
 
@@ -324,14 +462,23 @@ static Outcome refresh_one(const Rollup *r, bool limited, int64 max_keys) {
         bool limited;
         int64 max_keys;
         Outcome *o;
-    } job = {r, limited, max_keys, &o};
-    ErrorData *e = try_in_subtransaction(
-        [](void *arg) {
-            Job *j = (Job *) arg;
-            refresh_keys(j->r, j->limited, j->max_keys, j->o);
-        },
-        &job);
-    if (e != NULL) fail(r, &o, e->sqlerrcode, e->message, NULL);
+        Failures *f;
+    } job = {r, limited, max_keys, &o, NULL};
+    auto attempt = [](void *arg) {
+        Job *j = (Job *) arg;
+        refresh_keys(j->r, j->limited, j->max_keys, j->o, j->f);
+    };
+    ErrorData *e = try_in_subtransaction(attempt, &job);
+    if (e != NULL) {
+        // Again, key by key: one bad row (a measure's division by zero, an
+        // oversized dimension value) keeps its own key pending, not all.
+        Failures f;
+        memset(&f, 0, sizeof f);
+        job.f = &f;
+        memset(&o, 0, sizeof o);
+        o.record.started = GetCurrentTimestamp();
+        if (try_in_subtransaction(attempt, &job) != NULL) fail(r, &o, e->sqlerrcode, e->message, NULL);
+    }
     return o;
 }
 

@@ -499,7 +499,9 @@ static bool refresh_batch(const DueRollup *d) {
         char *status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
         bool isnull;
         int64 keys = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-        more = strcmp(status, "ok") == 0 && keys >= batch_keys;
+        // On while batches are full; past keys that fail too (status
+        // 'error', the others refreshed), until a batch does nothing.
+        more = (strcmp(status, "ok") == 0 && keys >= batch_keys) || (strcmp(status, "error") == 0 && keys > 0);
     }
     restore_user(saved);
     SPI_finish();

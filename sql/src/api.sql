@@ -220,7 +220,7 @@ SELECT r.name                                   AS rollup,
             WHEN s.needs_backfill THEN 'needs_backfill'
             ELSE 'idle' END                     AS state,
        (SELECT a.xact_start FROM pg_stat_activity a WHERE a.pid = l.pid) AS running_since,
-       CASE WHEN s.last_status = 'error' THEN memoria_internal.pending_keys(r.id) ELSE 0 END AS failing_keys,
+       s.failing_keys,
        memoria_internal.frozen_before(r.id)     AS frozen_before,
        s.frozen_keys_discarded
 FROM memoria_internal.visible_rollups r
@@ -294,8 +294,11 @@ BEGIN
         LOOP
             SELECT * INTO result FROM memoria.refresh(target, batch);
             COMMIT;
-            EXIT WHEN result.status OPERATOR(pg_catalog.<>) 'ok'
-                   OR result.keys_refreshed OPERATOR(pg_catalog.<) batch;
+            -- On while batches are full; past keys that fail (status
+            -- 'error', the others refreshed) too, until a batch does nothing.
+            EXIT WHEN (result.status OPERATOR(pg_catalog.<>) 'ok' AND result.status OPERATOR(pg_catalog.<>) 'error')
+                   OR result.keys_refreshed OPERATOR(pg_catalog.=) 0
+                   OR (result.status OPERATOR(pg_catalog.=) 'ok' AND result.keys_refreshed OPERATOR(pg_catalog.<) batch);
         END LOOP;
     END LOOP;
     IF run.name IS NOT NULL AND target IS NULL THEN

@@ -63,6 +63,7 @@ CREATE TABLE memoria.rollup_state (
     capture_lost_at   timestamptz,         -- since when a capture trigger is missing or disabled
     capture_tables    regclass[],          -- the source and its partitions, as memoria last saw them
     frozen_keys_discarded bigint NOT NULL DEFAULT 0,  -- dirty keys of frozen buckets dropped by refreshes
+    failing_keys      bigint NOT NULL DEFAULT 0,  -- keys the last refresh could not recompute (left pending)
     -- Where memoria last recorded what a dump does not carry (dependencies,
     -- grants): 'system identifier:database oid'.  A row restored elsewhere
     -- (pg_restore, pg_upgrade, CREATE DATABASE ... TEMPLATE) differs, and

@@ -32,6 +32,7 @@ ALTER TABLE memoria.rollup_state
     DROP CONSTRAINT rollup_state_rollup_id_fkey,
     ALTER capture_tables TYPE regclass[] USING capture_tables::regclass[],
     ADD COLUMN frozen_keys_discarded bigint NOT NULL DEFAULT 0,
+    ADD COLUMN failing_keys bigint NOT NULL DEFAULT 0,
     ADD COLUMN recorded_in text;
 SELECT pg_catalog.pg_extension_config_dump('memoria.rollups', '');
 SELECT pg_catalog.pg_extension_config_dump('memoria.rollup_state', '');

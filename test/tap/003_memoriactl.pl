@@ -115,9 +115,28 @@ $node->safe_psql('postgres', q{
 });
 ($rc, $out) = ctl('-d', $db, 'refresh');
 is($rc, 1, 'refresh exits 1 when a rollup failed');
-like($out, qr/^ev_bad: error.*\n  error: measure failed/m, 'with the error');
+like($out, qr/^ev_bad: error.*\n  error: .*measure failed/m, 'with the error');
 like($out, qr/^ev_daily: ok/m, 'the others were refreshed');
+# A failing rollup makes status exit 1 and check-lag CRITICAL, whatever its lag.
+($rc, $out) = ctl('-d', $db, 'status');
+is($rc, 1, 'status exits 1 while a rollup fails');
+like($out, qr/^ev_bad .* error /m, 'and shows its state');
+($rc, $out) = ctl('-d', $db, 'status', '--json');
+my ($bad) = grep { $_->{rollup} eq 'ev_bad' } @{decode_json($out)};
+my ($good) = grep { $_->{rollup} eq 'ev_daily' } @{decode_json($out)};
+is($bad->{state}, 'error', 'status --json: the state');
+like($out, qr/"lag_seconds": [\d.]+[,}]/, 'status --json: lag in seconds, as a JSON number');
+ok(defined $good->{lag_seconds} && $good->{lag_seconds} > 0, 'a positive one');
+($rc, $out) = ctl('-d', $db, 'check-lag', '--warn', '1h', '--crit', '2h');
+is($rc, 2, 'check-lag: a failing rollup is CRITICAL');
+like($out, qr/^MEMORIA CRITICAL - ev_bad error: .*measure failed/, 'naming it and its error');
+# As a monitoring role (pg_monitor), not the owner: the same truth.
+$node->safe_psql('postgres', "CREATE ROLE watcher LOGIN IN ROLE pg_monitor");
+($rc, $out) = ctl('-d', $node->connstr('postgres') . ' user=watcher', 'check-lag', '--warn', '1h', '--crit', '2h');
+is($rc, 2, 'check-lag as pg_monitor sees the failing rollup');
 $node->safe_psql('postgres', "SELECT memoria.drop_rollup('ev_bad', drop_table => true)");
+($rc, $out) = ctl('-d', $node->connstr('postgres') . ' user=watcher', 'check-lag');
+like($out, qr/^MEMORIA OK - 2 rollups/, 'and every rollup');
 
 # verify with a difference
 $node->safe_psql('postgres', "SET memoria.writing_rollup = on; UPDATE memoria_rollup.ev_daily SET v = v + 1 WHERE bucket = '2026-01-05' AND k = 2");
