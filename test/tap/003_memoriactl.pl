@@ -7,6 +7,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
 use IPC::Run;
 use JSON::PP;
 
@@ -164,6 +165,22 @@ is($rc, 3, 'check-lag with a bad threshold: UNKNOWN');
 ($rc, $out) = ctl('-d', 'host=/nonexistent port=1 dbname=x', 'check-lag');
 is($rc, 3, 'check-lag without a server: UNKNOWN');
 like($out, qr/^MEMORIA UNKNOWN - cannot connect/, 'UNKNOWN line for the connection');
+
+# The postgres_exporter query file: every query runs as a pg_monitor role
+# and returns the columns its metrics name.
+my $yaml = slurp_file("$FindBin::RealBin/../../tools/prometheus/memoria.yaml");
+my $checked = 0;
+while ($yaml =~ /^(\w+):\n  query: \|\n((?:    .*\n)+)(?:  master: true\n)?  metrics:\n((?:    .*\n)+)/mg) {
+    my ($name, $query, $metrics) = ($1, $2, $3);
+    my @columns = $metrics =~ /^    - (\w+):$/mg;
+    my ($qrc, $qout, $qerr) = $node->psql('postgres', "COPY ($query LIMIT 1) TO STDOUT WITH (FORMAT csv, HEADER)",
+                                          connstr => $node->connstr('postgres') . ' user=watcher');
+    is($qrc, 0, "exporter query $name runs as pg_monitor") or diag($qerr);
+    my ($header) = split /\n/, $qout;
+    is($header, join(',', @columns), "exporter query $name returns its metrics' columns");
+    $checked++;
+}
+is($checked, 2, 'both exporter queries were checked');
 
 $node->stop;
 done_testing();
