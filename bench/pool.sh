@@ -132,7 +132,8 @@ CREATE TABLE bench.dbnames (i int PRIMARY KEY, name text, conninfo text);
 -- One row per sample: cumulative counters.
 CREATE TABLE bench.samples (phase text, n int, at timestamptz, pm_ticks bigint, child_ticks bigint,
                             launcher_pid int, launcher_ticks bigint, cpu_busy bigint, cpu_total bigint,
-                            starts numeric, running bigint, waiting bigint, unvisited bigint);
+                            starts numeric, running bigint, waiting bigint, unvisited bigint,
+                            live_ticks bigint, harness_ticks bigint);
 -- One row per sample and database: its memoria.status.
 CREATE TABLE bench.dbs (phase text, n int, db int, at timestamptz, watermark timestamptz,
                         last_refresh_at timestamptz, last_duration interval, refreshes bigint, pending_keys bigint);
@@ -140,10 +141,17 @@ CREATE TABLE bench.writes (db int, at timestamptz);   -- at: after the INSERT's 
 CREATE TABLE bench.events (phase text, at timestamptz, what text);
 
 -- CPU ticks of a process (utime + stime, or its reaped children's cutime + cstime).
-CREATE FUNCTION bench.ticks(pid int, children bool) RETURNS bigint LANGUAGE sql AS $$
-    SELECT CASE WHEN children THEN f[14]::bigint + f[15]::bigint ELSE f[12]::bigint + f[13]::bigint END
-    FROM (SELECT string_to_array(regexp_replace(pg_read_file('/proc/' || pid || '/stat'), '^.*\) ', ''), ' ') AS f) s
-    WHERE pid IS NOT NULL $$;
+-- NULL when the process is gone.
+CREATE FUNCTION bench.ticks(pid int, children bool) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    f text[];
+BEGIN
+    IF pid IS NULL THEN RETURN NULL; END IF;
+    f := string_to_array(regexp_replace(pg_read_file('/proc/' || pid || '/stat'), '^.*\) ', ''), ' ');
+    RETURN CASE WHEN children THEN f[14]::bigint + f[15]::bigint ELSE f[12]::bigint + f[13]::bigint END;
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END $$;
 -- The machine's busy and total ticks.
 CREATE FUNCTION bench.cpu() RETURNS bigint[] LANGUAGE sql AS $$
     SELECT ARRAY[f[1] + f[2] + f[3] + f[6] + f[7] + f[8], f[1] + f[2] + f[3] + f[4] + f[5] + f[6] + f[7] + f[8]]
@@ -157,7 +165,12 @@ CREATE PROCEDURE bench.sample(p_phase text, p_n int) LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO bench.samples
     SELECT p_phase, p_n, clock_timestamp(), bench.ticks(c.pm, false), bench.ticks(c.pm, true),
-           l.pid, bench.ticks(l.pid, false), u.v[1], u.v[2], w.starts, w.running, w.waiting, w.unvisited
+           l.pid, bench.ticks(l.pid, false), u.v[1], u.v[2], w.starts, w.running, w.waiting, w.unvisited,
+           -- the cluster's long-lived processes (all but memoria's workers), and the benchmark's own
+           (SELECT sum(bench.ticks(a.pid, false)) FROM pg_stat_activity a
+            WHERE a.backend_type IS DISTINCT FROM 'memoria worker'),
+           (SELECT sum(bench.ticks(a.pid, false)) FROM pg_stat_activity a
+            WHERE a.application_name = 'bench' OR a.pid = pg_backend_pid())
     FROM bench.config c
     CROSS JOIN (SELECT bench.cpu() AS v) u
     LEFT JOIN LATERAL (SELECT pid FROM pg_stat_activity WHERE backend_type = 'memoria launcher' LIMIT 1) l ON true
@@ -276,6 +289,11 @@ SELECT s0.phase, extract(epoch FROM s1.at - s0.at) AS secs,
        (s1.child_ticks - s0.child_ticks)::float8 / c.hz AS workers_s,
        (s1.launcher_ticks - s0.launcher_ticks)::float8 / c.hz AS launcher_s,
        (SELECT count(DISTINCT launcher_pid) FROM bench.samples x WHERE x.phase = s0.phase) AS launcher_pids,
+       (s1.harness_ticks - s0.harness_ticks)::float8 / c.hz AS harness_s,
+       ((s1.live_ticks - s0.live_ticks) - (s1.launcher_ticks - s0.launcher_ticks)
+        - (s1.harness_ticks - s0.harness_ticks))::float8 / c.hz AS others_s,
+       ((s1.cpu_busy - s0.cpu_busy) - (s1.pm_ticks - s0.pm_ticks) - (s1.child_ticks - s0.child_ticks)
+        - (s1.live_ticks - s0.live_ticks))::float8 / c.hz AS outside_s,
        (s1.cpu_busy - s0.cpu_busy)::float8 / nullif(s1.cpu_total - s0.cpu_total, 0) AS machine_busy,
        s1.starts - s0.starts AS starts,
        (SELECT max(waiting) FROM bench.samples x WHERE x.phase = s0.phase) AS max_waiting,
@@ -308,11 +326,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else 
 ph() { r "SELECT $1 FROM bench.phase_stats WHERE phase = '$2'"; }
 declare -A P
 for phase in baseline idle busy; do
-    for f in secs pm_s workers_s launcher_s launcher_pids machine_busy starts max_waiting avg_waiting; do
+    for f in secs pm_s workers_s launcher_s harness_s others_s outside_s launcher_pids machine_busy starts max_waiting avg_waiting; do
         P[$phase.$f]=$(ph "$f" "$phase")
     done
     # CPU as % of one core, over the phase's wall time.
-    for f in pm_s workers_s launcher_s; do P[$phase.$f.pct]=$(awk -v s="${P[$phase.$f]}" -v t="${P[$phase.secs]}" 'BEGIN {print 100 * s / t}'); done
+    for f in pm_s workers_s launcher_s harness_s others_s outside_s; do P[$phase.$f.pct]=$(awk -v s="${P[$phase.$f]}" -v t="${P[$phase.secs]}" 'BEGIN {print 100 * s / t}'); done
 done
 HZ_RES=$(awk -v h="$HZ" -v t="${P[baseline.secs]}" 'BEGIN {print 100 / h / t}')   # one tick, as % of a core
 # The baseline's postmaster and launcher CPU can be below one clock tick: the
@@ -350,6 +368,7 @@ P[baseline.rate]=$(awk -v s="${P[baseline.starts]}" -v t="${P[baseline.secs]}" '
 # The server log: problems, by message.
 LOGPROBLEMS=$(grep -aE '(ERROR|WARNING|FATAL|PANIC):' "$DIR/server.log" | sed -E 's/^[^]]*\] //' | sort | uniq -c | sort -rn | head -10 || true)
 NLOGPROBLEMS=$(grep -acE '(ERROR|WARNING|FATAL|PANIC):' "$DIR/server.log" || true)
+NLOGLINES=$(wc -l < "$DIR/server.log")
 VERSION=$(q 'SELECT version()' | cut -d, -f1)
 RUNTIME=$(( $(date +%s) - START ))
 
@@ -387,13 +406,21 @@ fp() { awk -v v="$1" 'BEGIN {printf "%.2f %%", v}'; }
     echo "| all memoria workers' CPU, idle | memoria.enabled = off, idle | $(fp "${P[baseline.workers_s.pct]}") | $(fp "${P[idle.workers_s.pct]}") | - |"
     echo "| all memoria workers' CPU, busy | memoria.enabled = off, idle | $(fp "${P[baseline.workers_s.pct]}") | $(fp "${P[busy.workers_s.pct]}") | - |"
     echo
-    echo "Per phase (CPU in seconds over the phase; machine: share of all $(nproc) cores busy):"
+    echo "Per phase, CPU seconds over the phase (harness: the benchmark's session and its $NDB connections,"
+    echo "which run the INSERTs and their capture triggers, and the sampling; other server processes:"
+    echo "checkpointer, WAL writer, ...; outside: the rest of the machine; machine busy: share of all $(nproc) cores):"
     echo
-    echo "| phase | seconds | postmaster | launcher | workers | worker starts | CPU per start | databases waiting (mean / max) | machine busy |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| phase | seconds | postmaster | launcher | workers | worker starts | CPU per start | databases waiting (mean / max) | harness | other server processes | outside the cluster | machine busy |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for phase in baseline idle busy; do
-        echo "| $phase | $(awk -v v="${P[$phase.secs]}" 'BEGIN {printf "%.0f", v}') | $(f2 "${P[$phase.pm_s]}") s | $(f2 "${P[$phase.launcher_s]}") s | $(f2 "${P[$phase.workers_s]}") s | ${P[$phase.starts]} | ${P[$phase.ms_per_start]:--} ms | $(awk -v v="${P[$phase.avg_waiting]}" 'BEGIN {printf "%.1f", v}') / ${P[$phase.max_waiting]} | $(fp "$(awk -v v="${P[$phase.machine_busy]}" 'BEGIN {print 100 * v}')") |"
+        echo "| $phase | $(awk -v v="${P[$phase.secs]}" 'BEGIN {printf "%.0f", v}') | $(f2 "${P[$phase.pm_s]}") s | $(f2 "${P[$phase.launcher_s]}") s | $(f2 "${P[$phase.workers_s]}") s | ${P[$phase.starts]} | ${P[$phase.ms_per_start]:--} ms | $(awk -v v="${P[$phase.avg_waiting]}" 'BEGIN {printf "%.1f", v}') / ${P[$phase.max_waiting]} | $(f2 "${P[$phase.harness_s]}") s | $(f2 "${P[$phase.others_s]}") s | $(f2 "${P[$phase.outside_s]}") s | $(fp "$(awk -v v="${P[$phase.machine_busy]}" 'BEGIN {print 100 * v}')") |"
     done
+    NOISY=$(awk -v a="${P[baseline.outside_s.pct]}" -v b="${P[idle.outside_s.pct]}" -v c="${P[busy.outside_s.pct]}" 'BEGIN {m = a; if (b > m) m = b; if (c > m) m = c; print (m > 5) ? m : ""}')
+    if [ -n "$NOISY" ]; then
+        echo
+        echo "**The machine was not quiet**: processes outside this cluster used up to $(awk -v v="$NOISY" 'BEGIN {printf "%.0f", v}') % of a core"
+        echo "during a phase; lags may include that contention (the CPU figures per process do not)."
+    fi
     echo
     echo "Checks:"
     echo
@@ -409,7 +436,7 @@ fp() { awk -v v="$1" 'BEGIN {printf "%.2f %%", v}'; }
     echo "  samples) median / max: $REFRESH_MS ms."
     echo "- first pass after \`memoria.enabled = on\` (every database visited, copies adopted): ${WARMUP_S:-not finished in 900} s."
     echo "- launcher processes seen: baseline ${P[baseline.launcher_pids]}, idle ${P[idle.launcher_pids]}, busy ${P[busy.launcher_pids]} (more than 1: it restarted)."
-    echo "- server log: $NLOGPROBLEMS ERROR/WARNING/FATAL/PANIC lines over the whole run."
+    echo "- server log: $NLOGPROBLEMS ERROR/WARNING/FATAL/PANIC lines over the whole run ($NLOGLINES lines in all)."
     if [ -n "$LOGPROBLEMS" ]; then
         echo
         echo '```'

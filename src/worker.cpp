@@ -531,22 +531,13 @@ static bool should_leave(TimestampTz started) {
            (TimestampDifferenceExceeds(started, GetCurrentTimestamp(), naptime_seconds * 1000) && others_waiting());
 }
 
-// refresh_rollup: the batches of one rollup, until it is drained or the
-// worker should leave (then false); an unexpected error is logged and the
-// worker goes on with the next rollup.
-static bool refresh_rollup(const DueRollup *d, TimestampTz started) {
+// refresh_one_batch: one batch of one rollup; whether it has more.  An
+// unexpected error is logged and the rollup counts as done for now.
+static bool refresh_one_batch(const DueRollup *d) {
     MemoryContext mcxt = CurrentMemoryContext;
-    volatile bool stay = true;
+    volatile bool more = false;
     PG_TRY();
-    {
-        while (refresh_batch(d)) {
-            CHECK_FOR_INTERRUPTS();
-            if (should_leave(started)) {
-                stay = false;
-                break;
-            }
-        }
-    }
+    { more = refresh_batch(d); }
     PG_CATCH();
     {
         MemoryContextSwitchTo(mcxt);
@@ -556,7 +547,37 @@ static bool refresh_rollup(const DueRollup *d, TimestampTz started) {
         pgstat_report_activity(STATE_IDLE, NULL);
     }
     PG_END_TRY();
-    return stay;
+    return more;
+}
+
+static bool has_rollup(List *l, const char *name) {
+    ListCell *lc;
+    foreach (lc, l)
+        if (strcmp(((const DueRollup *) lfirst(lc))->name, name) == 0) return true;
+    return false;
+}
+
+// refresh_due: the due rollups of this database, a batch of each in turn,
+// then again for those with more and those that became due meanwhile (one
+// rollup's backlog does not hold the others back), until none has more (the
+// caller then looks again); false when the worker should leave first.
+static bool refresh_due(List *due, TimestampTz started, MemoryContext into) {
+    while (due != NIL) {
+        List *next = NIL;
+        ListCell *lc;
+        foreach (lc, due) {
+            if (refresh_one_batch((const DueRollup *) lfirst(lc))) next = lappend(next, lfirst(lc));
+            CHECK_FOR_INTERRUPTS();
+            if (should_leave(started)) return false;
+        }
+        if (next == NIL) break;
+        bool has_extension;
+        long sleep_ms;
+        foreach (lc, due_rollups_here(&has_extension, &sleep_ms, into))
+            if (!has_rollup(next, ((const DueRollup *) lfirst(lc))->name)) next = lappend(next, lfirst(lc));
+        due = next;
+    }
+    return true;
 }
 
 // Every log line of a worker names its database.
@@ -610,15 +631,11 @@ void memoria_database_main(Datum arg) {
             report(true, due == NIL ? sleep_ms : 0);
             proc_exit(0);
         }
-        ListCell *lc;
-        foreach (lc, due) {
-            bool stay = refresh_rollup((const DueRollup *) lfirst(lc), started);
-            MemoryContextSwitchTo(round);
-            CHECK_FOR_INTERRUPTS();
-            if (!stay) {
-                report(true, 0);  // still work to do: due again at once
-                proc_exit(0);
-            }
+        bool stay = refresh_due(due, started, round);
+        MemoryContextSwitchTo(round);
+        if (!stay) {
+            report(true, 0);  // perhaps still work to do: due again at once
+            proc_exit(0);
         }
     }
 }

@@ -94,6 +94,30 @@ ok($node->poll_query_until('postgres',
 ok($node->poll_query_until('app_1', "SELECT pending_keys = 0 FROM memoria.status WHERE rollup = 'ev_slow'"),
    'the slow rollup converges');
 
+# Within a database, a rollup with a long backlog does not hold the others
+# back: the worker takes a batch of each in turn, and of those that become
+# due meanwhile.  (Only app_3 is served: with nobody waiting, its worker
+# does not give way.)
+$node->append_conf('postgresql.conf', "memoria.databases = 'app_3'");
+$node->reload;
+$node->safe_psql('app_3', q{
+    CREATE FUNCTION slow(v int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT v FROM pg_sleep(0.01) $$;
+    CREATE TABLE backlog (at timestamptz NOT NULL, k int NOT NULL, v int NOT NULL);
+    SELECT memoria.create_rollup('a_slow', 'backlog', 'at', ARRAY['k'], ARRAY['sum(slow(v)) AS v'], bucket => '1 hour');
+    SELECT memoria.alter_rollup('a_slow', refresh_interval => '1 second');
+});
+$node->safe_psql('app_3', "INSERT INTO backlog SELECT now() - g * interval '1 hour', g % 5, g FROM generate_series(1, 1500) g");
+ok($node->poll_query_until('app_3', "SELECT refreshes > 1 FROM memoria.status WHERE rollup = 'a_slow'"),
+   'the worker works through a backlog');
+$node->safe_psql('app_3', "INSERT INTO ev VALUES (now(), 1, 1)");
+ok($node->poll_query_until('app_3',
+    "SELECT bool_and(CASE rollup WHEN 'ev_daily' THEN pending_keys = 0 ELSE pending_keys > 0 END) FROM memoria.status"),
+   'meanwhile another rollup of the database is refreshed');
+ok($node->poll_query_until('app_3', "SELECT pending_keys = 0 FROM memoria.status WHERE rollup = 'a_slow'"),
+   'and the backlog is done too');
+$node->append_conf('postgresql.conf', "memoria.databases = ''");
+$node->reload;
+
 # Log lines name their database.
 $node->safe_psql('app_2', q{
     CREATE FUNCTION picky(v int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
