@@ -437,9 +437,12 @@ bool record_refresh(const Rollup *r, const RefreshRecord *rec, TimestampTz *wate
                 "needs_backfill = needs_backfill AND NOT $7, "
                 "watermark = CASE WHEN $2 AND (NOT needs_backfill OR $7) "
                 "  THEN greatest(watermark, $3) ELSE watermark END, "
-                "last_refresh_at = $8, last_duration = $4, last_status = $5, last_error = $6, "
+                "last_refresh_at = $8, last_duration = $4, last_status = $5, last_error = %s, "
                 "refreshes = refreshes + 1 %s WHERE rollup_id = $1 RETURNING watermark",
-                has_failing ? ", failing_keys = $9" : ""),
+                // Failing keys a refresh did not look at (-1) stay reported.
+                has_failing ? "CASE WHEN $6 IS NULL AND $9 < 0 AND failing_keys > 0 THEN last_error ELSE $6 END"
+                            : "$6",
+                has_failing ? ", failing_keys = CASE WHEN $9 < 0 THEN failing_keys ELSE $9 END" : ""),
                 has_failing ? 9 : 8, types, values, nulls);
     bool has = first_timestamptz(watermark);
     SPI_finish();

@@ -113,7 +113,7 @@ struct RefreshRecord {
     bool advance;          // move the watermark up to candidate
     TimestampTz candidate;
     bool backfilled;       // the whole source was recomputed
-    int64 failing;         // keys that could not be recomputed (left pending)
+    int64 failing;         // keys that could not be recomputed (left pending); -1: as before
 };
 // record_refresh: store it; the watermark moves up (never back) unless the
 // rollup still needs a backfill.  Returns false if it has no watermark.

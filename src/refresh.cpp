@@ -212,8 +212,25 @@ struct Failures {
     ErrorData *first;    // the first one's error
     char *first_key;     // and its log row, as text
     List *rows;          // their log rows (HeapTuple), put back in the log
+    List *untried;       // log rows not tried once the budget was spent, put back too
     TupleDesc desc;      // of those rows (the claim's)
 };
+
+// The most failing keys one refresh isolates: past that, a group of keys
+// that fails is not split further and stays pending (when every key fails,
+// isolating each would cost a subtransaction and a source scan per key).
+constexpr int64 MAX_FAILING_KEYS = 32;
+
+// key_specific: whether an error may be one key's fault (its rows' values),
+// rather than the refresh's (a lock or statement timeout, a deadlock, a
+// serialization failure, a missing privilege): only those are isolated.
+static bool key_specific(int sqlerrcode) {
+    int category = ERRCODE_TO_CATEGORY(sqlerrcode);
+    return category == ERRCODE_DATA_EXCEPTION || category == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+           category == ERRCODE_PROGRAM_LIMIT_EXCEEDED || category == ERRCODE_PLPGSQL_ERROR ||
+           category == ERRCODE_SQL_ROUTINE_EXCEPTION || category == ERRCODE_EXTERNAL_ROUTINE_EXCEPTION ||
+           category == ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION;
+}
 
 // recompute_rows: one recompute statement over the claimed rows c (they
 // are recomputed by key; adds its counts to o).
@@ -293,10 +310,15 @@ static void isolate(const Rollup *r, const KeyGroups &g, int lo, int hi, Outcome
         o->deleted += a.part.deleted;
         return;
     }
-    if (hi - lo > 1) {
+    if (!key_specific(e->sqlerrcode)) ReThrowError(e);  // the whole refresh fails, no key is blamed
+    if (hi - lo > 1 && f->keys < MAX_FAILING_KEYS) {
         int mid = lo + (hi - lo) / 2;
         isolate(r, g, lo, mid, o, f);
         isolate(r, g, mid, hi, o, f);
+        return;
+    }
+    if (hi - lo > 1) {  // the budget is spent: these stay pending, untried one by one
+        for (int i = g.start[lo]; i < g.start[hi]; i++) f->untried = lappend(f->untried, g.rows[i]);
         return;
     }
     f->keys++;
@@ -314,14 +336,31 @@ static void isolate(const Rollup *r, const KeyGroups &g, int lo, int hi, Outcome
 // put_back: the failing keys' log rows go back to the log: still pending,
 // retried by the next refresh.
 static void put_back(const Rollup *r, const Failures &f) {
-    if (f.rows == NIL) return;
-    Claimed c = {(HeapTuple *) palloc((list_length(f.rows) + 1) * sizeof(HeapTuple)), 0, f.desc};
+    List *back = list_concat_copy(f.rows, f.untried);
+    if (back == NIL) return;
+    Claimed c = {(HeapTuple *) palloc((list_length(back) + 1) * sizeof(HeapTuple)), 0, f.desc};
     ListCell *lc;
-    foreach (lc, f.rows) c.rows[c.n++] = (HeapTuple) lfirst(lc);
+    foreach (lc, back) c.rows[c.n++] = (HeapTuple) lfirst(lc);
     Oid type = get_array_type(get_rel_type_id(r->dirty_log));
-    Datum rows = claimed_rows_array(r, c);
+    Datum array = claimed_rows_array(r, c);
     spi_exec(psprintf("INSERT INTO %s SELECT * FROM unnest($1)", qualified_relation_name(r->dirty_log)), 1, &type,
-             &rows, NULL, false);
+             &array, NULL, false);
+}
+
+// claim: the log rows of the keys to refresh (all, or max_keys), less those
+// of frozen buckets (*frozen counts them: discarded).
+static Claimed claim(const Rollup *r, bool limited, int64 max_keys, const Frozen &fz, int64 *frozen) {
+    // $1 the limit; $2 the first bucket not frozen: the limit counts keys
+    // of live buckets only, and every frozen one goes along.
+    Oid types[2] = {INT8OID, r->time_type};
+    Datum values[2] = {Int64GetDatum(max_keys), fz.open};
+    bool frozen_param = limited && fz.any;
+    spi_exec(claim_keys_sql(r, limited, frozen_param), limited ? (frozen_param ? 2 : 1) : 0, types, values, NULL,
+             false);
+    int64 dropped;
+    Claimed c = claimed_unfrozen(r, fz, &dropped);
+    *frozen += dropped;
+    return c;
 }
 
 // recompute_claimed: claim the keys (all, or max_keys) and recompute those
@@ -331,26 +370,26 @@ static void put_back(const Rollup *r, const Failures &f) {
 // are recomputed.
 static bool recompute_claimed(const Rollup *r, bool limited, int64 max_keys, const Frozen &fz, Outcome *o,
                               int64 *frozen, Failures *f) {
-    // $1 the limit; $2 the first bucket not frozen: the limit counts keys
-    // of live buckets only, and every frozen one goes along.
-    Oid types[2] = {INT8OID, r->time_type};
-    Datum values[2] = {Int64GetDatum(max_keys), fz.open};
-    bool frozen_param = limited && fz.any;
-    spi_exec(claim_keys_sql(r, limited, frozen_param), limited ? (frozen_param ? 2 : 1) : 0, types, values, NULL,
-             false);
-    Claimed c = claimed_unfrozen(r, fz, frozen);
+    o->keys = o->upserted = o->deleted = 0;
+    Claimed c = claim(r, limited, max_keys, fz, frozen);
     if (f == NULL) {
-        o->keys = o->upserted = o->deleted = 0;
         recompute_rows(r, c, o);
     } else {
-        KeyGroups g = group_by_key(c);
-        f->desc = c.desc;
-        isolate(r, g, 0, g.n, o, f);
+        // Key by key where needed; a batch goes on claiming (the failing
+        // keys are out of the log until put back) until it has refreshed
+        // its share, so keys that fail never stop the others.
+        for (;;) {
+            f->desc = c.desc;
+            KeyGroups g = group_by_key(c);
+            isolate(r, g, 0, g.n, o, f);
+            if (!limited || c.n == 0 || o->keys >= max_keys || f->keys >= MAX_FAILING_KEYS) break;
+            c = claim(r, limited, max_keys - o->keys, fz, frozen);
+        }
         put_back(r, *f);
-        if (f->keys > 0) return false;  // the watermark waits for them
+        if (f->keys > 0 || f->untried != NIL) return false;  // the watermark waits for them
     }
     // Fewer live keys than the limit: the log held no more.
-    if (!limited || o->keys + (f ? f->keys : 0) < max_keys) return true;
+    if (!limited || o->keys < max_keys) return true;
     spi_exec(log_empty_sql(r), 0, NULL, NULL, NULL, false);
     return spi_bool(1);
 }
@@ -374,6 +413,16 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
     bool drained = true;
     int64 frozen = 0;
     o->record.status = "idle";
+    if (rebuild && f != NULL) {
+        // A rebuild that failed: every key it would recompute, one by one
+        // (those of the source's rows and of the rollup's), so that a key
+        // that fails does not stop the rest.
+        Params p = bucket_params(r);
+        spi_exec(dirty_all_keys_sql(r, r->source), p.n, p.types, p.values, NULL, false);
+        spi_exec(expand_rebuild_sql(r), 0, NULL, NULL, NULL, false);
+        rebuild = false;
+        pending = true;
+    }
     if (rebuild) {
         // Everything not frozen: frozen buckets keep their rows whatever
         // happened to the source (TRUNCATE, a dropped partition).
@@ -398,12 +447,16 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
     }
     // In updated_at mode the rollup is exact only up to what was scanned.
     if (r->updated_at_attnum != 0 && scanned < t) t = scanned;
+    // Failing keys: counted by an isolating refresh; none once the log is
+    // drained; otherwise as the last refresh that looked found them.
+    o->record.failing = f != NULL ? f->keys : drained ? 0 : -1;
     if (f != NULL && f->keys > 0) {
         o->record.status = "error";
-        o->record.failing = f->keys;
-        o->record.error = psprintf("%lld key%s cannot be recomputed (the others were): %s: %s (key %s)",
-                                   (long long) f->keys, f->keys == 1 ? "" : "s", unpack_sql_state(f->first->sqlerrcode),
-                                   f->first->message, f->first_key);
+        int len = strlen(f->first->message);
+        o->record.error = psprintf("%s%lld key%s cannot be recomputed (the others were): %s: %.*s%s (key %s)",
+                                   f->untried != NIL ? "at least " : "", (long long) f->keys, f->keys == 1 ? "" : "s",
+                                   unpack_sql_state(f->first->sqlerrcode), pg_mbcliplen(f->first->message, len, 500),
+                                   f->first->message, len > 500 ? "..." : "", f->first_key);
         ereport(WARNING, (errcode(f->first->sqlerrcode),
                           errmsg("memoria: refresh of rollup \"%s\": %s", r->name, o->record.error),
                           errhint("They stay pending and every refresh tries them again; fix the source rows or "
@@ -429,9 +482,12 @@ static char *capture_error(const Rollup *r) {
 
 static void fail(const Rollup *r, Outcome *o, int sqlstate, const char *message, const char *hint) {
     o->record.status = "error";
-    o->record.error = message;
+    // (A message can be as long as a value in it: cut short.)
+    int len = strlen(message);
+    o->record.error = len <= 1000 ? message : psprintf("%.*s...", pg_mbcliplen(message, len, 1000), message);
+    o->record.failing = -1;
     o->keys = o->upserted = o->deleted = 0;
-    ereport(WARNING, (errcode(sqlstate), errmsg("memoria: refresh of rollup \"%s\" failed: %s", r->name, message),
+    ereport(WARNING, (errcode(sqlstate), errmsg("memoria: refresh of rollup \"%s\" failed: %s", r->name, o->record.error),
                       hint ? errhint("%s", hint) : 0));
     finish(r, o, false, 0, false);
 }
@@ -469,7 +525,9 @@ static Outcome refresh_one(const Rollup *r, bool limited, int64 max_keys) {
         refresh_keys(j->r, j->limited, j->max_keys, j->o, j->f);
     };
     ErrorData *e = try_in_subtransaction(attempt, &job);
-    if (e != NULL) {
+    if (e != NULL && !key_specific(e->sqlerrcode)) {
+        fail(r, &o, e->sqlerrcode, e->message, NULL);
+    } else if (e != NULL) {
         // Again, key by key: one bad row (a measure's division by zero, an
         // oversized dimension value) keeps its own key pending, not all.
         Failures f;
@@ -594,6 +652,7 @@ MEMORIA_FUNCTION(memoria_refresh_window) {
     SPI_connect();
     (void) lock_rollup_state(r);
     bool covers_all = anything && recompute_window(r, first, last, whole, exact, &o);
+    o.record.failing = whole ? 0 : -1;  // only a whole window empties the log
     o.record.status = "ok";
     finish(r, &o, covers_all, t, covers_all);
     SPI_finish();

@@ -516,6 +516,17 @@ char *dirty_all_keys_sql(const Rollup *r, Oid rel) {
     return s.data;
 }
 
+char *expand_rebuild_sql(const Rollup *r) {
+    Names n = names_for(r);
+    StringInfoData s;
+    initStringInfo(&s);
+    appendStringInfo(&s, "WITH %sgone AS (DELETE FROM %s WHERE %s IS NULL)\nINSERT INTO %s SELECT DISTINCT ", n.p,
+                     n.log, (const char *) linitial(n.log_cols), n.log);
+    append_list(&s, n.tgt_scope, NULL);
+    appendStringInfo(&s, " FROM %s", n.tgt);
+    return s.data;
+}
+
 char *pending_keys_sql(const Rollup *r) {
     return psprintf("SELECT count(*) FROM (SELECT DISTINCT * FROM %s) AS memoria_keys",
                     qualified_relation_name(r->dirty_log));

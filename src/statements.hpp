@@ -72,6 +72,11 @@ char *scan_updated_sql(const Rollup *r);
 // its partitions); bucket_params.
 char *dirty_all_keys_sql(const Rollup *r, Oid rel);
 
+// expand_rebuild_sql: the rebuild marker replaced by the keys of every
+// rollup row (with dirty_all_keys_sql of the source: every key a rebuild
+// would recompute, one by one).
+char *expand_rebuild_sql(const Rollup *r);
+
 // pending_keys_sql: distinct keys waiting in the dirty log.
 char *pending_keys_sql(const Rollup *r);
 

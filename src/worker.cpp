@@ -74,6 +74,7 @@ struct PoolDatabase {
 
 // One slot per running worker: where it reports before exiting.
 struct PoolWorker {
+    uint64 generation;  // the launcher's that started it (a stale worker's report is ignored)
     Oid db;
     bool reported;
     bool has_memoria;
@@ -83,6 +84,7 @@ struct PoolWorker {
 struct Pool {
     LWLock *lock;
     Latch *launcher_latch;  // NULL while no launcher runs
+    uint64 generation;      // one more for every launcher start
     int waiting;            // due databases without a worker (read by workers)
     int ndatabases;
     int nwakeups;
@@ -171,7 +173,8 @@ static bool database_allowed(const char *name) {
     char *copy = pstrdup(databases);
     List *names;
     bool allowed = false;
-    if (SplitIdentifierString(copy, ',', &names)) {
+    // Names as written (not folded to lower case), or double-quoted.
+    if (SplitGUCList(copy, ',', &names)) {
         ListCell *lc;
         foreach (lc, names) allowed = allowed || strcmp((const char *) lfirst(lc), name) == 0;
     }
@@ -298,6 +301,8 @@ static bool start_worker(Slot *slot, int index, PoolDatabase *d, TimestampTz now
     w.bgw_restart_time = BGW_NEVER_RESTART;  // the launcher starts it again
     w.bgw_main_arg = Int32GetDatum(index);
     w.bgw_notify_pid = MyProcPid;            // its exit sets the launcher's latch
+    memcpy(w.bgw_extra, &pool->generation, sizeof(uint64));
+    pool->workers[index].generation = pool->generation;
     pool->workers[index].db = d->db;
     pool->workers[index].reported = false;
     BackgroundWorkerHandle *handle;
@@ -359,6 +364,33 @@ static long start_due_workers(Slot *slots, TimestampTz now, bool *warned_slots) 
     return sleep_ms;
 }
 
+// database_wanted: whether someone waits for the database's lock in a mode
+// a connected session is in the way of: DROP DATABASE, CREATE DATABASE ...
+// TEMPLATE (they wait a few seconds for other sessions to leave).
+static bool database_wanted(Oid db) {
+    LOCKTAG tag;
+    SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, db, 0);
+    VirtualTransactionId *holders = GetLockConflicts(&tag, RowExclusiveLock, NULL);
+    return VirtualTransactionIdIsValid(holders[0]);
+}
+
+// release_wanted_databases: a worker in a database someone wants to drop
+// or copy is told to leave now (as autovacuum's are), even in the middle of
+// a long batch: its work is undone, nothing is lost.  Returns whether any
+// worker runs (the launcher then looks again every second).
+static bool release_wanted_databases(void) {
+    bool running = false;
+    LWLockAcquire(pool->lock, LW_SHARED);
+    for (int i = 0; i < pool->ndatabases; i++) {
+        PoolDatabase *d = &pool->databases[i];
+        if (d->state != DbState::Running) continue;
+        running = true;
+        if (d->pid != 0 && database_wanted(d->db)) kill(d->pid, SIGTERM);
+    }
+    LWLockRelease(pool->lock);
+    return running;
+}
+
 // check_worker_room: a warning when memoria's pool would leave logical
 // replication's workers no room in max_worker_processes (parallel query
 // takes what is left; it runs with fewer workers, or none, when there is
@@ -389,8 +421,20 @@ void memoria_launcher_main(Datum arg) {
     pgstat_report_appname("memoria launcher");
     ereport(LOG, (errmsg("memoria launcher started")));
     check_worker_room();
+    // A launcher that exited (SIGTERM, an error) left databases marked as
+    // served by workers it no longer knows: they are due again, and the
+    // workers it started report to nobody.
     LWLockAcquire(pool->lock, LW_EXCLUSIVE);
     pool->launcher_latch = MyLatch;
+    pool->generation++;
+    TimestampTz start = GetCurrentTimestamp();
+    for (int i = 0; i < pool->ndatabases; i++)
+        if (pool->databases[i].state == DbState::Running) {
+            set_state(&pool->databases[i], DbState::Idle, start);
+            pool->databases[i].next_due = start;
+            pool->databases[i].pid = 0;
+        }
+    for (int i = 0; i < MAX_DATABASE_WORKERS; i++) pool->workers[i].db = InvalidOid;
     LWLockRelease(pool->lock);
     on_shmem_exit([](int, Datum) {
         LWLockAcquire(pool->lock, LW_EXCLUSIVE);
@@ -426,6 +470,7 @@ void memoria_launcher_main(Datum arg) {
         take_wakeups(now);
         LWLockRelease(pool->lock);
         long sleep_ms = start_due_workers(slots, now, &warned_slots);
+        if (release_wanted_databases()) sleep_ms = Min(sleep_ms, 1000L);
         MemoryContextSwitchTo(old);
         (void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Max(sleep_ms, 10L),
                          PG_WAIT_EXTENSION);
@@ -440,14 +485,18 @@ void memoria_launcher_main(Datum arg) {
 namespace memoria {
 
 static int my_slot = -1;
+static uint64 my_generation = 0;
 
-// report: what the launcher needs to know when this worker exits.
+// report: what the launcher needs to know when this worker exits (unless
+// the launcher that started it is gone: its slot may be another's now).
 static void report(bool has_memoria, long next_due_ms) {
     LWLockAcquire(pool->lock, LW_EXCLUSIVE);
     PoolWorker *w = &pool->workers[my_slot];
-    w->reported = true;
-    w->has_memoria = has_memoria;
-    w->next_due_ms = next_due_ms;
+    if (w->generation == my_generation) {
+        w->reported = true;
+        w->has_memoria = has_memoria;
+        w->next_due_ms = next_due_ms;
+    }
     LWLockRelease(pool->lock);
 }
 
@@ -484,10 +533,17 @@ static List *due_rollups_here(bool *has_extension, long *sleep_ms, MemoryContext
     return out;
 }
 
+// What one batch says about a rollup.
+enum class Batch {
+    More,  // another batch should follow
+    Done,  // drained for now
+    Skip,  // busy elsewhere, or failing as a whole: not again in this visit
+};
+
 // refresh_batch: one transaction of memoria.refresh(name, batch_keys) as the
-// rollup's owner; returns whether another batch should follow.
-static bool refresh_batch(const DueRollup *d) {
-    bool more = false;
+// rollup's owner.
+static Batch refresh_batch(const DueRollup *d) {
+    Batch more = Batch::Done;
     begin_transaction();
     pgstat_report_activity(STATE_RUNNING, psprintf("memoria: refresh of rollup %s", d->name));
     SPI_connect();
@@ -501,7 +557,12 @@ static bool refresh_batch(const DueRollup *d) {
         int64 keys = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
         // On while batches are full; past keys that fail too (status
         // 'error', the others refreshed), until a batch does nothing.
-        more = (strcmp(status, "ok") == 0 && keys >= batch_keys) || (strcmp(status, "error") == 0 && keys > 0);
+        // Busy (another session refreshes it) or failing as a whole: left
+        // alone until the worker's next visit.
+        if ((strcmp(status, "ok") == 0 && keys >= batch_keys) || (strcmp(status, "error") == 0 && keys > 0))
+            more = Batch::More;
+        else if (strcmp(status, "busy") == 0 || strcmp(status, "error") == 0)
+            more = Batch::Skip;
     }
     restore_user(saved);
     SPI_finish();
@@ -510,14 +571,10 @@ static bool refresh_batch(const DueRollup *d) {
     return more;
 }
 
-// drop_database_pending: whether someone holds or waits for the exclusive
-// lock on this database (DROP DATABASE takes it, then waits a few seconds
-// for other sessions to leave: the worker must leave).
+// drop_database_pending: whether DROP DATABASE or CREATE DATABASE ...
+// TEMPLATE waits for this one (see database_wanted).
 static bool drop_database_pending(void) {
-    LOCKTAG tag;
-    SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
-    VirtualTransactionId *holders = GetLockConflicts(&tag, AccessShareLock, NULL);
-    return VirtualTransactionIdIsValid(holders[0]);
+    return database_wanted(MyDatabaseId);
 }
 
 // Whether this worker should leave now: its database is being dropped, the
@@ -533,9 +590,9 @@ static bool should_leave(TimestampTz started) {
 
 // refresh_one_batch: one batch of one rollup; whether it has more.  An
 // unexpected error is logged and the rollup counts as done for now.
-static bool refresh_one_batch(const DueRollup *d) {
+static Batch refresh_one_batch(const DueRollup *d) {
     MemoryContext mcxt = CurrentMemoryContext;
-    volatile bool more = false;
+    volatile Batch more = Batch::Skip;
     PG_TRY();
     { more = refresh_batch(d); }
     PG_CATCH();
@@ -548,6 +605,35 @@ static bool refresh_one_batch(const DueRollup *d) {
     }
     PG_END_TRY();
     return more;
+}
+
+// Rollups left alone for the rest of this worker's visit (names, in
+// TopMemoryContext): without it a rollup that another session keeps busy,
+// or whose refresh keeps failing, would be retried in a tight loop.
+static List *skipped = NIL;
+
+static void skip(const DueRollup *d) {
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    skipped = lappend(skipped, pstrdup(d->name));
+    MemoryContextSwitchTo(old);
+}
+
+static bool is_skipped(const char *name) {
+    ListCell *lc;
+    foreach (lc, skipped)
+        if (strcmp((const char *) lfirst(lc), name) == 0) return true;
+    return false;
+}
+
+// due_not_skipped: the due rollups, less those skipped.
+static List *due_not_skipped(bool *has_extension, long *sleep_ms, MemoryContext into) {
+    List *out = NIL;
+    ListCell *lc;
+    foreach (lc, due_rollups_here(has_extension, sleep_ms, into))
+        if (!is_skipped(((const DueRollup *) lfirst(lc))->name)) out = lappend(out, lfirst(lc));
+    // Skipped ones are due again at the next visit, after a naptime.
+    if (skipped != NIL) *sleep_ms = Min(*sleep_ms, (long) naptime_seconds * 1000L);
+    return out;
 }
 
 static bool has_rollup(List *l, const char *name) {
@@ -566,14 +652,16 @@ static bool refresh_due(List *due, TimestampTz started, MemoryContext into) {
         List *next = NIL;
         ListCell *lc;
         foreach (lc, due) {
-            if (refresh_one_batch((const DueRollup *) lfirst(lc))) next = lappend(next, lfirst(lc));
+            Batch b = refresh_one_batch((const DueRollup *) lfirst(lc));
+            if (b == Batch::More) next = lappend(next, lfirst(lc));
+            if (b == Batch::Skip) skip((const DueRollup *) lfirst(lc));
             CHECK_FOR_INTERRUPTS();
             if (should_leave(started)) return false;
         }
         if (next == NIL) break;
         bool has_extension;
         long sleep_ms;
-        foreach (lc, due_rollups_here(&has_extension, &sleep_ms, into))
+        foreach (lc, due_not_skipped(&has_extension, &sleep_ms, into))
             if (!has_rollup(next, ((const DueRollup *) lfirst(lc))->name)) next = lappend(next, lfirst(lc));
         due = next;
     }
@@ -594,9 +682,11 @@ void memoria_database_main(Datum arg) {
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
     my_slot = DatumGetInt32(arg);
+    memcpy(&my_generation, MyBgworkerEntry->bgw_extra, sizeof(uint64));
     LWLockAcquire(pool->lock, LW_SHARED);
-    Oid db = pool->workers[my_slot].db;
+    Oid db = pool->workers[my_slot].generation == my_generation ? pool->workers[my_slot].db : InvalidOid;
     LWLockRelease(pool->lock);
+    if (!OidIsValid(db)) proc_exit(0);  // started by a launcher that is gone
     BackgroundWorkerInitializeConnectionByOid(db, InvalidOid, 0);
     pgstat_report_appname("memoria worker");
     LWLockAcquire(pool->lock, LW_EXCLUSIVE);
@@ -622,7 +712,7 @@ void memoria_database_main(Datum arg) {
         MemoryContextSwitchTo(round);
         bool has_extension;
         long sleep_ms;
-        List *due = due_rollups_here(&has_extension, &sleep_ms, round);
+        List *due = due_not_skipped(&has_extension, &sleep_ms, round);
         if (!has_extension) {
             report(false, 0);
             proc_exit(0);

@@ -216,7 +216,7 @@ SELECT r.name                                   AS rollup,
             ELSE 'manual' END                   AS scheduled_by,
        CASE WHEN memoria_internal.capture_problem(r.id) IS NOT NULL THEN 'capture_disabled'
             WHEN l.pid IS NOT NULL THEN 'refreshing'
-            WHEN s.last_status = 'error' THEN 'error'
+            WHEN s.last_status = 'error' OR s.failing_keys > 0 THEN 'error'
             WHEN s.needs_backfill THEN 'needs_backfill'
             ELSE 'idle' END                     AS state,
        (SELECT a.xact_start FROM pg_stat_activity a WHERE a.pid = l.pid) AS running_since,

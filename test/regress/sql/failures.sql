@@ -53,3 +53,55 @@ DELETE FROM fl_ev WHERE length(k) > 100;
 SELECT status FROM memoria.refresh('fl_daily');
 SELECT state, failing_keys, pending_keys FROM memoria.status;
 SELECT count(*) AS differences FROM memoria.verify('fl_daily');
+
+-- Failing keys in the oldest buckets, batches smaller than their number:
+-- each batch still refreshes its share of the good keys.
+INSERT INTO fl_ev VALUES ('2026-02-01 10:00', 'k1', 0), ('2026-02-01 11:00', 'k2', 0);
+INSERT INTO fl_ev SELECT timestamptz '2026-05-01' + g * interval '1 day', 'k' || g % 4, 3 FROM generate_series(0, 49) g;
+SET memoria.batch_keys = 2;
+SET client_min_messages = error;
+CALL memoria.run('fl_daily');
+RESET client_min_messages;
+RESET memoria.batch_keys;
+SELECT state, failing_keys, pending_keys FROM memoria.status;
+SELECT count(*) AS differences FROM memoria.verify('fl_daily', '2026-02-02', 'infinity');
+-- A limited refresh that does not reach them keeps reporting them.
+INSERT INTO fl_ev VALUES ('2026-06-01 10:00', 'k3', 4);
+SELECT status, keys_refreshed FROM memoria.refresh('fl_daily', 1);
+SELECT state, failing_keys, last_error IS NOT NULL AS still_says_why FROM memoria.status;
+DELETE FROM fl_ev WHERE v = 0;
+SELECT status FROM memoria.refresh('fl_daily');
+SELECT state, failing_keys, pending_keys FROM memoria.status;
+
+-- After a TRUNCATE (a full rebuild), a bad row fails its key only.
+TRUNCATE fl_ev;
+INSERT INTO fl_ev SELECT timestamptz '2026-03-01' + g * interval '5 hours', 'k' || g % 4, 1 + g % 9
+FROM generate_series(0, 100) g;
+INSERT INTO fl_ev VALUES ('2026-03-02 10:00', 'k1', 0);
+SELECT status, error FROM memoria.refresh('fl_daily');
+SELECT state, failing_keys, pending_keys FROM memoria.status;
+SELECT count(*) AS differences FROM memoria.verify('fl_daily', '2026-03-03', 'infinity');
+DELETE FROM fl_ev WHERE v = 0;
+SELECT status FROM memoria.refresh('fl_daily');
+SELECT count(*) AS differences FROM memoria.verify('fl_daily');
+
+-- When many keys fail, a refresh isolates a few dozen and leaves the rest
+-- pending (bounded work); fixed, everything refreshes.
+UPDATE fl_ev SET v = 0 WHERE at < '2026-03-20';
+SELECT status, error LIKE 'at least % keys cannot be recomputed%' AS bounded FROM memoria.refresh('fl_daily');
+SELECT failing_keys BETWEEN 32 AND 40 AS a_few_dozen, pending_keys > failing_keys AS rest_pending FROM memoria.status;
+UPDATE fl_ev SET v = 1 WHERE v = 0;
+SELECT status FROM memoria.refresh('fl_daily');
+SELECT state, failing_keys, pending_keys FROM memoria.status;
+SELECT count(*) AS differences FROM memoria.verify('fl_daily');
+
+-- A huge value in an error message is cut short.
+CREATE TABLE fl_text (at timestamptz NOT NULL, s text NOT NULL);
+INSERT INTO fl_text VALUES ('2026-03-01', '1');
+SELECT memoria.create_rollup('fl_text_daily', 'fl_text', 'at', '{}', '{sum(s::int) AS n}') IS NOT NULL AS created;
+SELECT status FROM memoria.refresh_window('fl_text_daily', '-infinity', 'infinity');
+INSERT INTO fl_text VALUES ('2026-03-02', repeat('x', 100000));
+SET client_min_messages = error;
+SELECT status, length(error) < 1000 AS short FROM memoria.refresh('fl_text_daily');
+RESET client_min_messages;
+SELECT length(last_error) < 1000 AS short FROM memoria.status WHERE rollup = 'fl_text_daily';
