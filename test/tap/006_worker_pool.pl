@@ -118,6 +118,48 @@ ok($node->poll_query_until('app_3', "SELECT pending_keys = 0 FROM memoria.status
 $node->append_conf('postgresql.conf', "memoria.databases = ''");
 $node->reload;
 
+# A rollup another session keeps busy (a refresh in an open transaction):
+# the worker leaves it until its next visit rather than retrying at once.
+my $bg = $node->background_psql('app_4');
+$bg->query_safe('BEGIN');
+$bg->query_safe("SELECT status FROM memoria.refresh('ev_daily')");
+$node->safe_psql('app_4', "INSERT INTO ev VALUES (now(), 1, 1)");
+my $commits = "SELECT xact_commit FROM pg_stat_database WHERE datname = 'app_4'";
+my $c0 = $node->safe_psql('postgres', $commits);
+sleep 3;
+my $c1 = $node->safe_psql('postgres', $commits);
+cmp_ok($c1 - $c0, '<', 300, 'a busy rollup is not retried in a tight loop');
+$bg->query_safe('COMMIT');
+$bg->quit;
+ok($node->poll_query_until('app_4', "SELECT pending_keys = 0 FROM memoria.status WHERE rollup = 'ev_daily'"),
+   'once free, the busy rollup is refreshed');
+
+# The launcher, terminated, comes back and serves every database again.
+$node->safe_psql('postgres', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'memoria launcher'");
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'memoria launcher'"),
+   'the launcher is restarted');
+for my $db (qw(app_1 app_5)) {
+    $node->safe_psql($db, "INSERT INTO ev VALUES (now(), 2, 2)");
+    ok($node->poll_query_until($db, "SELECT pending_keys = 0 FROM memoria.status WHERE rollup = 'ev_daily'"),
+       "after the launcher's restart, $db is refreshed again");
+}
+
+# DROP DATABASE while a worker is in the middle of a long batch: the worker
+# leaves, the drop succeeds.
+$node->safe_psql('app_6', q{
+    CREATE FUNCTION slow(v int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT v FROM pg_sleep(0.01) $$;
+    CREATE TABLE backlog (at timestamptz NOT NULL, k int NOT NULL, v int NOT NULL);
+    SELECT memoria.create_rollup('b_slow', 'backlog', 'at', ARRAY['k'], ARRAY['sum(slow(v)) AS v'], bucket => '1 hour');
+});
+$node->append_conf('postgresql.conf', 'memoria.batch_keys = 10000');
+$node->reload;
+$node->safe_psql('app_6', "INSERT INTO backlog SELECT now() - g * interval '1 hour', g % 5, g FROM generate_series(1, 2000) g");
+ok($node->poll_query_until('postgres', "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'memoria worker' "
+                                     . "AND datname = 'app_6' AND query LIKE 'memoria: refresh of rollup b_slow%'"),
+   'a worker is in a long batch');
+my ($drc, $dout, $derr) = $node->psql('postgres', 'DROP DATABASE app_6');
+is($drc, 0, 'DROP DATABASE makes the worker leave mid-batch') or diag($derr);
+
 # Log lines name their database.
 $node->safe_psql('app_2', q{
     CREATE FUNCTION picky(v int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
