@@ -12,7 +12,8 @@
 #             then two refresh intervals to settle (not measured)
 #   idle      no writes (--idle seconds)
 #   busy      a trickle: one single-row INSERT into each database every
-#             --write-period seconds, spread evenly (--duration seconds)
+#             --write-period seconds, spread evenly, each round in a new
+#             random order (--duration seconds)
 #   drain     no writes, until every write is in its rollup (bounded)
 # Every --sample seconds it records each database's memoria.status
 # (watermark, last_refresh_at, refreshes, pending_keys), memoria.workers()
@@ -23,7 +24,10 @@
 # machine.  A write's lag is the time from its commit until the first
 # watermark at or after it (the rollup reflects every change committed before
 # its watermark): the ideal, a pool that refreshes every database exactly
-# every refresh_interval, gives lags uniform in [0, refresh_interval].
+# every refresh_interval, gives lags uniform in [0, refresh_interval].  The
+# gaps between a database's successive watermarks bound the lag whatever the
+# writes' timing (a database is sampled at least twice per refresh_interval
+# by default; a missed refresh would only lengthen a gap).
 #
 # Baselines of the same run: the ideal lag (refresh_interval) and worker
 # start rate (databases / refresh_interval); the postmaster's and the
@@ -81,6 +85,13 @@ if [ ! -f "$($PG_BIN/pg_config --pkglibdir)/memoria.so" ] || [ ! -f "$($PG_BIN/p
     exit 1
 fi
 mkdir -p "$OUT"
+# What is measured: the build the server loads at its start.
+SO=$($PG_BIN/pg_config --pkglibdir)/memoria.so
+SO_MTIME=$(date -u -r "$SO" +%s)
+BUILD="the installed memoria.so of $(date -u -d "@$SO_MTIME" '+%Y-%m-%d %H:%M:%S UTC')"
+if git rev-parse --git-dir >/dev/null 2>&1; then
+    BUILD="$BUILD (work tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src sql 2>/dev/null || echo ', src/ or sql/ modified'))"
+fi
 say() { printf '== %s\n' "$*" >&2; }
 START=$(date +%s)
 
@@ -205,6 +216,7 @@ DECLARE
     v_n int := 0;
     v_db int;
     v_done bool;
+    v_order int[];
 BEGIN
     SELECT * INTO c FROM bench.config;
     t_end := t0 + p_seconds * interval '1 second';
@@ -218,7 +230,12 @@ BEGIN
         PERFORM pg_sleep(greatest(0, extract(epoch FROM
             least(next_sample, t_end, CASE WHEN p_write THEN next_write END) - clock_timestamp())));
         IF p_write AND clock_timestamp() >= next_write AND clock_timestamp() < t_end THEN
-            v_db := v_slot % c.ndb + 1;
+            -- Each round writes every database once, in a new random order: a
+            -- database's write comes at a random point of its refresh cycle.
+            IF v_slot % c.ndb = 0 THEN
+                v_order := (SELECT array_agg(i ORDER BY random()) FROM generate_series(1, c.ndb) i);
+            END IF;
+            v_db := v_order[v_slot % c.ndb + 1];
             PERFORM dblink_exec('c' || v_db, format('INSERT INTO ev (k, v) VALUES (%s, 1)', (v_slot / c.ndb) % 10));
             INSERT INTO bench.writes VALUES (v_db, clock_timestamp());
             v_slot := v_slot + 1;
@@ -316,6 +333,16 @@ SELECT d.n, d.db, extract(epoch FROM d.at - d.watermark) AS status_lag,
                                            WHERE w.db = d.db AND w.at <= d.at AND w.at > d.watermark)), 0) AS pending_age
 FROM bench.dbs d WHERE d.phase = 'busy';
 -- Refreshes per database during a phase.
+-- The gap from each refresh of a database to its next (watermark to watermark), for
+-- the refreshes that started during a phase: the longest a write can wait.
+CREATE VIEW bench.gaps AS
+SELECT e.phase, g.db, g.gap
+FROM (SELECT db, watermark,
+             extract(epoch FROM lead(watermark) OVER (PARTITION BY db ORDER BY watermark) - watermark) AS gap
+      FROM (SELECT DISTINCT db, watermark FROM bench.dbs WHERE watermark IS NOT NULL) d) g
+JOIN (SELECT phase, min(at) FILTER (WHERE what = 'start') AS t0, max(at) FILTER (WHERE what = 'end') AS t1
+      FROM bench.events GROUP BY phase) e ON g.watermark >= e.t0 AND g.watermark < e.t1
+WHERE g.gap IS NOT NULL;
 CREATE VIEW bench.refreshes AS
 SELECT phase, db, max(refreshes) - min(refreshes) AS refreshes FROM bench.dbs GROUP BY phase, db;
 EOF
@@ -336,7 +363,7 @@ HZ_RES=$(awk -v h="$HZ" -v t="${P[baseline.secs]}" 'BEGIN {print 100 / h / t}') 
 # The baseline's postmaster and launcher CPU can be below one clock tick: the
 # ratio then uses one tick (and says so with ">").
 floor_ratio() {   # floor_ratio MEMORIA_PCT BASELINE_PCT
-    awk -v a="$1" -v b="$2" -v f="$HZ_RES" 'BEGIN {if (b > 0) printf "%.1f", a / b; else printf "> %.0f", a / f}'
+    awk -v a="$1" -v b="$2" -v f="$HZ_RES" 'BEGIN {if (b > 0) printf "%.1f", a / b; else if (a < f) print "n/a"; else printf "> %.0f", a / f}'
 }
 IFS='|' read -r LAG_MAX LAG_P95 LAG_P50 NWRITES NLOST < <(r "SELECT round(max(lag)::numeric, 2), round(percentile_cont(0.95) WITHIN GROUP (ORDER BY lag)::numeric, 2),
     round(percentile_cont(0.5) WITHIN GROUP (ORDER BY lag)::numeric, 2), count(*), count(*) - count(lag) FROM bench.write_lag")
@@ -346,13 +373,17 @@ IFS='|' read -r H1_P95 H1_MAX H2_P95 H2_MAX < <(r "WITH b AS (SELECT min(at) t0,
            round(percentile_cont(0.95) WITHIN GROUP (ORDER BY lag) FILTER (WHERE at >= t0 + (t1 - t0) / 2)::numeric, 2),
            round((max(lag) FILTER (WHERE at >= t0 + (t1 - t0) / 2))::numeric, 2) FROM bench.write_lag, b")
 IFS='|' read -r SLAG_MAX PAGE_MAX < <(r "SELECT round(max(status_lag)::numeric, 2), round(max(pending_age)::numeric, 2) FROM bench.busy_lag")
+IFS='|' read -r GAP_MAX GAP_P95 NGAPS PERIOD_BUSY GAP_MIN < <(r "SELECT round(max(gap)::numeric, 2), round(percentile_cont(0.95) WITHIN GROUP (ORDER BY gap)::numeric, 2), count(*),
+    round(avg(gap)::numeric, 2), round(min(gap)::numeric, 2)
+    FROM bench.gaps WHERE phase = 'busy'")
+IFS='|' read -r IGAP_MAX IGAP_P95 PERIOD_IDLE IGAP_MIN < <(r "SELECT round(max(gap)::numeric, 2), round(percentile_cont(0.95) WITHIN GROUP (ORDER BY gap)::numeric, 2),
+    round(avg(gap)::numeric, 2), round(min(gap)::numeric, 2)
+    FROM bench.gaps WHERE phase = 'idle'")
 SERIES=$(r "SELECT string_agg(to_char(m, 'FM990.0'), ' ' ORDER BY n) FROM (SELECT n, max(pending_age) m FROM bench.busy_lag GROUP BY n) s")
 IDLE_SLAG=$(r "SELECT round(max(extract(epoch FROM at - watermark))::numeric, 2) FROM bench.dbs WHERE phase = 'idle'")
 IFS='|' read -r REF_MIN REF_AVG REF_MAX STARVED < <(r "SELECT min(refreshes), round(avg(refreshes), 1), max(refreshes), count(*) FILTER (WHERE refreshes = 0)
     FROM bench.refreshes WHERE phase = 'busy'")
 IFS='|' read -r IREF_MIN IREF_AVG IREF_MAX < <(r "SELECT min(refreshes), round(avg(refreshes), 1), max(refreshes) FROM bench.refreshes WHERE phase = 'idle'")
-PERIOD_BUSY=$(awk -v d="${P[busy.secs]}" -v a="$REF_AVG" 'BEGIN {if (a > 0) printf "%.2f", d / a; else print "inf"}')
-PERIOD_IDLE=$(awk -v d="${P[idle.secs]}" -v a="$IREF_AVG" 'BEGIN {if (a > 0) printf "%.2f", d / a; else print "inf"}')
 WARMUP_S=$(r "SELECT round(extract(epoch FROM max(at) FILTER (WHERE what = 'served') - min(at) FILTER (WHERE what = 'start'))::numeric, 1)
     FROM bench.events WHERE phase = 'warmup'")
 DRAINED=$(r "SELECT count(*) FROM bench.events WHERE phase = 'drain' AND what = 'drained'")
@@ -370,6 +401,9 @@ LOGPROBLEMS=$(grep -aE '(ERROR|WARNING|FATAL|PANIC):' "$DIR/server.log" | sed -E
 NLOGPROBLEMS=$(grep -acE '(ERROR|WARNING|FATAL|PANIC):' "$DIR/server.log" || true)
 NLOGLINES=$(wc -l < "$DIR/server.log")
 VERSION=$(q 'SELECT version()' | cut -d, -f1)
+if [ "$(date -u -r "$SO" +%s)" != "$SO_MTIME" ]; then
+    BUILD="$BUILD; **memoria.so was reinstalled during the run** (the server kept the build it loaded at its start)"
+fi
 RUNTIME=$(( $(date +%s) - START ))
 
 f2() { awk -v v="$1" 'BEGIN {printf "%.2f", v}'; }
@@ -378,17 +412,20 @@ fp() { awk -v v="$1" 'BEGIN {printf "%.2f %%", v}'; }
     echo "# memoria worker pool benchmark"
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo));"
-    echo "$VERSION; produced by \`bash bench/pool.sh$ARGS\` in $((RUNTIME / 60)) min $((RUNTIME % 60)) s."
+    echo "$VERSION; $BUILD;"
+    echo "produced by \`bash bench/pool.sh$ARGS\` in $((RUNTIME / 60)) min $((RUNTIME % 60)) s."
     echo
     echo "$NDB databases with memoria (one rollup each, refresh_interval $INTERVAL) and $NPLAIN without"
     echo "(created first) plus \`postgres\`; memoria.max_workers = $WORKERS, memoria.naptime = ${NAPTIME}s."
-    echo "Busy: one single-row INSERT into every database every ${WRITE_PERIOD} s (spread evenly, from one session"
-    echo "with one open connection per database), for ${DURATION} s; idle: no writes, ${IDLE} s."
+    echo "Busy: one single-row INSERT into every database every ${WRITE_PERIOD} s (spread evenly, each round in a"
+    echo "new random order, from one session with one open connection per database), for ${DURATION} s;"
+    echo "idle: no writes, ${IDLE} s."
     echo
     echo "Ratios compare measurements of the same run with their baseline (lower is better):"
     echo "the ideal pool refreshes every database exactly every refresh_interval, so a write's lag"
-    echo "(commit to the first watermark at or after it) is uniform in [0, refresh_interval]; CPU is"
-    echo "% of one core over the phase, against the same cluster with \`memoria.enabled = off\`, idle."
+    echo "(commit to the first watermark at or after it) is uniform in [0, refresh_interval] and no"
+    echo "database waits more than refresh_interval between two refreshes; CPU is % of one core over"
+    echo "the phase, against the same cluster with \`memoria.enabled = off\`, idle."
     echo
     echo "| measure | baseline | baseline | memoria | ratio |"
     echo "| --- | --- | ---: | ---: | ---: |"
@@ -396,7 +433,9 @@ fp() { awk -v v="$1" 'BEGIN {printf "%.2f %%", v}'; }
     echo "| p95 write lag | ideal: 0.95 x refresh_interval | $(f2 "$(awk -v s="$IVSEC" 'BEGIN {print 0.95 * s}')") s | $LAG_P95 s | $(ratio "$LAG_P95" "$(awk -v s="$IVSEC" 'BEGIN {print 0.95 * s}')") |"
     echo "| median write lag | ideal: 0.5 x refresh_interval | $(f2 "$(awk -v s="$IVSEC" 'BEGIN {print 0.5 * s}')") s | $LAG_P50 s | $(ratio "$LAG_P50" "$(awk -v s="$IVSEC" 'BEGIN {print 0.5 * s}')") |"
     echo "| worst memoria.status.lag, sampled (busy) | ideal: refresh_interval | $(f2 "$IVSEC") s | $SLAG_MAX s | $(ratio "$SLAG_MAX" "$IVSEC") |"
-    echo "| refresh period per database (busy, mean) | refresh_interval | $(f2 "$IVSEC") s | $PERIOD_BUSY s | $(ratio "$PERIOD_BUSY" "$IVSEC") |"
+    echo "| worst gap between two refreshes of a database (busy, $NGAPS gaps) | ideal: refresh_interval | $(f2 "$IVSEC") s | $GAP_MAX s | $(ratio "$GAP_MAX" "$IVSEC") |"
+    echo "| p95 gap between two refreshes of a database (busy) | ideal: refresh_interval | $(f2 "$IVSEC") s | $GAP_P95 s | $(ratio "$GAP_P95" "$IVSEC") |"
+    echo "| mean gap between two refreshes of a database (busy) | refresh_interval | $(f2 "$IVSEC") s | $PERIOD_BUSY s | $(ratio "$PERIOD_BUSY" "$IVSEC") |"
     echo "| worker starts per second (busy) | ideal: databases / refresh_interval | $(f2 "$IDEAL_RATE") | $(f2 "${P[busy.rate]}") | $(ratio "${P[busy.rate]}" "$IDEAL_RATE") |"
     echo "| worker starts per second (idle) | ideal: databases / refresh_interval | $(f2 "$IDEAL_RATE") | $(f2 "${P[idle.rate]}") | $(ratio "${P[idle.rate]}" "$IDEAL_RATE") |"
     echo "| postmaster CPU, idle | memoria.enabled = off, idle | $(fp "${P[baseline.pm_s.pct]}") | $(fp "${P[idle.pm_s.pct]}") | $(floor_ratio "${P[idle.pm_s.pct]}" "${P[baseline.pm_s.pct]}") |"
@@ -426,12 +465,13 @@ fp() { awk -v v="$1" 'BEGIN {printf "%.2f %%", v}'; }
     echo
     echo "- starvation: $STARVED of $NDB databases had no refresh during the busy phase; refreshes per database"
     echo "  busy min / mean / max $REF_MIN / $REF_AVG / $REF_MAX, idle $IREF_MIN / $IREF_AVG / $IREF_MAX"
-    echo "  (mean refresh period idle $PERIOD_IDLE s, busy $PERIOD_BUSY s; refresh_interval $(f2 "$IVSEC") s)."
+    echo "  (gap between two refreshes of a database, min / mean: idle $IGAP_MIN / $PERIOD_IDLE s, busy $GAP_MIN / $PERIOD_BUSY s)."
     echo "- writes never in their rollup by the end: $NLOST of $NWRITES; the drain after the trickle"
     if [ "$DRAINED" = 1 ]; then echo "  reflected every write within $DRAIN_S s."; else echo "  did NOT reflect every write within its $DRAIN_S s."; fi
     echo "- lag over time: p95 / worst write lag $H1_P95 / $H1_MAX s in the first half of the busy phase,"
     echo "  $H2_P95 / $H2_MAX s in the second. Age of the oldest write not yet in its rollup, worst over the"
     echo "  databases, at each ${SAMPLE}-second sample (s): $SERIES"
+    echo "- idle: worst / p95 / mean gap between two refreshes of a database $IGAP_MAX / $IGAP_P95 / $PERIOD_IDLE s."
     echo "- worst memoria.status.lag sampled while idle: $IDLE_SLAG s. Refresh duration (last_duration, busy"
     echo "  samples) median / max: $REFRESH_MS ms."
     echo "- first pass after \`memoria.enabled = on\` (every database visited, copies adopted): ${WARMUP_S:-not finished in 900} s."

@@ -748,6 +748,7 @@ MEMORIA_FUNCTION(memoria_workers) {
         if (name == NULL) continue;
         const char *state = d->state == DbState::Running     ? "running"
                             : d->state == DbState::NoMemoria ? "no_memoria"
+                            : !worker_enabled                ? "disabled"  // memoria.enabled = off
                             : d->next_due <= now             ? "waiting"
                             : d->state == DbState::Unknown   ? "unknown"
                                                              : "idle";

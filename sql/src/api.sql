@@ -530,7 +530,7 @@ LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION memoria.workers() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION memoria.workers() TO pg_monitor;
 COMMENT ON FUNCTION memoria.workers()
-    IS 'The worker pool, cluster-wide: each database, its state (running, waiting, idle, no_memoria, unknown) and since when';
+    IS 'The worker pool, cluster-wide: each database, its state (running, waiting, idle, no_memoria, unknown, disabled) and since when';
 
 -- This database has new work for the pool (once the transaction commits).
 CREATE FUNCTION memoria_internal.wake_workers() RETURNS void
