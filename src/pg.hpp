@@ -26,6 +26,7 @@ extern "C" {
 #include "catalog/pg_inherits.h"
 #include "catalog/partition.h"
 #include "common/hashfn.h"
+#include "common/pg_prng.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"

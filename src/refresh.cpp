@@ -260,6 +260,38 @@ static int compare_text(const void *a, const void *b, void *arg) {
     return strcmp(text[*(const int *) a], text[*(const int *) b]);
 }
 
+// shuffle_groups: the groups in a random order.  Bisection finds the
+// failing keys of the groups it tries first; when more keys fail than one
+// refresh isolates, another order next time finds others, and the good
+// keys beside them get refreshed.
+static void shuffle_groups(KeyGroups *g) {
+    int n = g->n;
+    int *order = (int *) palloc((n + 1) * sizeof(int));
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int) pg_prng_uint64_range(&pg_global_prng_state, 0, i);
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    int total = g->start[n];
+    HeapTuple *rows = (HeapTuple *) palloc((total + 1) * sizeof(HeapTuple));
+    char **text = (char **) palloc((total + 1) * sizeof(char *));
+    int *start = (int *) palloc((n + 2) * sizeof(int));
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        start[i] = k;
+        for (int row = g->start[order[i]]; row < g->start[order[i] + 1]; row++) {
+            rows[k] = g->rows[row];
+            text[k++] = g->text[row];
+        }
+    }
+    start[n] = k;
+    g->rows = rows;
+    g->text = text;
+    g->start = start;
+}
+
 static KeyGroups group_by_key(const Claimed &c) {
     KeyGroups g;
     int n = (int) c.n;
@@ -281,6 +313,7 @@ static KeyGroups group_by_key(const Claimed &c) {
         if (i == 0 || strcmp(g.text[i], g.text[i - 1]) != 0) g.start[g.n++] = i;
     }
     g.start[g.n] = n;
+    shuffle_groups(&g);
     return g;
 }
 
@@ -317,7 +350,7 @@ static void isolate(const Rollup *r, const KeyGroups &g, int lo, int hi, Outcome
         isolate(r, g, mid, hi, o, f);
         return;
     }
-    if (hi - lo > 1) {  // the budget is spent: these stay pending, untried one by one
+    if (hi - lo > 1 || f->keys >= MAX_FAILING_KEYS) {  // the budget is spent: these stay pending, untried
         for (int i = g.start[lo]; i < g.start[hi]; i++) f->untried = lappend(f->untried, g.rows[i]);
         return;
     }
