@@ -7,15 +7,6 @@
 
 namespace memoria {
 
-static void run_as_extension(const char *sql) {
-    SPI_connect();
-    CatalogSession cs = enter_catalog_session();
-    spi_exec(sql, 0, NULL, NULL, NULL, false);
-    leave_catalog_session(cs);
-    SPI_finish();
-    CommandCounterIncrement();
-}
-
 static Oid relation_owner(Oid rel) {
     HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
     if (!HeapTupleIsValid(tup)) return InvalidOid;

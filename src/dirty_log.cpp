@@ -5,16 +5,6 @@
 
 namespace memoria {
 
-// run_as_extension: one statement of memoria's own, in the catalog session.
-static void run_as_extension(const char *sql) {
-    SPI_connect();
-    CatalogSession cs = enter_catalog_session();
-    spi_exec(sql, 0, NULL, NULL, NULL, false);
-    leave_catalog_session(cs);
-    SPI_finish();
-    CommandCounterIncrement();
-}
-
 Oid create_dirty_log(int32 id, Oid source, Oid time_type, List *scope, Oid owner, Oid target, bool in_update) {
     char *name = psprintf("dirty_%d", id);
     char *log_sql = quote_qualified_identifier("memoria_state", name);

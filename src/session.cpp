@@ -41,6 +41,15 @@ CatalogSession enter_catalog_session_as(Oid role) {
     return s;
 }
 
+void run_as_extension(const char *sql) {
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec(sql, 0, NULL, NULL, NULL, false);
+    leave_catalog_session(cs);
+    SPI_finish();
+    CommandCounterIncrement();
+}
+
 void leave_catalog_session(CatalogSession s) {
     restore_user(s.user);
     AtEOXact_GUC(true, s.guc_nest);

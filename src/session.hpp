@@ -36,6 +36,9 @@ CatalogSession enter_catalog_session(void);
 // DDL on a rollup table that may run the owner's code, e.g. a domain's
 // DEFAULT: with the owner's rights only).
 CatalogSession enter_catalog_session_as(Oid role);
+// run_as_extension: one statement of memoria's own in the catalog session
+// (connects to SPI itself), then CommandCounterIncrement.
+void run_as_extension(const char *sql);
 void leave_catalog_session(CatalogSession s);
 
 // The settings recorded with a rollup at creation (Rollup::settings), since
