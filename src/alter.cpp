@@ -64,15 +64,15 @@ static char *datum_text(Oid type, Datum d) {
     return OidOutputFunctionCall(out, d);
 }
 
+// has_cron_job: whether pg_cron (here or in its own database) has a job of
+// the rollup that the caller can see.
 static bool has_cron_job(const char *name) {
-    if (!OidIsValid(get_namespace_oid("cron", true))) return false;
     Oid type = TEXTOID;
-    Datum value = CStringGetTextDatum(psprintf("memoria:%s", name));
+    Datum value = CStringGetTextDatum(name);
     SPI_connect();
-    CatalogSession cs = enter_catalog_session();
-    spi_exec("SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)", 1, &type, &value, NULL, false);
+    spi_exec("SELECT EXISTS (SELECT 1 FROM memoria_internal.cron_jobs() j WHERE j.rollup = $1)", 1, &type, &value,
+             NULL, false);
     bool found = spi_bool(1);
-    leave_catalog_session(cs);
     SPI_finish();
     return found;
 }
@@ -89,7 +89,7 @@ static void rename(Alteration *a) {
     bool cron = has_cron_job(r->name);
     rename_rollup(r->id, a->rename);  // the catalog's trigger renames the pg_cron job
     add_step(a, "rename", psprintf("rollup \"%s\" becomes \"%s\"%s; its table stays %s", r->name, a->rename,
-                                   cron ? psprintf(", its pg_cron job memoria:%s", a->rename) : "",
+                                   cron ? ", its pg_cron jobs with it" : "",
                                    qualified_relation_name(r->target)));
     r->name = a->rename;
 }

@@ -1,5 +1,5 @@
 -- memoria's functions, views and event triggers (sql/src/api.sql).  Both the
--- install script and the update script from 0.3.0 are built from this file
+-- install script and the update script from the previous release are built from this file
 -- (Makefile): CREATE OR REPLACE keeps what users may depend on (memoria.bucket
 -- in their indexes, for one); the update drops what changed shape first.
 -- The API lives in schema memoria; what only memoria calls lives in
@@ -102,22 +102,22 @@ COMMENT ON FUNCTION memoria.bucket(date, interval, text) IS 'The bucket of width
 
 -- Inclusive bounds of the source values that can fall in a bucket (a
 -- superset near DST changes, so statements re-check with memoria.bucket).
-CREATE FUNCTION memoria_internal.bucket_lo(b timestamptz, width interval, time_zone text)
+CREATE OR REPLACE FUNCTION memoria_internal.bucket_lo(b timestamptz, width interval, time_zone text)
 RETURNS timestamptz AS 'MODULE_PATHNAME', 'memoria_bucket_lo_timestamptz'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION memoria_internal.bucket_hi(b timestamptz, width interval, time_zone text)
+CREATE OR REPLACE FUNCTION memoria_internal.bucket_hi(b timestamptz, width interval, time_zone text)
 RETURNS timestamptz AS 'MODULE_PATHNAME', 'memoria_bucket_hi_timestamptz'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION memoria_internal.bucket_lo(b timestamp, width interval, time_zone text)
+CREATE OR REPLACE FUNCTION memoria_internal.bucket_lo(b timestamp, width interval, time_zone text)
 RETURNS timestamp AS 'MODULE_PATHNAME', 'memoria_bucket_lo_timestamp'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION memoria_internal.bucket_hi(b timestamp, width interval, time_zone text)
+CREATE OR REPLACE FUNCTION memoria_internal.bucket_hi(b timestamp, width interval, time_zone text)
 RETURNS timestamp AS 'MODULE_PATHNAME', 'memoria_bucket_hi_timestamp'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION memoria_internal.bucket_lo(b date, width interval, time_zone text)
+CREATE OR REPLACE FUNCTION memoria_internal.bucket_lo(b date, width interval, time_zone text)
 RETURNS date AS 'MODULE_PATHNAME', 'memoria_bucket_lo_date'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION memoria_internal.bucket_hi(b date, width interval, time_zone text)
+CREATE OR REPLACE FUNCTION memoria_internal.bucket_hi(b date, width interval, time_zone text)
 RETURNS date AS 'MODULE_PATHNAME', 'memoria_bucket_hi_date'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
@@ -137,7 +137,7 @@ COMMENT ON FUNCTION memoria.capture()
 
 -- On every rollup table, BEFORE INSERT/UPDATE/DELETE/TRUNCATE: only
 -- memoria writes a rollup table.
-CREATE FUNCTION memoria_internal.guard_rollup() RETURNS trigger
+CREATE OR REPLACE FUNCTION memoria_internal.guard_rollup() RETURNS trigger
 AS 'MODULE_PATHNAME', 'memoria_guard_rollup'
 LANGUAGE C;
 
@@ -147,47 +147,56 @@ LANGUAGE C;
 
 -- Why a rollup's capture cannot be trusted now (a trigger missing or
 -- disabled), or NULL; NULL too for a rollup the caller may not see.
-CREATE FUNCTION memoria_internal.capture_problem(rollup_id int) RETURNS text
+CREATE OR REPLACE FUNCTION memoria_internal.capture_problem(rollup_id int) RETURNS text
 AS 'MODULE_PATHNAME', 'memoria_capture_problem'
 LANGUAGE C STABLE STRICT
 SET search_path = pg_catalog, pg_temp;
 
 -- Distinct keys waiting in a rollup's dirty log (NULL for a rollup the caller may not see).
-CREATE FUNCTION memoria_internal.pending_keys(rollup_id int) RETURNS bigint
+CREATE OR REPLACE FUNCTION memoria_internal.pending_keys(rollup_id int) RETURNS bigint
 AS 'MODULE_PATHNAME', 'memoria_pending_keys'
 LANGUAGE C STABLE STRICT
 SET search_path = pg_catalog, pg_temp;
 
 -- The first bucket that is not frozen (NULL: nothing is frozen), as text.
-CREATE FUNCTION memoria_internal.frozen_before(rollup_id int) RETURNS text
+CREATE OR REPLACE FUNCTION memoria_internal.frozen_before(rollup_id int) RETURNS text
 AS 'MODULE_PATHNAME', 'memoria_frozen_before'
 LANGUAGE C STABLE STRICT
 SET search_path = pg_catalog, pg_temp;
 
 -- Whether the library was loaded by shared_preload_libraries (so the worker runs).
-CREATE FUNCTION memoria_internal.worker_preloaded() RETURNS boolean
+CREATE OR REPLACE FUNCTION memoria_internal.worker_preloaded() RETURNS boolean
 AS 'MODULE_PATHNAME', 'memoria_worker_preloaded'
 LANGUAGE C STABLE;
 
--- Whether pg_cron has a job memoria:<name> that the caller can see (pg_cron's
--- row security shows each role its own jobs).  pg_cron is optional, so it is
--- looked up late.  Not SECURITY DEFINER: memoria.status calls it for anyone.
-CREATE FUNCTION memoria_internal.cron_job_exists(rollup_name text) RETURNS boolean
-LANGUAGE plpgsql STABLE
+-- pg_cron, here or in the database cron.database_name names (src/cron.cpp):
+-- cron_database() says where; cron_call() lists, schedules, unschedules or
+-- renames a rollup's jobs there, as the caller (pg_cron's row security shows
+-- each role its own jobs).  Not SECURITY DEFINER: memoria.status calls it.
+CREATE OR REPLACE FUNCTION memoria_internal.cron_database() RETURNS text
+AS 'MODULE_PATHNAME', 'memoria_cron_database'
+LANGUAGE C STABLE
+SET search_path = pg_catalog, pg_temp;
+CREATE OR REPLACE FUNCTION memoria_internal.cron_call(action text, args text[], mode text) RETURNS text
+AS 'MODULE_PATHNAME', 'memoria_cron_call'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+-- The jobs of this database's rollups: named memoria:<rollup> (in another
+-- database: memoria:<rollup>@<database>), or whose command only refreshes
+-- one rollup (CALL memoria.run('<rollup>')).  NULL when pg_cron's database
+-- cannot be read.
+CREATE OR REPLACE FUNCTION memoria_internal.cron_jobs()
+RETURNS TABLE (jobid bigint, jobname text, schedule text, active boolean, username text, rollup text)
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
-DECLARE found boolean;
-BEGIN
-    IF to_regclass('cron.job') IS NULL THEN
-        RETURN false;
-    END IF;
-    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)'
-        INTO found USING 'memoria:' || rollup_name;
-    RETURN found;
-END $$;
+    SELECT j.* FROM json_to_recordset(memoria_internal.cron_call('jobs', '{}', 'quiet')::json)
+        AS j(jobid bigint, jobname text, schedule text, active boolean, username text, rollup text)
+$$;
 
 -- Rollups a role may see: its own (as a member of the source's owner), or
 -- every one for members of pg_monitor (read-only).
-CREATE VIEW memoria_internal.visible_rollups WITH (security_barrier) AS
+CREATE OR REPLACE VIEW memoria_internal.visible_rollups WITH (security_barrier) AS
 SELECT r.*, c.relowner AS source_owner
 FROM memoria.rollups r
 JOIN pg_catalog.pg_class c ON c.oid = r.source
@@ -209,8 +218,9 @@ SELECT r.name                                   AS rollup,
        s.last_status,
        s.last_error,
        s.refreshes,
-       CASE WHEN to_regclass('cron.job') IS NOT NULL
-                 AND memoria_internal.cron_job_exists(r.name) THEN 'pg_cron'
+       CASE WHEN EXISTS (SELECT 1 FROM json_to_recordset(cron.jobs) AS j(rollup text, active boolean)
+                         WHERE j.rollup = r.name AND j.active) THEN 'pg_cron'
+            WHEN cron.jobs IS NULL THEN 'unknown'
             WHEN current_setting('memoria.enabled', true) = 'on'
                  AND memoria_internal.worker_preloaded() THEN 'worker'
             ELSE 'manual' END                   AS scheduled_by,
@@ -225,6 +235,8 @@ SELECT r.name                                   AS rollup,
        s.frozen_keys_discarded
 FROM memoria_internal.visible_rollups r
 JOIN memoria.rollup_state s ON s.rollup_id = r.id
+-- (Once per query: in another database, pg_cron's jobs are a worker away.)
+CROSS JOIN (SELECT memoria_internal.cron_call('jobs', '{}', 'quiet')::json AS jobs OFFSET 0) cron
 LEFT JOIN LATERAL (SELECT lk.pid FROM pg_locks lk
                    WHERE lk.locktype = 'advisory' AND lk.granted
                      AND lk.database = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -233,7 +245,7 @@ LEFT JOIN LATERAL (SELECT lk.pid FROM pg_locks lk
 GRANT SELECT ON memoria.status TO PUBLIC;
 COMMENT ON VIEW memoria.status IS 'memoria: each rollup''s freshness, backlog, last outcome and state';
 
-CREATE VIEW memoria.rollups_info WITH (security_barrier) AS
+CREATE OR REPLACE VIEW memoria.rollups_info WITH (security_barrier) AS
 SELECT r.name                                   AS rollup,
        r.source_owner::regrole                  AS owner,
        r.source,
@@ -277,12 +289,25 @@ COMMENT ON FUNCTION memoria.lag(text) IS 'How far behind its source a rollup may
 -- A procedure with a SET clause cannot COMMIT, so this one has none and uses
 -- qualified names only.  It must be CALLed outside a transaction block.
 ------------------------------------------------------------------------------
+-- Whether pg_cron runs this session (its own background workers, or its
+-- libpq connections).
+CREATE OR REPLACE FUNCTION memoria_internal.run_by_pg_cron() RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT current_setting('application_name') = 'pg_cron'
+        OR EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = pg_backend_pid() AND backend_type = 'pg_cron')
+$$;
+
 CREATE OR REPLACE PROCEDURE memoria.run(name text DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
-    batch  bigint := pg_catalog.current_setting('memoria.batch_keys')::bigint;
-    target text;
-    result record;
+    batch    bigint := pg_catalog.current_setting('memoria.batch_keys')::bigint;
+    target   text;
+    result   record;
+    done     bigint;
+    trouble  text;   -- what a pg_cron run must report: a rollup busy or failing
+    failure_code text;
+    failure  text;   -- the last error of a batch of this rollup
 BEGIN
     FOR target IN
         -- (Through the view: the catalog itself is not the caller's to read.)
@@ -291,19 +316,40 @@ BEGIN
           AND pg_catalog.pg_has_role(r.owner, 'MEMBER')
         ORDER BY r.rollup
     LOOP
+        done := 0;
+        failure := NULL;
         LOOP
             SELECT * INTO result FROM memoria.refresh(target, batch);
             COMMIT;
+            done := done OPERATOR(pg_catalog.+) result.keys_refreshed;
+            IF result.status OPERATOR(pg_catalog.=) 'error' THEN
+                failure := result.error;
+            END IF;
             -- On while batches are full; past keys that fail (status
             -- 'error', the others refreshed) too, until a batch does nothing.
             EXIT WHEN (result.status OPERATOR(pg_catalog.<>) 'ok' AND result.status OPERATOR(pg_catalog.<>) 'error')
                    OR result.keys_refreshed OPERATOR(pg_catalog.=) 0
                    OR (result.status OPERATOR(pg_catalog.=) 'ok' AND result.keys_refreshed OPERATOR(pg_catalog.<) batch);
         END LOOP;
+        IF result.status OPERATOR(pg_catalog.=) 'busy' AND done OPERATOR(pg_catalog.=) 0 THEN
+            trouble := pg_catalog.concat_ws('; ', trouble, pg_catalog.format(
+                'rollup "%s" was busy: another session is refreshing it, so this run refreshed nothing', target));
+            failure_code := coalesce(failure_code, '55P03');
+        ELSIF failure IS NOT NULL THEN
+            trouble := pg_catalog.concat_ws('; ', trouble, pg_catalog.format(
+                'refresh of rollup "%s" failed: %s', target, failure));
+            failure_code := coalesce(failure_code, '55000');
+        END IF;
     END LOOP;
     IF run.name IS NOT NULL AND target IS NULL THEN
         -- Let refresh() raise its usual error for an unknown or foreign rollup.
         PERFORM memoria.refresh(run.name, 0);
+    END IF;
+    -- pg_cron records only a failed run's message: a run that did not do
+    -- its job fails (what it did stays committed).
+    IF trouble IS NOT NULL AND memoria_internal.run_by_pg_cron() THEN
+        RAISE EXCEPTION 'memoria: %', trouble USING ERRCODE = failure_code,
+            HINT = 'SELECT * FROM memoria.status shows each rollup''s state and last error.';
     END IF;
 END $$;
 COMMENT ON PROCEDURE memoria.run(text)
@@ -316,13 +362,13 @@ COMMENT ON PROCEDURE memoria.run(text)
 
 -- The first and last value of the source's time column (as timestamptz, read
 -- in the session's time zone for timestamp and date columns).
-CREATE FUNCTION memoria_internal.source_range(name text, OUT lo timestamptz, OUT hi timestamptz)
+CREATE OR REPLACE FUNCTION memoria_internal.source_range(name text, OUT lo timestamptz, OUT hi timestamptz)
 AS 'MODULE_PATHNAME', 'memoria_source_range'
 LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp;
 
 -- Reads (next => NULL, finished => NULL) or records backfill progress.
-CREATE FUNCTION memoria_internal.backfill_state(name text, next timestamptz, progress real, finished boolean,
+CREATE OR REPLACE FUNCTION memoria_internal.backfill_state(name text, next timestamptz, progress real, finished boolean,
                                                 started timestamptz, complete boolean,
                                                 OUT resume_at timestamptz, OUT resume_started timestamptz)
 AS 'MODULE_PATHNAME', 'memoria_backfill_state'
@@ -408,76 +454,89 @@ COMMENT ON PROCEDURE memoria.backfill(text, timestamptz, timestamptz, interval)
 ------------------------------------------------------------------------------
 -- pg_cron (optional): a job named memoria:<rollup> that CALLs memoria.run.
 ------------------------------------------------------------------------------
-CREATE FUNCTION memoria_internal.require_pg_cron() RETURNS void
+-- A rollup's job name: memoria:<rollup>, or memoria:<rollup>@<database> when
+-- pg_cron lives in another database (its job names are unique per role
+-- across every database).
+CREATE OR REPLACE FUNCTION memoria_internal.cron_job_name(name text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'memoria:' || name || CASE WHEN memoria_internal.cron_database() IS DISTINCT FROM current_database()
+                                      THEN '@' || current_database() ELSE '' END
+$$;
+
+-- The command of a rollup's job: DO with one string literal (no dollar
+-- quote a name could close).  After DROP EXTENSION memoria, a job in this
+-- database removes itself; one run from another database says so.
+CREATE OR REPLACE FUNCTION memoria_internal.cron_command(name text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'DO ' || quote_literal(format(
+        'BEGIN IF to_regprocedure(''memoria.run(text)'') IS NOT NULL THEN CALL memoria.run(%L); '
+        'ELSIF to_regclass(''cron.job'') IS NOT NULL THEN PERFORM cron.unschedule(%L); '
+        'ELSE RAISE EXCEPTION ''memoria is not installed in database %%: remove pg_cron job %%'', '
+        'current_database(), %L; END IF; END',
+        name, memoria_internal.cron_job_name(name), memoria_internal.cron_job_name(name)))
+$$;
+
+-- A job name pg_cron can hold (its jobname is a name: 63 bytes).
+CREATE OR REPLACE FUNCTION memoria_internal.check_cron_job_name(name text, argument text) RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF to_regprocedure('cron.schedule(text, text, text)') IS NULL THEN
-        RAISE EXCEPTION 'pg_cron is not installed in this database'
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'CREATE EXTENSION pg_cron in the database named by cron.database_name, '
-                         'or let memoria''s background worker refresh (shared_preload_libraries = ''memoria'').';
+    IF octet_length(memoria_internal.cron_job_name(name)) > 63 THEN
+        RAISE EXCEPTION '%: pg_cron job name "%" is longer than pg_cron allows (63 bytes)',
+            argument, memoria_internal.cron_job_name(name)
+            USING ERRCODE = 'name_too_long',
+                  HINT = 'Give the rollup a shorter name (memoria.alter_rollup(name, rename_to => ...)), or make the job '
+                         'yourself with a name of your own: a job whose command is CALL memoria.run(''<rollup>'') '
+                         'is the rollup''s too.';
     END IF;
 END $$;
-
--- The command of a rollup's job.  It keeps working after DROP EXTENSION
--- memoria: it then removes its job.
-CREATE FUNCTION memoria_internal.cron_command(name text) RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp AS $$
-    SELECT format('DO $memoria$ BEGIN IF to_regprocedure(''memoria.run(text)'') IS NULL THEN '
-                  'PERFORM cron.unschedule(%L); ELSE CALL memoria.run(%L); END IF; END $memoria$',
-                  'memoria:' || name, name)
-$$;
 
 CREATE OR REPLACE FUNCTION memoria.schedule(name text, schedule text) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
-DECLARE job bigint;
 BEGIN
     PERFORM memoria.alter_rollup(schedule.name);  -- the rollup exists and is the caller's
-    PERFORM memoria_internal.require_pg_cron();
-    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
-        USING 'memoria:' || schedule.name, schedule.schedule, memoria_internal.cron_command(schedule.name);
-    RETURN job;
+    PERFORM memoria_internal.check_cron_job_name(schedule.name, 'name');
+    RETURN memoria_internal.cron_call('schedule', ARRAY[memoria_internal.cron_job_name(schedule.name), schedule.schedule,
+                                                        memoria_internal.cron_command(schedule.name)], 'now')::bigint;
 END $$;
 COMMENT ON FUNCTION memoria.schedule(text, text)
-    IS 'Create or replace the pg_cron job memoria:<name> that refreshes the rollup';
+    IS 'Create or replace the pg_cron job memoria:<name> that refreshes the rollup (memoria:<name>@<database> when pg_cron lives in another database)';
 
 CREATE OR REPLACE FUNCTION memoria.unschedule(name text) RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
-DECLARE removed boolean;
 BEGIN
     PERFORM memoria.alter_rollup(unschedule.name);
-    PERFORM memoria_internal.require_pg_cron();
-    IF NOT memoria_internal.cron_job_exists(unschedule.name) THEN
-        RETURN false;
-    END IF;
-    EXECUTE 'SELECT cron.unschedule($1)' INTO removed USING 'memoria:' || unschedule.name;
-    RETURN removed;
+    RETURN memoria_internal.cron_call('unschedule', ARRAY[unschedule.name], 'now')::bigint > 0;
 END $$;
-COMMENT ON FUNCTION memoria.unschedule(text) IS 'Remove the pg_cron job of a rollup';
+COMMENT ON FUNCTION memoria.unschedule(text) IS 'Remove the pg_cron jobs of a rollup';
 
 -- Whatever removes or renames a rollup (drop_rollup, alter_rollup, DROP
 -- TABLE ... CASCADE, DROP SCHEMA ... CASCADE) removes or renames its pg_cron
--- job too.
-CREATE FUNCTION memoria_internal.follow_cron_job() RETURNS trigger
+-- jobs too: here in the same transaction, in pg_cron's own database when
+-- this transaction commits.
+CREATE OR REPLACE FUNCTION memoria_internal.follow_cron_job() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF to_regclass('cron.job') IS NOT NULL THEN
+    IF memoria_internal.cron_database() IS NOT NULL THEN
         IF TG_OP = 'DELETE' THEN
-            EXECUTE 'DELETE FROM cron.job WHERE jobname = $1' USING 'memoria:' || OLD.name;
+            PERFORM memoria_internal.cron_call('unschedule', ARRAY[OLD.name], 'at_commit');
         ELSIF NEW.name IS DISTINCT FROM OLD.name THEN
-            EXECUTE 'UPDATE cron.job SET jobname = $2, command = $3 WHERE jobname = $1'
-                USING 'memoria:' || OLD.name, 'memoria:' || NEW.name, memoria_internal.cron_command(NEW.name);
+            IF EXISTS (SELECT 1 FROM memoria_internal.cron_jobs() j WHERE j.rollup = OLD.name) THEN
+                PERFORM memoria_internal.check_cron_job_name(NEW.name, 'rename_to');
+            END IF;
+            PERFORM memoria_internal.cron_call('rename', ARRAY[OLD.name, NEW.name, memoria_internal.cron_command(NEW.name)],
+                                               'at_commit');
         END IF;
     END IF;
     RETURN NULL;
 END $$;
 REVOKE ALL ON FUNCTION memoria_internal.follow_cron_job() FROM PUBLIC;
-CREATE TRIGGER follow_cron_job AFTER DELETE OR UPDATE OF name ON memoria.rollups
+CREATE OR REPLACE TRIGGER follow_cron_job AFTER DELETE OR UPDATE OF name ON memoria.rollups
     FOR EACH ROW EXECUTE FUNCTION memoria_internal.follow_cron_job();
 
 ------------------------------------------------------------------------------
@@ -493,7 +552,7 @@ CREATE TRIGGER follow_cron_job AFTER DELETE OR UPDATE OF name ON memoria.rollups
 -- a rollup once its triggers are back.  Not SECURITY DEFINER: they switch to
 -- the extension's owner only for memoria's own catalog and DDL.
 ------------------------------------------------------------------------------
-CREATE FUNCTION memoria_internal.on_ddl_end() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION memoria_internal.on_ddl_end() RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'memoria_on_ddl_end'
 LANGUAGE C
 SET search_path = pg_catalog, pg_temp;
@@ -503,7 +562,7 @@ CREATE EVENT TRIGGER memoria_ddl_end ON ddl_command_end
                  'CREATE FUNCTION', 'ALTER FUNCTION')
     EXECUTE FUNCTION memoria_internal.on_ddl_end();
 
-CREATE FUNCTION memoria_internal.on_sql_drop() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION memoria_internal.on_sql_drop() RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'memoria_on_sql_drop'
 LANGUAGE C
 SET search_path = pg_catalog, pg_temp;
@@ -511,7 +570,7 @@ REVOKE ALL ON FUNCTION memoria_internal.on_sql_drop() FROM PUBLIC;
 CREATE EVENT TRIGGER memoria_sql_drop ON sql_drop
     EXECUTE FUNCTION memoria_internal.on_sql_drop();
 
-CREATE FUNCTION memoria_internal.on_table_rewrite() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION memoria_internal.on_table_rewrite() RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'memoria_on_table_rewrite'
 LANGUAGE C
 SET search_path = pg_catalog, pg_temp;
@@ -533,7 +592,7 @@ COMMENT ON FUNCTION memoria.workers()
     IS 'The worker pool, cluster-wide: each database, its state (running, waiting, idle, no_memoria, unknown, disabled) and since when';
 
 -- This database has new work for the pool (once the transaction commits).
-CREATE FUNCTION memoria_internal.wake_workers() RETURNS void
+CREATE OR REPLACE FUNCTION memoria_internal.wake_workers() RETURNS void
 AS 'MODULE_PATHNAME', 'memoria_wake_workers'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION memoria_internal.wake_workers() FROM PUBLIC;
@@ -542,7 +601,7 @@ SELECT memoria_internal.wake_workers();  -- a database that just got memoria is 
 -- A rollup brought to this version's layout, or adopted after a restore:
 -- its triggers, dependencies and grants (the update script calls it for
 -- every rollup).
-CREATE FUNCTION memoria_internal.adopt(rollup_id int) RETURNS void
+CREATE OR REPLACE FUNCTION memoria_internal.adopt(rollup_id int) RETURNS void
 AS 'MODULE_PATHNAME', 'memoria_adopt'
 LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp;

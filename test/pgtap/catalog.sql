@@ -66,7 +66,7 @@ SELECT table_privs_are('memoria', 'rollups', 'public', ARRAY[]::text[]);
 SELECT table_privs_are('memoria', 'rollup_state', 'public', ARRAY[]::text[]);
 SELECT table_privs_are('memoria', 'status', 'public', ARRAY['SELECT']);
 SELECT schema_privs_are('memoria_state', 'public', ARRAY['USAGE']);
-SELECT function_privs_are('memoria_internal', 'cron_job_exists', ARRAY['text'], 'public', ARRAY['EXECUTE']);
+SELECT function_privs_are('memoria_internal', 'cron_call', ARRAY['text', 'text[]', 'text'], 'public', ARRAY['EXECUTE']);
 SELECT has_extension('memoria');
 SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'memoria'), false, 'memoria is not relocatable');
 

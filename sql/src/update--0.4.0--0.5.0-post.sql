@@ -1,0 +1,4 @@
+
+-- memoria 0.4.0 -> 0.5.0, last part: helpers 0.5.0 no longer uses.
+DROP FUNCTION memoria_internal.require_pg_cron();
+DROP FUNCTION memoria_internal.cron_job_exists(text);
