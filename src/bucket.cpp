@@ -20,6 +20,53 @@ static int64 floor_to_bucket(int64 local, int64 width) {
     return ORIGIN_USECS + floor_div(local - ORIGIN_USECS, width) * width;
 }
 
+// Calendar buckets (months, quarters, years): a width code below zero is
+// minus the number of months; they are aligned to January 2000, so quarters
+// start in January, April, July and October, and years on January 1.
+static bool is_calendar(int64 width) { return width < 0; }
+static int64 months_of(int64 width) { return -width; }
+
+// month_index / month_start: local time <-> months since January 2000 (the
+// first of the month, 00:00 local).
+static int64 month_index(int64 local) {
+    struct pg_tm tm;
+    fsec_t fsec;
+    if (timestamp2tm(local, NULL, &tm, &fsec, NULL, NULL) != 0)
+        ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE), errmsg("timestamp out of range")));
+    return (int64) (tm.tm_year - 2000) * 12 + (tm.tm_mon - 1);
+}
+
+static int64 month_start(int64 index) {
+    struct pg_tm tm;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = 2000 + (int) floor_div(index, 12);
+    tm.tm_mon = 1 + (int) (index - floor_div(index, 12) * 12);
+    tm.tm_mday = 1;
+    Timestamp result;
+    if (tm2timestamp(&tm, 0, NULL, &result) != 0)
+        ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE), errmsg("timestamp out of range")));
+    return result;
+}
+
+// local_floor: the local start of the bucket of local time `local`;
+// local_end: the local start of the next bucket.
+static int64 local_floor(int64 local, int64 width) {
+    if (!is_calendar(width)) return floor_to_bucket(local, width);
+    int64 m = months_of(width);
+    return month_start(floor_div(month_index(local), m) * m);
+}
+
+static int64 local_end(int64 blocal, int64 width) {
+    if (!is_calendar(width)) return blocal + width;
+    return month_start(month_index(blocal) + months_of(width));
+}
+
+// A stand-in width for calendar buckets where only a rough one is needed
+// (the cache's slot of a value).
+static int64 rough_width(int64 width) {
+    return is_calendar(width) ? months_of(width) * 28 * USECS_PER_DAY : width;
+}
+
 bool time_kind_of(Oid type, TimeKind *kind) {
     switch (type) {
         case TIMESTAMPTZOID: *kind = TimeKind::Timestamptz; return true;
@@ -37,11 +84,17 @@ void bucket_spec_init(BucketSpec *spec, TimeKind kind, int64 width_usecs, pg_tz 
 }
 
 int64 check_bucket_width(const Interval *w, TimeKind kind) {
-    const char *hint = "Use a whole number of days (e.g. '1 day', '7 days') or an interval "
-                       "that divides a day (e.g. '1 hour', '15 minutes').";
-    if (w->month != 0)
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("bucket must not contain months or years"), errhint("%s", hint)));
+    const char *hint = "Use a whole number of days (e.g. '1 day', '1 week'), an interval that divides a day "
+                       "(e.g. '1 hour', '15 minutes'), or months: '1 month', '3 months', '1 year'.";
+    if (w->month != 0) {
+        if (w->month < 0 || w->day != 0 || w->time != 0 || (12 % w->month != 0 && w->month % 12 != 0) ||
+            w->month > 12 * 100)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("bucket in months must be a divisor of a year (1, 2, 3, 4 or 6 months) or a whole "
+                                   "number of years, with no days or time"),
+                            errhint("%s", hint)));
+        return bucket_width_code(w);
+    }
     if (w->day < 0 || w->time < 0 || (w->day == 0 && w->time == 0))
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("bucket must be a positive interval"), errhint("%s", hint)));
@@ -61,6 +114,11 @@ int64 check_bucket_width(const Interval *w, TimeKind kind) {
                         errmsg("bucket must be a whole number of days for a date column"),
                         errhint("Use '1 day' or a multiple of it.")));
     return width;
+}
+
+int64 bucket_width_code(const Interval *w) {
+    if (w->month != 0) return -(int64) w->month;
+    return (int64) w->day * USECS_PER_DAY + w->time;
 }
 
 pg_tz *lookup_time_zone(const char *name) {
@@ -100,17 +158,18 @@ static int64 utc_of(int64 local, pg_tz *tz) {
 
 static int64 bucket_of_timestamptz(BucketSpec *spec, int64 ts) {
     if (TIMESTAMP_NOT_FINITE(ts)) return ts;
-    BucketSpec::CachedBucket *c = &spec->cache[(uint64) floor_div(ts, spec->width_usecs) % lengthof(spec->cache)];
+    BucketSpec::CachedBucket *c =
+        &spec->cache[(uint64) floor_div(ts, rough_width(spec->width_usecs)) % lengthof(spec->cache)];
     if (ts >= c->lo && ts < c->hi) return c->bucket;
     int64 local;
     long gmtoff;
     if (!local_of(ts, spec->tz, &local, &gmtoff))
         ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE), errmsg("timestamp out of range")));
-    int64 blocal = floor_to_bucket(local, spec->width_usecs);
+    int64 blocal = local_floor(local, spec->width_usecs);
     int64 b = utc_of(blocal, spec->tz);
     // Cache the bucket's UTC range if one offset holds over all of it.
     int64 lo = blocal - (int64) gmtoff * USECS_PER_SEC;
-    int64 hi = lo + spec->width_usecs;
+    int64 hi = local_end(blocal, spec->width_usecs) - (int64) gmtoff * USECS_PER_SEC;
     int64 l2;
     long off_lo, off_mid, off_hi;
     if (local_of(lo, spec->tz, &l2, &off_lo) && local_of(lo + (hi - lo) / 2, spec->tz, &l2, &off_mid) &&
@@ -130,11 +189,14 @@ Datum bucket_of(BucketSpec *spec, Datum value) {
         case TimeKind::Timestamp: {
             Timestamp ts = DatumGetTimestamp(value);
             if (TIMESTAMP_NOT_FINITE(ts)) return value;
-            return TimestampGetDatum(floor_to_bucket(ts, spec->width_usecs));
+            return TimestampGetDatum(local_floor(ts, spec->width_usecs));
         }
         case TimeKind::Date: {
             DateADT d = DatumGetDateADT(value);
             if (DATE_NOT_FINITE(d)) return value;
+            if (is_calendar(spec->width_usecs))
+                return DateADTGetDatum(
+                    (DateADT) (local_floor((int64) d * USECS_PER_DAY, spec->width_usecs) / USECS_PER_DAY));
             int64 days = spec->width_usecs / USECS_PER_DAY;
             return DateADTGetDatum((DateADT) (ORIGIN_DAYS + floor_div((int64) d - ORIGIN_DAYS, days) * days));
         }
@@ -177,30 +239,37 @@ static void bucket_bounds_exactly(BucketSpec *spec, Datum b, Datum *lo, Datum *h
             int64 local;
             long gmtoff;
             if (!local_of(ts, spec->tz, &local, &gmtoff)) { *lo = *hi = b; return; }
-            int64 blocal = floor_to_bucket(local, spec->width_usecs);
-            // Every offset in force near the bucket: instants whose local time
-            // is in [blocal, blocal + width) lie within these offsets of it.
-            long min_off = gmtoff, max_off = gmtoff;
-            bool complete = offset_range(spec->tz, blocal - 30 * USECS_PER_HOUR,
-                                         blocal + spec->width_usecs + 30 * USECS_PER_HOUR, &min_off, &max_off);
-            *exact = complete && min_off == max_off;
-            *lo = TimestampTzGetDatum(clamp_timestamp(blocal - (int64) max_off * USECS_PER_SEC));
-            *hi = TimestampTzGetDatum(
-                clamp_timestamp(blocal + spec->width_usecs - (int64) min_off * USECS_PER_SEC - 1));
+            int64 blocal = local_floor(local, spec->width_usecs);
+            int64 elocal = local_end(blocal, spec->width_usecs);
+            // bucket_of never decreases with time, so the earliest instant of
+            // the bucket is near its start and the latest near its end: the
+            // offsets in force around each edge bound them.
+            long start_min = gmtoff, start_max = gmtoff, end_min, end_max;
+            int64 end_instant = elocal - (int64) gmtoff * USECS_PER_SEC;
+            if (!local_of(end_instant, spec->tz, &local, &end_min)) end_min = gmtoff;
+            end_max = end_min;
+            bool complete = offset_range(spec->tz, blocal - 30 * USECS_PER_HOUR, blocal + 30 * USECS_PER_HOUR,
+                                         &start_min, &start_max);
+            complete = offset_range(spec->tz, elocal - 30 * USECS_PER_HOUR, elocal + 30 * USECS_PER_HOUR, &end_min,
+                                    &end_max) && complete;
+            *exact = complete && start_min == start_max && end_min == end_max;
+            *lo = TimestampTzGetDatum(clamp_timestamp(blocal - (int64) start_max * USECS_PER_SEC));
+            *hi = TimestampTzGetDatum(clamp_timestamp(elocal - (int64) end_min * USECS_PER_SEC - 1));
             return;
         }
         case TimeKind::Timestamp: {
             int64 ts = DatumGetTimestamp(b);
             if (TIMESTAMP_NOT_FINITE(ts)) { *lo = *hi = b; return; }
             *lo = b;
-            *hi = TimestampGetDatum(clamp_timestamp(ts + spec->width_usecs - 1));
+            *hi = TimestampGetDatum(clamp_timestamp(local_end(ts, spec->width_usecs) - 1));
             return;
         }
         case TimeKind::Date: {
             DateADT d = DatumGetDateADT(b);
             if (DATE_NOT_FINITE(d)) { *lo = *hi = b; return; }
             *lo = b;
-            *hi = DateADTGetDatum((DateADT) (d + spec->width_usecs / USECS_PER_DAY - 1));
+            int64 end = local_end((int64) d * USECS_PER_DAY, spec->width_usecs);
+            *hi = DateADTGetDatum((DateADT) (end / USECS_PER_DAY - 1));
             return;
         }
     }

@@ -4,8 +4,10 @@
 //
 // A bucket of width W is a half-open range [start, start + W) of *local* time
 // in the rollup's time zone, with buckets aligned to local midnight of Monday
-// 2000-01-03 (so 7-day buckets start on Mondays).  W divides a day or is a
-// whole number of days.  For timestamptz the bucket is reported as the instant
+// 2000-01-03 (so 7-day buckets, '1 week', are ISO weeks).  W divides a day,
+// is a whole number of days, or is a calendar width: months dividing a year
+// or whole years, from local midnight of the first of a month (aligned to
+// January 2000: quarters start in January, April, July, October).  For timestamptz the bucket is reported as the instant
 // its local start maps to; timestamp and date sources have no zone.
 #pragma once
 #include "pg.hpp"
@@ -16,7 +18,7 @@ enum class TimeKind { Timestamptz, Timestamp, Date };
 
 struct BucketSpec {
     TimeKind kind;
-    int64 width_usecs;  // days * USECS_PER_DAY + time
+    int64 width_usecs;  // days * USECS_PER_DAY + time; < 0: minus the months
     pg_tz *tz;          // used for Timestamptz only
     // Recently computed timestamptz buckets, direct-mapped by the value's
     // UTC-aligned bucket number: every value in [lo, hi) is in `bucket`
@@ -32,8 +34,12 @@ bool time_kind_of(Oid type, TimeKind *kind);
 // bucket_spec_init: fill spec; validates nothing (see check_bucket_width).
 void bucket_spec_init(BucketSpec *spec, TimeKind kind, int64 width_usecs, pg_tz *tz);
 
-// check_bucket_width: ERROR unless the interval is a usable width for kind.
+// check_bucket_width: ERROR unless the interval is a usable width for kind;
+// returns its width code (bucket_width_code).
 int64 check_bucket_width(const Interval *width, TimeKind kind);
+// bucket_width_code: what BucketSpec::width_usecs holds for a bucket
+// interval: microseconds, or minus the number of months for calendar buckets.
+int64 bucket_width_code(const Interval *width);
 
 // lookup_time_zone: the zone by name, or ERROR naming the time_zone argument.
 pg_tz *lookup_time_zone(const char *name);

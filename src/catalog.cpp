@@ -128,7 +128,7 @@ static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
     int n;
     r->measure_names = text_array(v[COL_MEASURE_NAMES], &n);
     r->bucket = *DatumGetIntervalP(v[COL_BUCKET]);
-    r->width_usecs = (int64) r->bucket.day * USECS_PER_DAY + r->bucket.time;
+    r->width_usecs = bucket_width_code(&r->bucket);
     r->time_zone = TextDatumGetCString(v[COL_TIME_ZONE]);
     r->filter = null[COL_FILTER] ? NULL : TextDatumGetCString(v[COL_FILTER]);
     bool updated_at_mode = strcmp(TextDatumGetCString(v[COL_INVALIDATION]), "updated_at") == 0;
@@ -196,11 +196,47 @@ Rollup *find_rollup_by_id(int32 id) {
     return found == NIL ? NULL : (Rollup *) linitial(found);
 }
 
-List *load_rollups(void) {
+int rollup_level(const Rollup *r, List *all) {
+    int level = 0;
+    // (A chain cannot loop: a rollup's source exists before it.  Bounded all
+    // the same.)
+    for (int hops = 0; hops < list_length(all); hops++) {
+        const Rollup *parent = NULL;
+        ListCell *lc;
+        foreach (lc, all)
+            if (((const Rollup *) lfirst(lc))->target == r->source) parent = (const Rollup *) lfirst(lc);
+        if (parent == NULL) break;
+        level++;
+        r = parent;
+    }
+    return level;
+}
+
+List *dependent_rollups(const Rollup *r) {
     List *out = NIL;
     ListCell *lc;
-    foreach (lc, read_rollups("ORDER BY name", 0, NULL, NULL, CurrentMemoryContext))
+    foreach (lc, all_rollups())
+        if (((const Rollup *) lfirst(lc))->source == r->target) out = lappend(out, lfirst(lc));
+    return out;
+}
+
+static List *rollups_by_level = NIL;  // (list_sort's comparator has no argument)
+static int by_level_then_name(const ListCell *a, const ListCell *b) {
+    const Rollup *x = (const Rollup *) lfirst(a), *y = (const Rollup *) lfirst(b);
+    int lx = rollup_level(x, rollups_by_level), ly = rollup_level(y, rollups_by_level);
+    if (lx != ly) return lx < ly ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+List *load_rollups(void) {
+    List *all = read_rollups("ORDER BY name", 0, NULL, NULL, CurrentMemoryContext);
+    List *out = NIL;
+    ListCell *lc;
+    foreach (lc, all)
         if (can_manage(((Rollup *) lfirst(lc))->owner)) out = lappend(out, lfirst(lc));
+    rollups_by_level = all;
+    list_sort(out, by_level_then_name);
+    rollups_by_level = NIL;
     return out;
 }
 
@@ -541,12 +577,25 @@ List *remembered_capture_tables(const Rollup *r) {
 List *due_rollups(long *sleep_ms, MemoryContext into) {
     List *out = NIL;
     SPI_connect();
-    run_catalog("SELECT r.name, c.relowner, "
+    // Lower levels of a chain first; a rollup of a rollup is due as soon as
+    // its source rollup was refreshed after it (one pass brings the chain
+    // up to date).
+    run_catalog("WITH RECURSIVE levels (id, target, level) AS ("
+                "  SELECT r.id, r.target, 0 FROM memoria.rollups r"
+                "  WHERE NOT EXISTS (SELECT 1 FROM memoria.rollups p WHERE p.target = r.source)"
+                "  UNION ALL"
+                "  SELECT c.id, c.target, l.level + 1 FROM levels l JOIN memoria.rollups c ON c.source = l.target"
+                "  WHERE l.level < 64) "
+                "SELECT r.name, c.relowner, "
                 "  CASE WHEN s.last_refresh_at IS NULL THEN 0 "
+                "       WHEN EXISTS (SELECT 1 FROM memoria.rollups p JOIN memoria.rollup_state ps"
+                "                    ON ps.rollup_id = p.id WHERE p.target = r.source"
+                "                    AND ps.last_refresh_at > s.last_refresh_at) THEN 0 "
                 "       ELSE greatest(0, extract(epoch FROM s.last_refresh_at + r.refresh_interval "
                 "                                - clock_timestamp()) * 1000) END::float8 "
                 "FROM memoria.rollups r JOIN memoria.rollup_state s ON s.rollup_id = r.id "
-                "JOIN pg_catalog.pg_class c ON c.oid = r.source ORDER BY r.name",
+                "JOIN pg_catalog.pg_class c ON c.oid = r.source "
+                "LEFT JOIN levels l ON l.id = r.id ORDER BY coalesce(l.level, 0), r.name",
                 0, NULL, NULL, NULL);
     for (uint64 i = 0; i < SPI_processed; i++) {
         bool isnull;

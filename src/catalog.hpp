@@ -70,8 +70,14 @@ Rollup *load_rollup(const char *name);
 // find_rollup_by_id: the rollup with this id, or NULL; no privilege check
 // (the capture trigger and the DDL hooks act for whoever wrote).
 Rollup *find_rollup_by_id(int32 id);
-// load_rollups: every rollup the caller may manage, by name.
+// load_rollups: every rollup the caller may manage, lower levels of a chain
+// first (a rollup before the rollups of its table), then by name.
 List *load_rollups(void);
+// rollup_level: 0 for a rollup of a table, 1 + its source's level for a
+// rollup of a rollup's table.
+int rollup_level(const Rollup *r, List *all);
+// dependent_rollups: the rollups whose source is r's table.
+List *dependent_rollups(const Rollup *r);
 // all_rollups: every rollup, by id (the DDL hooks: no privilege check).
 List *all_rollups(void);
 // check_can_manage: ERROR 42501 unless the caller is a member of the owner.

@@ -437,10 +437,23 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     PG_RETURN_OID(n.r.target);
 }
 
-MEMORIA_FUNCTION(memoria_drop_rollup) {
-    if (PG_ARGISNULL(0)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL", NULL);
-    bool drop_table = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
-    Rollup *r = load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+// drop_one: drop rollup r (see memoria_drop_rollup); the rollups of its
+// table first, with cascade, else an error if it has any.
+static void drop_one(Rollup *r, bool drop_table, bool cascade) {
+    List *dependents = dependent_rollups(r);
+    if (dependents != NIL && !cascade) {
+        const Rollup *d = (const Rollup *) linitial(dependents);
+        ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+                        errmsg("cannot drop rollup \"%s\": rollup \"%s\" is a rollup of its table", r->name, d->name),
+                        errhint("memoria.drop_rollup('%s', cascade => true) drops the rollups of its table too.",
+                                r->name)));
+    }
+    ListCell *lc;
+    foreach (lc, dependents) {
+        Rollup *d = (Rollup *) lfirst(lc);
+        check_can_manage(d);
+        drop_one(d, drop_table, true);
+    }
     lock_rollup(r->id);  // let a running refresh finish first
     follow_source_owner(r);
     // The catalog row first: the sql_drop hook refuses to let a trigger of a
@@ -467,5 +480,13 @@ MEMORIA_FUNCTION(memoria_drop_rollup) {
         deleteDependencyRecordsForClass(RelationRelationId, r->target, ExtensionRelationId, DEPENDENCY_NORMAL);
         deleteDependencyRecordsForClass(RelationRelationId, r->target, ExtensionRelationId, DEPENDENCY_AUTO);
     }
+}
+
+MEMORIA_FUNCTION(memoria_drop_rollup) {
+    if (PG_ARGISNULL(0)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL", NULL);
+    bool drop_table = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+    bool cascade = PG_NARGS() > 2 && !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);  // (no cascade before 0.5.0)
+    Rollup *r = load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+    drop_one(r, drop_table, cascade);
     PG_RETURN_VOID();
 }

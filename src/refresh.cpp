@@ -644,20 +644,37 @@ MEMORIA_FUNCTION(memoria_refresh) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_keys must not be negative"),
                         errhint("Use NULL to refresh every dirty key.")));
     List *rollups = PG_ARGISNULL(0) ? load_rollups() : list_make1(load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0))));
-    flush_pending_keys();
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    SPI_connect();
     ListCell *lc;
     foreach (lc, rollups) {
         const Rollup *r = (const Rollup *) lfirst(lc);
+        // The caller's writes, and what the rollups refreshed before this
+        // one wrote to its source (a chain, lower levels first).
+        flush_pending_keys();
+        SPI_connect();
         Outcome o = refresh_one(r, limited, max_keys);
         Datum values[8];
         bool nulls[8];
-        outcome_values(r, o, values, nulls);
+        outcome_values(r, o, values, nulls);  // (before SPI_finish frees what o points to)
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+        SPI_finish();
     }
-    SPI_finish();
+    return (Datum) 0;
+}
+
+// memoria_internal.refresh_order(): the rollups the caller may refresh, in
+// the order memoria.run() takes them (lower levels of a chain first).
+MEMORIA_FUNCTION(memoria_refresh_order) {
+    List *rollups = load_rollups();
+    InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    ListCell *lc;
+    foreach (lc, rollups) {
+        Datum value = CStringGetTextDatum(((const Rollup *) lfirst(lc))->name);
+        bool isnull = false;
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+    }
     return (Datum) 0;
 }
 

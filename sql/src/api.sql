@@ -34,13 +34,13 @@ COMMENT ON FUNCTION memoria.create_rollup(text, regclass, text, text[], text[], 
                                           text, interval, text)
     IS 'Create a rollup table of source, kept up to date incrementally; returns the table';
 
-CREATE OR REPLACE FUNCTION memoria.drop_rollup(name text, drop_table boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION memoria.drop_rollup(name text, drop_table boolean DEFAULT false, cascade boolean DEFAULT false)
 RETURNS void
 AS 'MODULE_PATHNAME', 'memoria_drop_rollup'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT
 SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION memoria.drop_rollup(text, boolean)
-    IS 'Drop a rollup: its triggers, state, pending keys, pg_cron job and (with drop_table) its table';
+COMMENT ON FUNCTION memoria.drop_rollup(text, boolean, boolean)
+    IS 'Drop a rollup: its triggers, state, pending keys, pg_cron jobs and (with drop_table) its table; with cascade, the rollups of its table too';
 
 CREATE OR REPLACE FUNCTION memoria.alter_rollup(name text, refresh_interval interval DEFAULT NULL,
                                      freeze_after interval DEFAULT NULL, add_measures text[] DEFAULT NULL,
@@ -289,6 +289,12 @@ COMMENT ON FUNCTION memoria.lag(text) IS 'How far behind its source a rollup may
 -- A procedure with a SET clause cannot COMMIT, so this one has none and uses
 -- qualified names only.  It must be CALLed outside a transaction block.
 ------------------------------------------------------------------------------
+-- The rollups the caller may refresh, lower levels of a chain first.
+CREATE OR REPLACE FUNCTION memoria_internal.refresh_order() RETURNS SETOF text
+AS 'MODULE_PATHNAME', 'memoria_refresh_order'
+LANGUAGE C STABLE
+SET search_path = pg_catalog, pg_temp;
+
 -- Whether pg_cron runs this session (its own background workers, or its
 -- libpq connections).
 CREATE OR REPLACE FUNCTION memoria_internal.run_by_pg_cron() RETURNS boolean
@@ -310,11 +316,10 @@ DECLARE
     failure  text;   -- the last error of a batch of this rollup
 BEGIN
     FOR target IN
-        -- (Through the view: the catalog itself is not the caller's to read.)
-        SELECT r.rollup FROM memoria.rollups_info r
-        WHERE (run.name IS NULL OR r.rollup OPERATOR(pg_catalog.=) run.name)
-          AND pg_catalog.pg_has_role(r.owner, 'MEMBER')
-        ORDER BY r.rollup
+        -- The caller's rollups, a chain's lower levels first: a rollup of a
+        -- rollup sees what this run just refreshed below it.
+        SELECT o.name FROM memoria_internal.refresh_order() AS o(name)
+        WHERE run.name IS NULL OR o.name OPERATOR(pg_catalog.=) run.name
     LOOP
         done := 0;
         failure := NULL;

@@ -10,7 +10,7 @@ SELECT has_function('memoria', 'create_rollup',
     ARRAY['text', 'regclass', 'text', 'text[]', 'text[]', 'interval', 'text', 'text[]', 'text', 'text', 'text', 'interval', 'text']);
 SELECT function_returns('memoria', 'create_rollup',
     ARRAY['text', 'regclass', 'text', 'text[]', 'text[]', 'interval', 'text', 'text[]', 'text', 'text', 'text', 'interval', 'text'], 'regclass');
-SELECT has_function('memoria', 'drop_rollup', ARRAY['text', 'boolean']);
+SELECT has_function('memoria', 'drop_rollup', ARRAY['text', 'boolean', 'boolean']);
 SELECT has_function('memoria', 'refresh', ARRAY['text', 'bigint']);
 SELECT has_function('memoria', 'refresh_window', ARRAY['text', 'timestamp with time zone', 'timestamp with time zone', 'boolean']);
 SELECT has_function('memoria', 'verify', ARRAY['text', 'timestamp with time zone', 'timestamp with time zone', 'boolean']);

@@ -2,13 +2,14 @@
 -- workloads of thousands of mixed statements (multi-row and single-row
 -- INSERT, UPDATE that moves rows across buckets and scopes, DELETE,
 -- transactions with rolled-back savepoints, occasional TRUNCATE) run against
--- a source with five rollups of different shapes (one in updated_at mode),
+-- a source with five rollups of different shapes (one in updated_at mode)
+-- and three chains hourly -> daily -> monthly (in UTC, Berlin, Kathmandu),
 -- with refreshes (full or bounded by max_keys) at random points.  After each workload every rollup
 -- must equal a fresh GROUP BY of the source, row for row, and
 -- memoria.verify() must report nothing.
 -- Most statements commit on their own, as application writes do; one workload
 -- runs as a single transaction inside a savepoint instead.
-SELECT plan(20);
+SELECT plan(29);
 DROP TABLE IF EXISTS diff_usage CASCADE;
 
 CREATE TABLE diff_usage (
@@ -39,6 +40,19 @@ PERFORM memoria.create_rollup('diff_big', 'diff_usage', 'at', ARRAY['ws'],
 PERFORM memoria.create_rollup('diff_ua', 'diff_usage', 'at', ARRAY['ws', 'model'],
     ARRAY['sum(tokens) AS tokens', 'count(*) AS events'], scope => ARRAY['ws'], filter => 'tokens > 100',
     invalidation => 'updated_at', updated_at_column => 'updated_at', safety_lag => '0 seconds');
+-- Chains: each level reads the one below; the monthly one must equal a
+-- GROUP BY of raw rows by local month.
+FOR z IN 1 .. 3 LOOP
+    PERFORM memoria.create_rollup('diff_h_' || z, 'diff_usage', 'at', ARRAY['ws'],
+        ARRAY['sum(tokens)::bigint AS tokens', 'count(*) AS events'], bucket => '1 hour',
+        time_zone => (ARRAY['UTC', 'Europe/Berlin', 'Asia/Kathmandu'])[z]);
+    PERFORM memoria.create_rollup('diff_d_' || z, ('memoria_rollup.diff_h_' || z)::regclass, 'bucket', ARRAY['ws'],
+        ARRAY['sum(tokens)::bigint AS tokens', 'sum(events)::bigint AS events'],
+        time_zone => (ARRAY['UTC', 'Europe/Berlin', 'Asia/Kathmandu'])[z]);
+    PERFORM memoria.create_rollup('diff_m_' || z, ('memoria_rollup.diff_d_' || z)::regclass, 'bucket', ARRAY['ws'],
+        ARRAY['sum(tokens)::bigint AS tokens', 'sum(events)::bigint AS events'], bucket => '1 month',
+        time_zone => (ARRAY['UTC', 'Europe/Berlin', 'Asia/Kathmandu'])[z]);
+END LOOP;
 END $$;
 
 -- random_at: a time in the 20 days from 2026-03-20 (over the US and EU DST changes).
@@ -120,8 +134,19 @@ CREATE VIEW pg_temp.truth_ua AS
 SELECT date_trunc('day', at, 'UTC') AS bucket, ws, model, sum(tokens) AS tokens, count(*) AS events
 FROM diff_usage WHERE tokens > 100 GROUP BY 1, 2, 3;
 
+CREATE FUNCTION pg_temp.truth_monthly(z text) RETURNS TABLE (bucket timestamptz, ws int, tokens bigint, events bigint)
+LANGUAGE sql AS $$
+SELECT date_trunc('month', at, z), ws, sum(tokens)::bigint, count(*) FROM diff_usage GROUP BY 1, 2
+$$;
+
 CREATE FUNCTION pg_temp.check_all(label text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 BEGIN
+    FOR z IN 1 .. 3 LOOP
+        RETURN NEXT set_eq(format('SELECT * FROM memoria_rollup.diff_m_%s', z),
+                           format('SELECT * FROM pg_temp.truth_monthly(%L)', (ARRAY['UTC', 'Europe/Berlin', 'Asia/Kathmandu'])[z]),
+                           label || ': hourly -> daily -> monthly chain in ' || (ARRAY['UTC', 'Europe/Berlin', 'Asia/Kathmandu'])[z]
+                           || ' equals GROUP BY of raw rows by month');
+    END LOOP;
     RETURN NEXT set_eq('SELECT * FROM memoria_rollup.diff_daily', 'SELECT * FROM pg_temp.truth_daily',
                        label || ': daily rollup equals GROUP BY');
     RETURN NEXT set_eq('SELECT * FROM memoria_rollup.diff_ws', 'SELECT * FROM pg_temp.truth_ws',
@@ -151,12 +176,14 @@ SELECT is_empty($$
     SELECT * FROM memoria.verify('diff_daily') UNION ALL SELECT * FROM memoria.verify('diff_ws')
     UNION ALL SELECT * FROM memoria.verify('diff_hourly') UNION ALL SELECT * FROM memoria.verify('diff_big')
     UNION ALL SELECT * FROM memoria.verify('diff_ua')
+    UNION ALL SELECT v.* FROM memoria.rollups r, memoria.verify(r.name) v WHERE r.name ~ '^diff_[hdm]_'
 $$, 'memoria.verify reports nothing for any rollup');
 SELECT ok((SELECT count(*) FROM diff_usage) > 300, 'the workload left a substantial source');
 SELECT ok((SELECT bool_and(pending_keys = 0) FROM memoria.status), 'no key is left pending');
 SELECT ok((SELECT bool_and(last_status IN ('ok', 'idle')) FROM memoria.status), 'no refresh failed');
 
-SELECT lives_ok($$SELECT memoria.drop_rollup(name, drop_table => true) FROM memoria.rollups WHERE name LIKE 'diff%'$$,
+SELECT lives_ok($$SELECT memoria.drop_rollup(name, drop_table => true, cascade => true) FROM memoria.rollups
+                  WHERE name LIKE 'diff%' AND name !~ '^diff_[dm]_'$$,
                 'the rollups drop');
 DROP TABLE diff_usage CASCADE;
 SELECT * FROM finish();

@@ -155,5 +155,23 @@ unlike($log, qr/ERROR.*memoria|memoria.*ERROR/, 'the standby logs no memoria err
 converges('db1', 'primary beside a standby');
 
 $standby->stop;
+
+# A chain: the worker refreshes a rollup of a rollup in the same visit as the
+# rollup below it, even when its own refresh_interval is far off (its name
+# sorts first, so name order would refresh it before the level below).
+$node->safe_psql('db1', q{
+    SELECT memoria.create_rollup('a_weekly', 'memoria_rollup.ev_daily', 'bucket', ARRAY['k'],
+                                 ARRAY['sum(v)::bigint AS v', 'sum(n)::bigint AS n'], bucket => '7 days');
+    SELECT memoria.refresh_window('a_weekly', '-infinity', 'infinity');
+    SELECT memoria.alter_rollup('a_weekly', refresh_interval => '1 hour');
+    SELECT memoria.alter_rollup('ev_daily', refresh_interval => '1 hour');
+});
+ok($node->poll_query_until('db1', "SELECT count(*) = 2 FROM memoria.status WHERE last_refresh_at IS NOT NULL"),
+   'both refreshed once');
+$node->safe_psql('db1', "INSERT INTO ev VALUES (now(), 42, 4200)");
+$node->safe_psql('db1', "SELECT memoria.alter_rollup('ev_daily', refresh_interval => '1 second')");
+ok($node->poll_query_until('db1', "SELECT count(*) = 1 FROM memoria_rollup.a_weekly WHERE k = 42 AND v = 4200"),
+   'a write reaches the top of the chain without waiting for its refresh_interval');
+is($node->safe_psql('db1', "SELECT count(*) FROM memoria.verify('a_weekly')"), '0', 'the chain is exact');
 $node->stop;
 done_testing();

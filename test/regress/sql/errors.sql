@@ -63,7 +63,8 @@ SELECT expect_error($$SELECT memoria.create_rollup('r', 'ev', 'at', ARRAY['ws'],
 SELECT expect_error($$SELECT memoria.create_rollup('r', 'ev', 'at', ARRAY['ws'], ARRAY['sum(tokens) AS tokens'], filter => 'nope > 1')$$);
 SELECT expect_error($$SELECT memoria.create_rollup('r', 'ev', 'at', ARRAY['ws'], ARRAY['sum(tokens) AS tokens'], filter => 'tokens')$$);
 -- bucket
-SELECT expect_error($$SELECT memoria.create_rollup('r', 'ev', 'at', ARRAY['ws'], ARRAY['sum(tokens) AS tokens'], bucket => '1 month')$$);
+SELECT expect_error($$SELECT memoria.create_rollup('r', 'ev', 'at', ARRAY['ws'], ARRAY['sum(tokens) AS tokens'], bucket => '5 months')$$);
+SELECT expect_error($$SELECT memoria.create_rollup('r', 'ev', 'at', ARRAY['ws'], ARRAY['sum(tokens) AS tokens'], bucket => '1 month 1 day')$$);
 SELECT expect_error($$SELECT memoria.create_rollup('r', 'ev', 'at', ARRAY['ws'], ARRAY['sum(tokens) AS tokens'], bucket => '7 minutes')$$);
 SELECT expect_error($$SELECT memoria.create_rollup('r', 'ev', 'at', ARRAY['ws'], ARRAY['sum(tokens) AS tokens'], bucket => '1 day 1 hour')$$);
 SELECT expect_error($$SELECT memoria.create_rollup('r', 'ev', 'at', ARRAY['ws'], ARRAY['sum(tokens) AS tokens'], bucket => '0 days')$$);
