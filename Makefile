@@ -3,7 +3,7 @@ EXTENSION  = memoria
 MODULE_big = memoria
 OBJS = src/memoria.o src/guard.o src/bucket.o src/session.o src/catalog.o src/args.o src/statements.o \
        src/expressions.o src/dirty_log.o src/triggers.o src/dirty_set.o src/capture.o src/horizon.o src/create.o \
-       src/ddl_guard.o src/adopt.o src/alter.o src/refresh.o src/verify.o src/backfill.o src/worker.o src/cron.o
+       src/ddl_guard.o src/adopt.o src/alter.o src/refresh.o src/verify.o src/backfill.o src/worker.o src/cron.o src/live.o
 # Install scripts: one per release, and the update path between them.  The
 # current release's are built from sql/src/ (catalog.sql, api.sql and the
 # update's parts), so the install and the update share one API definition.
@@ -19,7 +19,7 @@ PGFILEDESC = "memoria - exact incremental rollups"
 #   make pgtap [PGTAP=test/pgtap/security.sql]      pgTAP suites (pg_prove)
 #   make tap [TAP=test/tap/001_worker.pl]           TAP suites (their own clusters; not as root)
 REGRESS = api errors time_zones aggregates capture refresh_window backfill updated_at boundary \
-          alter_source names drop_extension retention lifecycle failures chains calendar upgrade
+          alter_source names drop_extension retention lifecycle failures chains calendar live upgrade
 REGRESS_OPTS = --inputdir=test/regress --outputdir=regress_out
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/out

@@ -3,6 +3,7 @@
 #include "dirty_log.hpp"
 #include "expressions.hpp"
 #include "guard.hpp"
+#include "statements.hpp"
 #include "triggers.hpp"
 
 namespace memoria {
@@ -45,6 +46,11 @@ void follow_source_owner(const Rollup *r) {
     // The rollup table follows (REASSIGN OWNED moved it already).
     if (relation_owner(r->target) != r->owner)
         run_own_ddl(psprintf("ALTER TABLE %s OWNER TO %s", qualified_relation_name(r->target), to));
+    if (char *view = live_view_name(r, true)) {
+        Oid view_oid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(view)), NoLock, true);
+        if (OidIsValid(view_oid) && relation_owner(view_oid) != r->owner)
+            run_own_ddl(psprintf("ALTER VIEW %s OWNER TO %s", view, to));
+    }
     // Indexes on a table in memoria_rollup need CREATE on the schema.
     settle_schema_grant(r->owner);
     if (old_exists) settle_schema_grant(r->granted_owner);

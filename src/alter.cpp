@@ -173,6 +173,7 @@ static void change_measures(Alteration *a) {
             texts = lappend(texts, r->measures[i]);
             names = lappend(names, r->measure_names[i]);
         }
+    drop_live_view(r);  // it reads every measure column; made again below
     int k = 0;
     ListCell *lc;
     foreach (lc, a->drop) {
@@ -228,6 +229,7 @@ static void change_measures(Alteration *a) {
     if (char *problem = expressions_problem(now))
         arg_error(ERRCODE_INVALID_PARAMETER_VALUE, psprintf("add_measures: the rollup's %s", problem), NULL);
     record_function_dependencies(now);
+    if (live_view_name(now, true) != NULL) create_live_view(now);
     if (a->add == NIL) return;
     // The new columns are filled by a backfill; refresh keeps every column
     // of the keys it recomputes meanwhile.

@@ -21,6 +21,7 @@
 #include "expressions.hpp"
 #include "guard.hpp"
 #include "horizon.hpp"
+#include "statements.hpp"
 #include "triggers.hpp"
 #include "worker.hpp"
 
@@ -424,6 +425,7 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     reconcile_triggers(&n.r, true);
     ensure_guard_trigger(&n.r);
     record_function_dependencies(&n.r);
+    create_live_view(&n.r);
     if (n.r.updated_at_attnum != 0) {
         // Rows stamped up to the horizon are the backfill's; later ones are
         // found by refresh.  The capture trigger created above holds off
@@ -460,6 +462,7 @@ static void drop_one(Rollup *r, bool drop_table, bool cascade) {
     // rollup that still exists be dropped.
     delete_rollup(r->id);
     CommandCounterIncrement();
+    drop_live_view(r);  // (it reads the log's row type)
     // Then the capture triggers: dropping them waits for in-flight writers,
     // whose keys are then already in the log we drop next.
     drop_triggers(r);

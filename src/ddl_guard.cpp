@@ -11,6 +11,7 @@
 #include "dirty_log.hpp"
 #include "expressions.hpp"
 #include "guard.hpp"
+#include "statements.hpp"
 #include "triggers.hpp"
 
 namespace memoria {
@@ -429,6 +430,16 @@ MEMORIA_FUNCTION(memoria_on_ddl_end) {
         ddl_end_on_functions();
     else  // CREATE TABLE, ALTER TABLE, CREATE TRIGGER, CREATE RULE
         ddl_end_on_tables();
+    live_views_after_ddl();  // the rollups still fit: their _live views come back
+    PG_RETURN_VOID();
+}
+
+// memoria_internal.on_ddl_start(): the ddl_command_start event trigger
+// (ALTER TABLE): _live views that would stand in the way step aside.
+MEMORIA_FUNCTION(memoria_on_ddl_start) {
+    if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) elog(ERROR, "memoria_internal.on_ddl_start() must be called as an event trigger");
+    if (in_own_ddl()) PG_RETURN_VOID();
+    live_views_before_ddl(((EventTriggerData *) fcinfo->context)->parsetree);
     PG_RETURN_VOID();
 }
 

@@ -266,6 +266,50 @@ void dirty_set_add(const char *bytes, int len) {
     if (++new_since_flush >= FLUSH_AT_KEYS) flush_dirty_keys(false);
 }
 
+// decode_key: a serialized key's log row, into values/isnull (natts columns
+// of desc; values in CurrentMemoryContext).
+static void decode_key(const char *bytes, TupleDesc desc, Datum *values, bool *isnull) {
+    int natts = desc->natts;
+    const char *flags = bytes + sizeof(Oid);
+    const char *p = flags + natts;
+    for (int a = 0; a < natts; a++) {
+        isnull[a] = flags[a] != 0;
+        values[a] = (Datum) 0;
+        if (isnull[a]) continue;
+        if (a == 0) {
+            int64 b;
+            memcpy(&b, p, sizeof b);
+            p += sizeof b;
+            values[0] = TupleDescAttr(desc, 0)->atttypid == DATEOID ? DateADTGetDatum((DateADT) b) : Int64GetDatum(b);
+        } else {
+            values[a] = read_datum(&p, TupleDescAttr(desc, a));
+        }
+    }
+}
+
+int unwritten_keys(Oid dirty_log, TupleDesc desc, Datum **values, bool **isnull) {
+    *values = NULL;
+    *isnull = NULL;
+    if (dirty_keys == NULL) return 0;
+    const LogShape *shape = find_log_shape(dirty_log);
+    if (shape == NULL || shape->natts != desc->natts) return 0;
+    int n = 0, natts = desc->natts;
+    for (uint32 i = 0; i < dirty_keys->capacity; i++) {
+        const DirtySlot *k = &dirty_keys->slots[i];
+        Oid log;
+        if (k->len == 0 || k->written_level != 0) continue;
+        memcpy(&log, slot_bytes(k), sizeof log);
+        if (log != dirty_log) continue;
+        if (n == 0) {
+            *values = (Datum *) palloc(dirty_keys->count * natts * sizeof(Datum));
+            *isnull = (bool *) palloc(dirty_keys->count * natts * sizeof(bool));
+        }
+        decode_key(slot_bytes(k), desc, *values + n * natts, *isnull + n * natts);
+        n++;
+    }
+    return n;
+}
+
 // write_keys_to_log: insert every unwritten key of the set that belongs to
 // one dirty log, LOG_BATCH rows per heap_multi_insert (one WAL record per
 // page instead of one per row).  Each batch's values and tuples live in
@@ -283,7 +327,6 @@ static void write_keys_to_log(Oid dirty_log, MemoryContext batch_context) {
     // Slots over an unpinned copy of the descriptor: pinning the relation's
     // own costs a resource-owner entry per slot, forgotten in O(slots).
     TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(rel));
-    int natts = desc->natts;
     TupleTableSlot **slots = (TupleTableSlot **) palloc0(LOG_BATCH * sizeof(TupleTableSlot *));
     int made = 0, n = 0;
     // A bulk-write buffer ring pays off for many rows only; most flushes
@@ -301,22 +344,7 @@ static void write_keys_to_log(Oid dirty_log, MemoryContext batch_context) {
         TupleTableSlot *slot = slots[n];
         ExecClearTuple(slot);
         MemoryContext old = MemoryContextSwitchTo(batch_context);
-        const char *flags = bytes + sizeof(Oid);
-        const char *p = flags + natts;
-        for (int a = 0; a < natts; a++) {
-            slot->tts_isnull[a] = flags[a] != 0;
-            slot->tts_values[a] = (Datum) 0;
-            if (slot->tts_isnull[a]) continue;
-            if (a == 0) {
-                int64 b;
-                memcpy(&b, p, sizeof b);
-                p += sizeof b;
-                slot->tts_values[0] = TupleDescAttr(desc, 0)->atttypid == DATEOID ? DateADTGetDatum((DateADT) b)
-                                                                                   : Int64GetDatum(b);
-            } else {
-                slot->tts_values[a] = read_datum(&p, TupleDescAttr(desc, a));
-            }
-        }
+        decode_key(bytes, desc, slot->tts_values, slot->tts_isnull);
         ExecStoreVirtualTuple(slot);
         if (++n == LOG_BATCH) {
             heap_multi_insert(rel, slots, n, cid, 0, bistate);

@@ -39,6 +39,10 @@ void check_log_shape(Relation log, const LogShape *shape);
 // (refresh calls it, so that it sees the caller's own earlier writes).
 void flush_pending_keys(void);
 
+// unwritten_keys: this transaction's keys for a dirty log not yet written
+// to it, as log rows (n rows of desc->natts values, row-major); returns n.
+int unwritten_keys(Oid dirty_log, TupleDesc desc, Datum **values, bool **isnull);
+
 // init_dirty_set: register the transaction callbacks (from _PG_init).
 void init_dirty_set(void);
 

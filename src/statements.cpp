@@ -30,6 +30,7 @@ struct Names {
     bool measures_comparable;  // every measure type has an equality operator
     bool scope_not_null;       // every scope column is NOT NULL in the source
     bool dims_not_null;        // every dimension column is NOT NULL in the source
+    const char *bucket_args;   // memoria.bucket()'s width and zone: "$1, $2", or literals in a view
 };
 
 static bool prefix_is_free(const Rollup *r, const char *p) {
@@ -55,6 +56,7 @@ static Names names_for(const Rollup *r) {
     char *p = pstrdup("memoria_");
     while (!prefix_is_free(r, p)) p = psprintf("_%s", p);
     n.p = p;
+    n.bucket_args = "$1, $2";
     n.src = qualified_relation_name(r->source);
     n.tgt = qualified_relation_name(r->target);
     n.log = qualified_relation_name(r->dirty_log);
@@ -101,14 +103,14 @@ static void append_list(StringInfo s, List *l, const char *qual, const char *sep
     }
 }
 
-static void append_bucket_call(StringInfo s, const char *value) {
-    appendStringInfo(s, "memoria.bucket(%s, $1, $2)", value);
+static void append_bucket_call(StringInfo s, const Names &n, const char *value) {
+    appendStringInfo(s, "memoria.bucket(%s, %s)", value, n.bucket_args);
 }
 
 // append_key_exprs: a source row's key, "memoria.bucket(time, $1, $2), scope..."
 // (the dirty log's columns, in order).
 static void append_key_exprs(StringInfo s, const Names &n) {
-    append_bucket_call(s, n.time);
+    append_bucket_call(s, n, n.time);
     ListCell *lc;
     foreach (lc, n.scope) appendStringInfo(s, ", %s", (const char *) lfirst(lc));
 }
@@ -319,12 +321,12 @@ static void append_window_fresh_cte(StringInfo s, const Rollup *r, const Names &
                      internal_function("bucket_lo"), tname, internal_function("bucket_hi"), tname);
     if (!exact_bounds) {
         appendStringInfoString(&from, "\n  AND ");
-        append_bucket_call(&from, n.time);
+        append_bucket_call(&from, n, n.time);
         appendStringInfoString(&from, " BETWEEN $3 AND $4");
     }
     StringInfoData bucket;
     initStringInfo(&bucket);
-    append_bucket_call(&bucket, n.time);
+    append_bucket_call(&bucket, n, n.time);
     append_fresh_cte(s, r, n, bucket.data, from.data);
 }
 
@@ -543,6 +545,115 @@ char *scan_updated_sql(const Rollup *r) {
     append_key_exprs(&s, n);
     char *upd = qualify(n.src, column_name(r->source, r->updated_at_attnum));
     appendStringInfo(&s, " FROM %s WHERE %s > $3 AND %s <= $4 AND %s IS NOT NULL", n.src, upd, upd, n.time);
+    return s.data;
+}
+
+// keys_updated_since_sql: updated_at mode; the keys of the source rows
+// stamped after $3 (what the next scan will log).
+char *keys_updated_since_sql(const Rollup *r) {
+    Names n = names_for(r);
+    StringInfoData s;
+    initStringInfo(&s);
+    appendStringInfoString(&s, "SELECT DISTINCT ");
+    append_key_exprs(&s, n);
+    char *upd = qualify(n.src, column_name(r->source, r->updated_at_attnum));
+    appendStringInfo(&s, " FROM %s WHERE %s > $3 AND %s IS NOT NULL", n.src, upd, n.time);
+    return s.data;
+}
+
+char *live_view_sql(const Rollup *r, const char *view) {
+    Names n = names_for(r);
+    const char *p = n.p;
+    const char *T = format_type_be(r->time_type);
+    n.bucket_args = psprintf("%s::interval, %s::text",
+                             quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
+                                                                                    IntervalPGetDatum(&r->bucket)))),
+                             quote_literal_cstr(r->time_zone ? r->time_zone : "UTC"));
+    const char *lo = internal_function("bucket_lo"), *hi = internal_function("bucket_hi");
+    StringInfoData s;
+    initStringInfo(&s);
+    appendStringInfo(&s, "CREATE VIEW %s WITH (security_invoker = true) AS\n", view);
+    // The pending keys, once per read, each once (the log and this
+    // transaction may both hold one); k.<p>b NULL only in a rebuild row.
+    appendStringInfo(&s, "WITH %sk AS MATERIALIZED (\n  SELECT DISTINCT * FROM %s(%d) AS %sk(%srebuild_from %s, %sb %s", p,
+                     internal_function("live_keys"), r->id, p, p, T, p, T);
+    for (int i = 0; i < r->nscope; i++)
+        appendStringInfo(&s, ", %ss%d %s", p, i + 1,
+                         format_type_be(getBaseType(get_atttype(r->source, r->scope_attnums[i]))));
+    appendStringInfo(&s, ")\n),\n%sr AS MATERIALIZED (SELECT min(%srebuild_from) AS %sfrom FROM %sk),\n", p, p, p, p);
+    // Fresh rows of the pending keys: each bucket that has one is read once
+    // by its time range, and its rows of pending keys are kept (a hashed
+    // semi-join).  The bucket column is the key's, so that a reader's
+    // filter on it limits the buckets read.
+    StringInfoData from;
+    initStringInfo(&from);
+    appendStringInfo(&from,
+                     "FROM (SELECT DISTINCT %sk.%sb AS %skb FROM %sk WHERE %sk.%sb < coalesce((SELECT %sfrom FROM %sr), "
+                     "'infinity'::%s)) AS %skb\n  JOIN %s ON %s BETWEEN %s(%skb.%skb, %s) AND %s(%skb.%skb, %s)\n",
+                     p, p, p, p, p, p, p, p, T, p, n.src, n.time, lo, p, p, n.bucket_args, hi, p, p, n.bucket_args);
+    // (The row's key as one column: a row constructor left of IN would be
+    // compared column by column, NULLs unequal.)
+    // Without NULLs in the scope the key's columns are compared one by one
+    // (the fastest hash); otherwise as one value of the log's row type.
+    ListCell *lc;
+    if (!n.scope_not_null) {
+        appendStringInfo(&from, "  CROSS JOIN LATERAL (SELECT ROW(%skb.%skb", p, p);
+        foreach (lc, n.scope) appendStringInfo(&from, ", %s", (const char *) lfirst(lc));
+        appendStringInfo(&from, ")::%s AS %skey) AS %skk\n", n.log, p, p);
+    }
+    appendStringInfoString(&from, "  WHERE ");
+    append_bucket_call(&from, n, n.time);
+    // (Inside coalesce: a hashed sub-plan probed by every row read, never a
+    // join the planner could turn into a scan of the bucket per key.)
+    if (n.scope_not_null) {
+        appendStringInfo(&from, " = %skb.%skb\n    AND coalesce((%skb.%skb", p, p, p, p);
+        foreach (lc, n.scope) appendStringInfo(&from, ", %s", (const char *) lfirst(lc));
+        appendStringInfo(&from, ") IN (SELECT %sk.%sb", p, p);
+        for (int i = 0; i < r->nscope; i++) appendStringInfo(&from, ", %sk.%ss%d", p, p, i + 1);
+        appendStringInfo(&from, " FROM %sk), false)", p);
+    } else {
+        appendStringInfo(&from, " = %skb.%skb\n    AND coalesce(%skk.%skey IN (SELECT ROW(%sk.%sb", p, p, p, p, p, p);
+        for (int i = 0; i < r->nscope; i++) appendStringInfo(&from, ", %sk.%ss%d", p, p, i + 1);
+        appendStringInfo(&from, ")::%s FROM %sk), false)", n.log, p);
+    }
+    StringInfoData bucket;
+    initStringInfo(&bucket);
+    append_bucket_call(&bucket, n, n.time);
+    append_fresh_cte(&s, r, n, psprintf("%skb.%skb", p, p), from.data);
+    // Fresh rows of every bucket from rebuild_from on, when there is one.
+    Names all = n;
+    all.p = psprintf("%sall_", p);
+    resetStringInfo(&from);
+    appendStringInfo(&from, "FROM %s\n  WHERE (SELECT %sfrom FROM %sr) IS NOT NULL\n    AND %s >= %s((SELECT %sfrom FROM %sr), %s)\n    AND ",
+                     n.src, p, p, n.time, lo, p, p, n.bucket_args);
+    append_bucket_call(&from, n, n.time);
+    appendStringInfo(&from, " >= (SELECT %sfrom FROM %sr)", p, p);
+    appendStringInfoString(&s, ",\n");
+    append_fresh_cte(&s, r, all, bucket.data, from.data);
+    // The rollup's rows of clean keys.
+    appendStringInfoString(&s, "\nSELECT ");
+    append_list(&s, n.tgt_dims, psprintf("%st", p));
+    appendStringInfoString(&s, ", ");
+    append_list(&s, n.tgt_measures, psprintf("%st", p));
+    appendStringInfo(&s, "\nFROM %s AS %st\nWHERE %st.%s < coalesce((SELECT %sfrom FROM %sr), 'infinity'::%s)\n", n.tgt,
+                     p, p, (const char *) linitial(n.tgt_dims), p, p, T);
+    if (n.scope_not_null) {
+        appendStringInfo(&s, "  AND NOT EXISTS (SELECT 1 FROM %sk WHERE %sk.%sb = %st.%s", p, p, p, p,
+                         (const char *) linitial(n.tgt_scope));
+        int j = 0;
+        for_each_from(lc, n.tgt_scope, 1) {
+            j++;
+            appendStringInfo(&s, " AND %sk.%ss%d = %st.%s", p, p, j, p, (const char *) lfirst(lc));
+        }
+        appendStringInfoChar(&s, ')');
+    } else {
+        appendStringInfo(&s, "  AND NOT EXISTS (SELECT 1 FROM %sk WHERE ROW(%sk.%sb", p, p, p);
+        for (int j = 0; j < r->nscope; j++) appendStringInfo(&s, ", %sk.%ss%d", p, p, j + 1);
+        appendStringInfo(&s, ")::%s = ", n.log);
+        append_key_row(&s, n.tgt_scope, psprintf("%st", p));
+        appendStringInfo(&s, "::%s)", n.log);
+    }
+    appendStringInfo(&s, "\nUNION ALL SELECT * FROM %sfresh\nUNION ALL SELECT * FROM %sfresh", p, all.p);
     return s.data;
 }
 

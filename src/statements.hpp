@@ -87,4 +87,20 @@ char *source_range_sql(const Rollup *r);
 // log has built-in types only, and no default).
 char *mark_rebuild_sql(const Rollup *r);
 
+// keys_updated_since_sql: updated_at mode: the keys of source rows stamped
+// after $3 ($1, $2: bucket width and zone).
+char *keys_updated_since_sql(const Rollup *r);
+// live_view_sql: CREATE VIEW <view> (the rollup's _live view: live.cpp).
+char *live_view_sql(const Rollup *r, const char *view);
+
+// The rollup's <target>_live view (live.cpp): its qualified name (NULL, with
+// quiet, when the table's name leaves no room), made and dropped.
+char *live_view_name(const Rollup *r, bool quiet);
+void create_live_view(const Rollup *r);
+void drop_live_view(const Rollup *r);
+Oid find_live_view(const Rollup *r);
+// Around ALTER TABLE on a rollup's source or table (ddl_guard.cpp's hooks).
+void live_views_before_ddl(Node *parsetree);
+void live_views_after_ddl(void);
+
 }  // namespace memoria

@@ -173,6 +173,20 @@ void run_own_ddl(const char *sql, Oid as_role) {
     CommandCounterIncrement();
 }
 
+void run_rollup_ddl(const Rollup *r, const char *sql) {
+    SPI_connect();
+    RollupSession rs = enter_rollup_session(r);
+    running_own_ddl = true;
+    PG_TRY();
+    { spi_exec(sql, 0, NULL, NULL, NULL, false); }
+    PG_FINALLY();
+    { running_own_ddl = false; }
+    PG_END_TRY();
+    leave_rollup_session(rs);
+    SPI_finish();
+    CommandCounterIncrement();
+}
+
 // record_owned_trigger: the trigger goes with the rollup table, and with the
 // extension.
 static void record_owned_trigger(const Rollup *r, Oid trigger) {

@@ -51,6 +51,11 @@ void record_trigger_dependencies(const Rollup *r);
 // as_role), with the DDL hooks standing aside (in_own_ddl).
 void run_own_ddl(const char *sql, Oid as_role = InvalidOid);
 
+// run_rollup_ddl: one statement of memoria's that holds the rollup's
+// expressions (its _live view), in its rollup session: as its owner, with
+// the settings its expressions were written for.
+void run_rollup_ddl(const Rollup *r, const char *sql);
+
 // in_own_ddl: whether the DDL now running is memoria's own (triggers.cpp).
 bool in_own_ddl(void);
 

@@ -289,6 +289,21 @@ COMMENT ON FUNCTION memoria.lag(text) IS 'How far behind its source a rollup may
 -- A procedure with a SET clause cannot COMMIT, so this one has none and uses
 -- qualified names only.  It must be CALLed outside a transaction block.
 ------------------------------------------------------------------------------
+-- The keys a rollup's <target>_live view recomputes (src/live.cpp), at the
+-- calling query's snapshot: (rebuild_from, bucket, scope...).  Anyone may
+-- call it; it answers only those who may read the rollup table.
+CREATE OR REPLACE FUNCTION memoria_internal.live_keys(rollup_id int) RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'memoria_live_keys'
+LANGUAGE C STABLE STRICT ROWS 100
+SET search_path = pg_catalog, pg_temp;
+
+-- (Again) a rollup's _live view.
+CREATE OR REPLACE FUNCTION memoria_internal.create_live_view(rollup_id int) RETURNS void
+AS 'MODULE_PATHNAME', 'memoria_create_live_view'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION memoria_internal.create_live_view(int) FROM PUBLIC;
+
 -- The rollups the caller may refresh, lower levels of a chain first.
 CREATE OR REPLACE FUNCTION memoria_internal.refresh_order() RETURNS SETOF text
 AS 'MODULE_PATHNAME', 'memoria_refresh_order'
@@ -566,6 +581,16 @@ CREATE EVENT TRIGGER memoria_ddl_end ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER', 'CREATE RULE',
                  'CREATE FUNCTION', 'ALTER FUNCTION')
     EXECUTE FUNCTION memoria_internal.on_ddl_end();
+
+-- (No SET search_path: it resolves the names of the ALTER TABLE it runs
+-- before as that command will; its own SQL pins its search_path.)
+CREATE OR REPLACE FUNCTION memoria_internal.on_ddl_start() RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'memoria_on_ddl_start'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION memoria_internal.on_ddl_start() FROM PUBLIC;
+CREATE EVENT TRIGGER memoria_ddl_start ON ddl_command_start
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION memoria_internal.on_ddl_start();
 
 CREATE OR REPLACE FUNCTION memoria_internal.on_sql_drop() RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'memoria_on_sql_drop'

@@ -1,0 +1,289 @@
+// live.cpp: the keys a rollup's <target>_live view recomputes.
+//
+// <target>_live (statements.cpp, live_view_sql) is the rollup table for the
+// keys that are clean and a fresh aggregation of the source for the keys
+// still pending, so that it equals a fresh GROUP BY at the reader's snapshot.
+// memoria_internal.live_keys(rollup) says which keys are pending, read at the
+// calling query's snapshot (the view reads the rollup and the source at that
+// same snapshot): the dirty log's keys, the keys this transaction has not
+// written to the log yet, and in updated_at mode the keys of rows stamped
+// after the last scan.  Keys of frozen buckets are left out (their rollup rows
+// are history).  Where everything must be recomputed (a TRUNCATE pending, or a
+// backfill not done) one row instead says from which bucket on.
+#include "args.hpp"
+#include "catalog.hpp"
+#include "dirty_set.hpp"
+#include "guard.hpp"
+#include "statements.hpp"
+#include "triggers.hpp"
+
+extern "C" {
+#include "parser/parse_func.h"
+#include "storage/proc.h"
+}
+
+namespace memoria {
+
+// live_keys_exists: whether this SQL version has live_keys (older ones,
+// before ALTER EXTENSION UPDATE, get no view).
+static bool live_keys_exists(void) {
+    List *name = list_make2(makeString(pstrdup("memoria_internal")), makeString(pstrdup("live_keys")));
+    Oid arg = INT4OID;
+    return OidIsValid(LookupFuncName(name, 1, &arg, true));
+}
+
+char *live_view_name(const Rollup *r, bool quiet) {
+    const char *table = get_rel_name(r->target);
+    if (table == NULL) return NULL;
+    if (strlen(table) + strlen("_live") >= NAMEDATALEN) {
+        if (quiet) return NULL;
+        ereport(ERROR, (errcode(ERRCODE_NAME_TOO_LONG),
+                        errmsg("target: rollup table name \"%s\" leaves no room for its view \"%s_live\"", table, table),
+                        errhint("Name the rollup table %d bytes or fewer (target => ...).", NAMEDATALEN - 1 - 5)));
+    }
+    return quote_qualified_identifier(get_namespace_name(get_rel_namespace(r->target)), psprintf("%s_live", table));
+}
+
+void create_live_view(const Rollup *r) {
+    if (!live_keys_exists()) return;
+    char *view = live_view_name(r, false);
+    run_rollup_ddl(r, live_view_sql(r, view));
+    // Made by ALTER EXTENSION UPDATE, it would be the extension's: it is the
+    // rollup owner's, as one made by create_rollup.
+    if (creating_extension) {
+        Oid oid = find_live_view(r);
+        if (OidIsValid(oid))
+            deleteDependencyRecordsForClass(RelationRelationId, oid, ExtensionRelationId, DEPENDENCY_EXTENSION);
+        CommandCounterIncrement();
+    }
+    run_own_ddl(psprintf("COMMENT ON VIEW %s IS %s", view,
+                         quote_literal_cstr(psprintf("memoria: rollup %s, exact at your snapshot (pending keys "
+                                                     "recomputed from the source)", r->name))),
+                r->owner);
+}
+
+Oid find_live_view(const Rollup *r) {
+    // The view that reads the rollup table and calls live_keys(<its id>)
+    // (found by what it depends on and calls, not by name: the table may
+    // have been renamed since).
+    Oid types[2] = {OIDOID, TEXTOID};
+    Datum values[2] = {ObjectIdGetDatum(r->target), CStringGetTextDatum(psprintf("%%live_keys(%d)%%", r->id))};
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_rewrite w ON w.ev_class = c.oid "
+             "JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass "
+             "  AND d.objid = w.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = $1 "
+             "WHERE c.relkind = 'v' AND pg_catalog.pg_get_viewdef(c.oid) LIKE $2 LIMIT 1",
+             2, types, values, NULL, false);
+    Oid view = InvalidOid;
+    if (SPI_processed > 0) {
+        bool isnull;
+        view = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    }
+    leave_catalog_session(cs);
+    SPI_finish();
+    return view;
+}
+
+void drop_live_view(const Rollup *r) {
+    Oid view = find_live_view(r);
+    if (OidIsValid(view))
+        run_own_ddl(psprintf("DROP VIEW %s", quote_qualified_identifier(get_namespace_name(get_rel_namespace(view)),
+                                                                       get_rel_name(view))));
+}
+
+// ALTER TABLE ... ALTER COLUMN TYPE or DROP COLUMN on a rollup's source or
+// table would be refused by PostgreSQL for the _live view's sake, before
+// memoria could say whether the rollup still fits: the views of those
+// rollups stand aside until the command ends (and come back then).
+static List *views_set_aside = NIL;  // rollup ids, in TopTransactionContext
+static LocalTransactionId set_aside_in = InvalidLocalTransactionId;
+
+void live_views_before_ddl(Node *parsetree) {
+    if (parsetree == NULL || !IsA(parsetree, AlterTableStmt)) return;
+    AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
+    bool conflicts = false;
+    ListCell *lc;
+    foreach (lc, stmt->cmds) {
+        AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+        if (cmd->subtype == AT_AlterColumnType || cmd->subtype == AT_DropColumn) conflicts = true;
+    }
+    if (!conflicts || stmt->relation == NULL) return;
+    // (In the caller's search_path: on_ddl_start pins none.  memoria's own
+    // SQL below runs in the catalog session.)
+    Oid rel = RangeVarGetRelid(stmt->relation, NoLock, true);
+    if (!OidIsValid(rel)) return;
+    if (set_aside_in != MyProc->lxid) {
+        views_set_aside = NIL;
+        set_aside_in = MyProc->lxid;
+    }
+    foreach (lc, all_rollups()) {
+        const Rollup *r = (const Rollup *) lfirst(lc);
+        if (r->source != rel && r->target != rel) continue;
+        if (!OidIsValid(find_live_view(r))) continue;
+        drop_live_view(r);
+        MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+        views_set_aside = lappend_int(views_set_aside, r->id);
+        MemoryContextSwitchTo(old);
+    }
+}
+
+void live_views_after_ddl(void) {
+    if (set_aside_in != MyProc->lxid || views_set_aside == NIL) return;
+    List *ids = views_set_aside;
+    views_set_aside = NIL;
+    ListCell *lc;
+    foreach (lc, ids) {
+        Rollup *r = find_rollup_by_id(lfirst_int(lc));
+        if (r != NULL && !OidIsValid(find_live_view(r))) create_live_view(r);
+    }
+}
+
+namespace {
+
+struct LiveKeys {
+    const Rollup *r;
+    Tuplestorestate *out;
+    TupleDesc out_desc;  // rebuild_from, then the log's columns
+    bool has_open;       // frozen buckets before `open`
+    Datum open;
+    bool rebuild;
+};
+
+// Whether key bucket b (a log row's first column) is of a frozen bucket.
+bool frozen(const LiveKeys *k, Datum b) { return k->has_open && time_less(k->r, b, k->open); }
+
+void put_key(LiveKeys *k, const Datum *values, const bool *isnull, int natts) {
+    if (isnull[0]) {  // TRUNCATE: everything
+        k->rebuild = true;
+        return;
+    }
+    if (frozen(k, values[0])) return;
+    Datum row[1 + MAX_SCOPE + 1];
+    bool nulls[1 + MAX_SCOPE + 1];
+    row[0] = (Datum) 0;
+    nulls[0] = true;
+    for (int a = 0; a < natts; a++) {
+        row[1 + a] = values[a];
+        nulls[1 + a] = isnull[a];
+    }
+    tuplestore_putvalues(k->out, k->out_desc, row, nulls);
+}
+
+// Run SQL read-only, at the calling query's snapshot.
+void read_at_query_snapshot(const char *sql, int nargs, Oid *types, Datum *values) {
+    int ret = SPI_execute_with_args(sql, nargs, types, values, NULL, true, 0);
+    if (ret < 0) elog(ERROR, "memoria: live_keys query failed: %s", SPI_result_code_string(ret));
+}
+
+void put_result_keys(LiveKeys *k) {
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    int natts = desc->natts;
+    Datum values[1 + MAX_SCOPE];
+    bool isnull[1 + MAX_SCOPE];
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        for (int a = 0; a < natts; a++) values[a] = SPI_getbinval(SPI_tuptable->vals[i], desc, a + 1, &isnull[a]);
+        put_key(k, values, isnull, natts);
+    }
+}
+
+}  // namespace
+
+}  // namespace memoria
+
+using namespace memoria;
+
+// memoria_internal.live_keys(rollup_id): (rebuild_from, bucket, scope...) of
+// the pending keys, rebuild_from NULL; or one row (rebuild_from, NULL...)
+// when every bucket from rebuild_from on must be recomputed.
+MEMORIA_FUNCTION(memoria_live_keys) {
+    Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
+    if (r == NULL)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("rollup %d does not exist", PG_GETARG_INT32(0)),
+                        errhint("Its _live view outlived it: drop the view.")));
+    // Only keys: no more than reading the rollup table shows.
+    if (pg_class_aclcheck(r->target, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("permission denied for table %s", qualified_relation_name(r->target)),
+                        errhint("Reading a rollup's _live view needs SELECT on the rollup table and its source.")));
+    InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    LiveKeys k;
+    memset(&k, 0, sizeof k);
+    k.r = r;
+    k.out = rsinfo->setResult;
+    k.out_desc = rsinfo->setDesc;
+    k.has_open = frozen_before(r, &k.open);
+
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    Oid type = INT4OID;
+    Datum id = Int32GetDatum(r->id);
+    read_at_query_snapshot("SELECT needs_backfill FROM memoria.rollup_state WHERE rollup_id = $1", 1, &type, &id);
+    bool isnull;
+    // (No state row: restored, not adopted yet; the table holds what was dumped.)
+    k.rebuild = SPI_processed > 0 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    read_at_query_snapshot(psprintf("SELECT DISTINCT * FROM %s", qualified_relation_name(r->dirty_log)), 0, NULL, NULL);
+    put_result_keys(&k);
+    // This transaction's own writes not in the log yet.
+    Relation log = table_open(r->dirty_log, AccessShareLock);
+    TupleDesc log_desc = CreateTupleDescCopy(RelationGetDescr(log));
+    table_close(log, AccessShareLock);
+    Datum *values;
+    bool *nulls;
+    int n = unwritten_keys(r->dirty_log, log_desc, &values, &nulls);
+    for (int i = 0; i < n; i++) put_key(&k, values + i * log_desc->natts, nulls + i * log_desc->natts, log_desc->natts);
+    leave_catalog_session(cs);
+    // updated_at mode: rows stamped after the last scan are pending too.
+    if (r->updated_at_attnum != 0 && !k.rebuild) {
+        read_at_query_snapshot("SELECT scanned_through FROM memoria.rollup_state WHERE rollup_id = $1", 1, &type, &id);
+        Datum scanned = SPI_processed > 0 ? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) : 0;
+        if (SPI_processed == 0 || isnull) {
+            k.rebuild = true;
+        } else {
+            Params p = bucket_params(r);
+            p.types[2] = TIMESTAMPTZOID;
+            p.values[2] = scanned;
+            p.n = 3;
+            RollupSession rs = enter_rollup_session(r);
+            read_at_query_snapshot(keys_updated_since_sql(r), p.n, p.types, p.values);
+            put_result_keys(&k);
+            leave_rollup_session(rs);
+        }
+    }
+    SPI_finish();
+    if (k.rebuild) {
+        Datum row[1 + MAX_SCOPE + 1];
+        bool row_nulls[1 + MAX_SCOPE + 1];
+        for (int a = 0; a < k.out_desc->natts; a++) {
+            row[a] = (Datum) 0;
+            row_nulls[a] = true;
+        }
+        if (k.has_open) {
+            row[0] = k.open;
+        } else if (r->kind == TimeKind::Date) {
+            row[0] = DateADTGetDatum(DATEVAL_NOBEGIN);
+        } else {
+            Timestamp t;
+            TIMESTAMP_NOBEGIN(t);
+            row[0] = TimestampGetDatum(t);
+        }
+        row_nulls[0] = false;
+        tuplestore_putvalues(k.out, k.out_desc, row, row_nulls);
+    }
+    return (Datum) 0;
+}
+
+// memoria_internal.create_live_view(rollup_id): (again) the rollup's _live
+// view (the update from 0.4.0 makes one for every rollup).
+MEMORIA_FUNCTION(memoria_create_live_view) {
+    Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
+    if (r == NULL) PG_RETURN_VOID();
+    if (live_view_name(r, true) == NULL && !OidIsValid(find_live_view(r))) {
+        ereport(WARNING, (errmsg("rollup \"%s\" gets no _live view: its table's name is too long", r->name)));
+        PG_RETURN_VOID();
+    }
+    drop_live_view(r);
+    create_live_view(r);
+    PG_RETURN_VOID();
+}
