@@ -18,7 +18,9 @@
 #include "triggers.hpp"
 
 extern "C" {
+#include "catalog/pg_inherits.h"
 #include "parser/parse_func.h"
+#include "utils/rls.h"
 #include "storage/proc.h"
 }
 
@@ -46,7 +48,23 @@ char *live_view_name(const Rollup *r, bool quiet) {
 
 void create_live_view(const Rollup *r) {
     if (!live_keys_exists()) return;
-    char *view = live_view_name(r, false);
+    char *view = live_view_name(r, true);
+    if (view == NULL) {
+        ereport(WARNING, (errcode(ERRCODE_NAME_TOO_LONG),
+                          errmsg("rollup \"%s\" gets no _live view: its table's name leaves no room for \"_live\"",
+                                 r->name),
+                          errhint("Name the rollup table %d bytes or fewer (target => ...).", NAMEDATALEN - 1 - 5)));
+        return;
+    }
+    Oid taken = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(view)), NoLock, true);
+    if (OidIsValid(taken)) {
+        ereport(WARNING, (errcode(ERRCODE_DUPLICATE_TABLE),
+                          errmsg("rollup \"%s\" gets no _live view: relation %s exists", r->name, view),
+                          errhint("Rename that relation, then, as a superuser, SELECT "
+                                  "memoria_internal.create_live_view(id) FROM memoria.rollups WHERE name = %s.",
+                                  quote_literal_cstr(r->name))));
+        return;
+    }
     run_rollup_ddl(r, live_view_sql(r, view));
     // Made by ALTER EXTENSION UPDATE, it would be the extension's: it is the
     // rollup owner's, as one made by create_rollup.
@@ -99,28 +117,62 @@ void drop_live_view(const Rollup *r) {
 static List *views_set_aside = NIL;  // rollup ids, in TopTransactionContext
 static LocalTransactionId set_aside_in = InvalidLocalTransactionId;
 
+// view_uses_column: whether the view's query reads column `name` of rel.
+static bool view_uses_column(Oid view, Oid rel, const char *name) {
+    AttrNumber attnum = get_attnum(rel, name);
+    if (attnum == InvalidAttrNumber) return false;
+    Oid types[3] = {OIDOID, OIDOID, INT4OID};
+    Datum values[3] = {ObjectIdGetDatum(view), ObjectIdGetDatum(rel), Int32GetDatum(attnum)};
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite w ON w.oid = d.objid "
+             "WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND w.ev_class = $1 "
+             "AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = $2 AND d.refobjsubid = $3)",
+             3, types, values, NULL, false);
+    bool uses = spi_bool(1);
+    leave_catalog_session(cs);
+    SPI_finish();
+    return uses;
+}
+
 void live_views_before_ddl(Node *parsetree) {
     if (parsetree == NULL || !IsA(parsetree, AlterTableStmt)) return;
     AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
-    bool conflicts = false;
+    List *columns = NIL;  // names whose type changes or that go
     ListCell *lc;
     foreach (lc, stmt->cmds) {
         AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
-        if (cmd->subtype == AT_AlterColumnType || cmd->subtype == AT_DropColumn) conflicts = true;
+        if ((cmd->subtype == AT_AlterColumnType || cmd->subtype == AT_DropColumn) && cmd->name != NULL)
+            columns = lappend(columns, cmd->name);
     }
-    if (!conflicts || stmt->relation == NULL) return;
+    if (columns == NIL || stmt->relation == NULL) return;
     // (In the caller's search_path: on_ddl_start pins none.  memoria's own
     // SQL below runs in the catalog session.)
     Oid rel = RangeVarGetRelid(stmt->relation, NoLock, true);
     if (!OidIsValid(rel)) return;
+    // Only for the table's owner: anyone else's ALTER fails anyway, and must
+    // not make memoria lock a view in the meantime.
+    if (!pg_class_ownercheck(rel, GetUserId())) return;
+    // The table, and (unless ONLY) the partitions and children the command
+    // reaches too.
+    List *tables = stmt->relation->inh ? find_all_inheritors(rel, NoLock, NULL) : list_make1_oid(rel);
     if (set_aside_in != MyProc->lxid) {
         views_set_aside = NIL;
         set_aside_in = MyProc->lxid;
     }
     foreach (lc, all_rollups()) {
         const Rollup *r = (const Rollup *) lfirst(lc);
-        if (r->source != rel && r->target != rel) continue;
-        if (!OidIsValid(find_live_view(r))) continue;
+        Oid table = list_member_oid(tables, r->source) ? r->source : list_member_oid(tables, r->target) ? r->target
+                                                                                                     : InvalidOid;
+        if (!OidIsValid(table)) continue;
+        Oid view = find_live_view(r);
+        if (!OidIsValid(view)) continue;
+        // Only a view that reads a column the command changes stands aside
+        // (it then loses its grants: made again, it has its owner's only).
+        bool uses = false;
+        ListCell *c;
+        foreach (c, columns) uses = uses || view_uses_column(view, table, (const char *) lfirst(c));
+        if (!uses) continue;
         drop_live_view(r);
         MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
         views_set_aside = lappend_int(views_set_aside, r->id);
@@ -202,10 +254,21 @@ MEMORIA_FUNCTION(memoria_live_keys) {
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT), errmsg("rollup %d does not exist", PG_GETARG_INT32(0)),
                         errhint("Its _live view outlived it: drop the view.")));
     // Only keys: no more than reading the rollup table shows.
-    if (pg_class_aclcheck(r->target, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+    // Only keys, and only to those who may read the rollup table and all of
+    // the source: keys exist for rows the filter, or row level security,
+    // would hide.
+    Oid source_denied = pg_class_aclcheck(r->target, GetUserId(), ACL_SELECT) != ACLCHECK_OK ? r->target
+                        : pg_class_aclcheck(r->source, GetUserId(), ACL_SELECT) != ACLCHECK_OK ? r->source
+                                                                                               : InvalidOid;
+    if (OidIsValid(source_denied))
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                        errmsg("permission denied for table %s", qualified_relation_name(r->target)),
+                        errmsg("permission denied for table %s", qualified_relation_name(source_denied)),
                         errhint("Reading a rollup's _live view needs SELECT on the rollup table and its source.")));
+    if (check_enable_rls(r->source, InvalidOid, true) == RLS_ENABLED)
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("row level security on %s applies to you: its rollup's _live view would show keys of "
+                               "rows hidden from you", qualified_relation_name(r->source)),
+                        errhint("Read the rollup table, or read _live as a role the policies do not apply to.")));
     InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     LiveKeys k;

@@ -114,6 +114,38 @@ SELECT count(*) FROM memoria_internal.live_keys(:lv_id) AS k(a timestamptz, b ti
 RESET ROLE;
 DROP ROLE lv_nobody;
 
+-- A role that may read the rollup table but not the source learns no key
+-- (keys exist for rows the filter would hide).
+CREATE ROLE lv_table_only;
+GRANT SELECT ON memoria_rollup.lv_daily TO lv_table_only;
+SET ROLE lv_table_only;
+SELECT count(*) FROM memoria_internal.live_keys(:lv_id) AS k(a timestamptz, b timestamptz, c int);
+RESET ROLE;
+REVOKE ALL ON memoria_rollup.lv_daily FROM lv_table_only;
+DROP ROLE lv_table_only;
+
+-- DDL on a column the view does not read leaves it (and its grants) alone;
+-- a change to one it reads sets it aside and back.
+ALTER TABLE lv ADD COLUMN junk int;
+ALTER TABLE lv ALTER COLUMN junk TYPE bigint;
+ALTER TABLE lv DROP COLUMN junk;
+SELECT has_table_privilege('lv_reader', 'memoria_rollup.lv_daily_live', 'SELECT') AS grant_kept;
+DROP VIEW lv_truth;  -- (it reads ws too)
+ALTER TABLE lv ALTER COLUMN ws TYPE int USING ws + 0;  -- (a rewrite: the rollup is rebuilt)
+SELECT count(*) AS live_views FROM pg_class WHERE relname = 'lv_daily_live';
+CREATE VIEW lv_truth AS
+SELECT memoria.bucket(at, '1 day', 'Europe/Berlin') AS bucket, ws, model, sum(tokens)::bigint AS tokens, count(*) AS n,
+       max(tokens) AS biggest
+FROM lv GROUP BY 1, 2, 3;
+-- (Every bucket is frozen by now, freeze_after being a day: the view shows
+-- the rollup's history, where the measure added later is NULL.)
+SELECT count(*) AS after_type_change FROM (
+    (SELECT bucket, ws, model, tokens, n FROM memoria_rollup.lv_daily_live WHERE bucket >= '2026-03-05'
+     EXCEPT ALL SELECT bucket, ws, model, tokens, n FROM lv_truth WHERE bucket >= '2026-03-05')
+    UNION ALL
+    (SELECT bucket, ws, model, tokens, n FROM lv_truth WHERE bucket >= '2026-03-05'
+     EXCEPT ALL SELECT bucket, ws, model, tokens, n FROM memoria_rollup.lv_daily_live WHERE bucket >= '2026-03-05')) d;
+
 -- drop_rollup takes the view along.
 SELECT memoria.drop_rollup('lv_daily');
 SELECT count(*) AS views_left FROM pg_class WHERE relname = 'lv_daily_live';
@@ -122,6 +154,22 @@ REVOKE ALL ON lv FROM lv_reader;
 REVOKE ALL ON SCHEMA memoria_rollup FROM lv_reader;
 DROP ROLE lv_reader;
 DROP TABLE memoria_rollup.lv_daily;
+-- A rollup of a partition: ALTER TABLE on the partitioned parent reaches it.
+CREATE TABLE lvp (at timestamptz NOT NULL, k int NOT NULL, v int NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE lvp_2026 PARTITION OF lvp FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO lvp SELECT timestamptz '2026-02-01' + g * interval '1 hour', g % 3, g FROM generate_series(1, 100) g;
+SELECT memoria.create_rollup('lvp_daily', 'lvp_2026', 'at', '{k}', '{sum(v)::bigint AS v}') IS NOT NULL AS created;
+ALTER TABLE lvp ALTER COLUMN v TYPE bigint;
+SELECT count(*) AS live_views FROM pg_class WHERE relname = 'lvp_daily_live';
+SELECT memoria.drop_rollup('lvp_daily', drop_table => true);
+DROP TABLE lvp;
+-- A relation already named <table>_live: the rollup is made, without a view.
+CREATE TABLE memoria_rollup.lv_taken_live (x int);
+SET client_min_messages = warning;
+SELECT memoria.create_rollup('lv_taken', 'lv', 'at', '{ws}', '{count(*) AS n}') IS NOT NULL AS created;
+SET client_min_messages = error;
+SELECT memoria.drop_rollup('lv_taken', drop_table => true);
+DROP TABLE memoria_rollup.lv_taken_live;
 DROP VIEW lv_truth;
 DROP FUNCTION live_differences(regclass, regclass);
 DROP TABLE lv;
