@@ -83,5 +83,32 @@ GROUP BY 1 ORDER BY 1;
 
 \echo '== 7. verify: rows where the rollup and a fresh aggregation differ (none = exact)'
 SELECT count(*) AS differences FROM memoria.verify('task_usage_daily');
+
+\echo '== 8. monthly invoices: a rollup of the daily rollup, in calendar months (Paris time)'
+SELECT memoria.create_rollup('task_usage_monthly', 'memoria_rollup.task_usage_daily', 'bucket', ARRAY['workspace_id'],
+    ARRAY['sum(input_tokens)::bigint AS input_tokens', 'sum(output_tokens)::bigint AS output_tokens'],
+    bucket => '1 month', time_zone => 'Europe/Paris') IS NOT NULL AS created;
+SELECT rollup, status FROM memoria.refresh_window('task_usage_monthly', '-infinity', 'infinity');
+SELECT bucket::date AS month, input_tokens, output_tokens FROM memoria_rollup.task_usage_monthly
+WHERE workspace_id = 7 ORDER BY 1;
+
+\echo '== 9. exact live reads: a write not refreshed yet is in <rollup>_live, not in the rollup'
+BEGIN;
+INSERT INTO task_usage (created_at, workspace_id, provider, model, input_tokens, output_tokens)
+VALUES ('2026-03-31 23:00+02', 7, 'openai', 'gpt-5', 1000000, 0);
+SELECT (SELECT sum(input_tokens) FROM memoria_rollup.task_usage_daily WHERE workspace_id = 7) AS daily_rollup,
+       (SELECT sum(input_tokens) FROM memoria_rollup.task_usage_daily_live WHERE workspace_id = 7) AS daily_live,
+       (SELECT sum(input_tokens) FROM task_usage WHERE workspace_id = 7) AS truth;
+COMMIT;
+-- The worker refreshes the daily rollup, and then, in the same visit, the monthly one.
+DO $$
+BEGIN
+    FOR i IN 1 .. 120 LOOP
+        EXIT WHEN (SELECT bool_and(pending_keys = 0) FROM memoria.status);
+        PERFORM pg_sleep(0.5);
+    END LOOP;
+END $$;
+SELECT bucket::date AS month, input_tokens FROM memoria_rollup.task_usage_monthly
+WHERE workspace_id = 7 AND bucket >= '2026-03-01' ORDER BY 1;
 \x on
 SELECT * FROM memoria.status;
