@@ -21,6 +21,7 @@ extern "C" {
 #include "catalog/pg_inherits.h"
 #include "parser/parse_func.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "storage/proc.h"
 }
 
@@ -239,6 +240,28 @@ void put_result_keys(LiveKeys *k) {
     }
 }
 
+// put_own_log_keys: the keys this transaction wrote to the log, whether or
+// not the query's snapshot sees them.  One written after the snapshot was
+// taken (an early flush, a flush before a refresh this transaction ran) is
+// invisible to it, and may be consumed already; the rollup rows the snapshot
+// sees are then older than those writes.
+void put_own_log_keys(LiveKeys *k) {
+    if (!TransactionIdIsValid(GetTopTransactionIdIfAny())) return;  // it wrote nothing
+    Relation log = table_open(k->r->dirty_log, AccessShareLock);
+    TupleDesc desc = RelationGetDescr(log);
+    TableScanDesc scan = table_beginscan(log, SnapshotAny, 0, NULL);
+    Datum values[1 + MAX_SCOPE];
+    bool isnull[1 + MAX_SCOPE];
+    HeapTuple tuple;
+    while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL) {
+        if (!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tuple->t_data))) continue;
+        heap_deform_tuple(tuple, desc, values, isnull);
+        put_key(k, values, isnull, desc->natts);
+    }
+    table_endscan(scan);
+    table_close(log, AccessShareLock);
+}
+
 }  // namespace
 
 }  // namespace memoria
@@ -296,6 +319,7 @@ MEMORIA_FUNCTION(memoria_live_keys) {
     bool *nulls;
     int n = unwritten_keys(r->dirty_log, log_desc, &values, &nulls);
     for (int i = 0; i < n; i++) put_key(&k, values + i * log_desc->natts, nulls + i * log_desc->natts, log_desc->natts);
+    put_own_log_keys(&k);
     leave_catalog_session(cs);
     // updated_at mode: rows stamped after the last scan are pending too.
     if (r->updated_at_attnum != 0 && !k.rebuild) {

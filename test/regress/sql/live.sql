@@ -50,6 +50,17 @@ SELECT live_differences('memoria_rollup.lv_daily_live', 'lv_truth') AS own_write
 ROLLBACK;
 SELECT live_differences('memoria_rollup.lv_daily_live', 'lv_truth') AS after_rollback;
 
+-- A cursor opened before the same transaction refreshes: its snapshot's
+-- rollup rows are older than the refresh, and its keys are still pending.
+BEGIN;
+UPDATE lv SET tokens = tokens + 100 WHERE id % 13 = 0;
+DECLARE live_now CURSOR FOR SELECT * FROM memoria_rollup.lv_daily_live EXCEPT ALL SELECT * FROM lv_truth;
+DECLARE truth_now CURSOR FOR SELECT * FROM lv_truth EXCEPT ALL SELECT * FROM memoria_rollup.lv_daily_live;
+SELECT status FROM memoria.refresh('lv_daily');
+FETCH ALL FROM live_now;
+FETCH ALL FROM truth_now;
+ROLLBACK;
+
 -- A refresh changes nothing the view shows.
 SELECT status FROM memoria.refresh('lv_daily');
 SELECT live_differences('memoria_rollup.lv_daily_live', 'lv_truth') AS differences,
