@@ -104,11 +104,14 @@ Oid find_live_view(const Rollup *r) {
     return view;
 }
 
+static void drop_view(Oid view) {
+    run_own_ddl(psprintf("DROP VIEW %s",
+                         quote_qualified_identifier(get_namespace_name(get_rel_namespace(view)), get_rel_name(view))));
+}
+
 void drop_live_view(const Rollup *r) {
     Oid view = find_live_view(r);
-    if (OidIsValid(view))
-        run_own_ddl(psprintf("DROP VIEW %s", quote_qualified_identifier(get_namespace_name(get_rel_namespace(view)),
-                                                                       get_rel_name(view))));
+    if (OidIsValid(view)) drop_view(view);
 }
 
 // ALTER TABLE ... ALTER COLUMN TYPE or DROP COLUMN on a rollup's source or
@@ -174,7 +177,7 @@ void live_views_before_ddl(Node *parsetree) {
         ListCell *c;
         foreach (c, columns) uses = uses || view_uses_column(view, table, (const char *) lfirst(c));
         if (!uses) continue;
-        drop_live_view(r);
+        drop_view(view);
         MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
         views_set_aside = lappend_int(views_set_aside, r->id);
         MemoryContextSwitchTo(old);
