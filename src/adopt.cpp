@@ -1,4 +1,5 @@
 // adopt.cpp: a rollup across owners and dumps (adopt.hpp).
+#include <initializer_list>
 #include "adopt.hpp"
 #include "dirty_log.hpp"
 #include "expressions.hpp"
@@ -34,15 +35,18 @@ void settle_schema_grant(Oid role) {
 
 void follow_source_owner(const Rollup *r) {
     if (r->owner == r->granted_owner) return;
-    const char *log = qualified_relation_name(r->dirty_log);
     const char *to = quote_identifier(GetUserNameFromId(r->owner, false));
-    run_as_extension(psprintf("GRANT SELECT, INSERT, DELETE ON %s TO %s", log, to));
     // The previous owner (unless it is gone, or owns the extension) loses
-    // its grant: DROP ROLE then needs nothing of memoria's.
+    // its grants: DROP ROLE then needs nothing of memoria's.
     bool old_exists = SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(r->granted_owner));
-    if (old_exists && r->granted_owner != extension_owner())
-        run_as_extension(psprintf("REVOKE ALL ON %s FROM %s", log,
-                                  quote_identifier(GetUserNameFromId(r->granted_owner, false))));
+    for (Oid log_oid : {r->dirty_log, r->link_log}) {
+        if (!OidIsValid(log_oid)) continue;
+        const char *log = qualified_relation_name(log_oid);
+        run_as_extension(psprintf("GRANT SELECT, INSERT, DELETE ON %s TO %s", log, to));
+        if (old_exists && r->granted_owner != extension_owner())
+            run_as_extension(psprintf("REVOKE ALL ON %s FROM %s", log,
+                                      quote_identifier(GetUserNameFromId(r->granted_owner, false))));
+    }
     // The rollup table follows (REASSIGN OWNED moved it already).
     if (relation_owner(r->target) != r->owner)
         run_own_ddl(psprintf("ALTER TABLE %s OWNER TO %s", qualified_relation_name(r->target), to));
@@ -71,6 +75,10 @@ void adopt_rollup(const Rollup *r) {
     replace_dependency(RelationRelationId, r->target, ExtensionRelationId, ext, DEPENDENCY_NORMAL);
     replace_dependency(RelationRelationId, r->dirty_log, RelationRelationId, r->target, DEPENDENCY_AUTO);
     replace_dependency(RelationRelationId, r->dirty_log, ExtensionRelationId, ext, DEPENDENCY_AUTO);
+    if (OidIsValid(r->link_log)) {
+        replace_dependency(RelationRelationId, r->link_log, RelationRelationId, r->target, DEPENDENCY_AUTO);
+        replace_dependency(RelationRelationId, r->link_log, ExtensionRelationId, ext, DEPENDENCY_AUTO);
+    }
     CommandCounterIncrement();
     reconcile_triggers(r, true);
     ensure_guard_trigger(r);

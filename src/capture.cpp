@@ -18,6 +18,7 @@
 #include "dirty_set.hpp"
 #include "guard.hpp"
 #include "triggers.hpp"
+#include "view_source.hpp"
 
 namespace memoria {
 
@@ -33,6 +34,14 @@ struct CaptureTarget {
     AttrNumber scope_attnum[MAX_SCOPE];
     int16 scope_typlen[MAX_SCOPE];
     bool scope_typbyval[MAX_SCOPE];
+    // A table a view source joins to its fact table (view_source.hpp): each
+    // row's link key goes to the link log, as text; TRUNCATE to the dirty log.
+    bool linked;
+    Oid link_log, link;  // link: the linked table (a partition's parent)
+    int link_log_keys;   // the link log's k columns
+    int nkeys;
+    AttrNumber key_attnum[MAX_LINK_KEYS];
+    FmgrInfo key_out[MAX_LINK_KEYS];
 };
 
 static HTAB *capture_targets = NULL;           // backend lifetime
@@ -88,8 +97,8 @@ static AttrNumber map_attnum(Oid source, Relation rel, AttrNumber attnum) {
     pg_unreachable();
 }
 
-// serves_source: whether rel is the source or one of its partitions.
-static bool serves_source(Relation rel, Oid source) {
+// serves_table: whether rel is the table or one of its partitions.
+static bool serves_table(Relation rel, Oid source) {
     if (RelationGetRelid(rel) == source) return true;
     if (!rel->rd_rel->relispartition) return false;
     return list_member_oid(get_partition_ancestors(RelationGetRelid(rel)), source);
@@ -111,7 +120,21 @@ static CaptureTarget *capture_target_for(TriggerData *td) {
     // catalog is; the restored rollup table already counts those rows).
     // Not cached: the rollup may show up later in this session.
     if (r == NULL) return NULL;
-    if (!serves_source(rel, r->source)) not_memorias_trigger(tg, rel);
+    if (!OidIsValid(r->fact)) {
+        char *problem;
+        attach_view_join((Rollup *) r, &problem);
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("memoria rollup \"%s\" cannot capture this write: its source view %s", r->name,
+                               problem ? problem : "is not as it was"),
+                        errhint("Drop the rollup with memoria.drop_rollup() and create it again.")));
+    }
+    int linked = -1;  // the fact table
+    if (!serves_table(rel, r->fact)) {
+        linked = 0;
+        while (r->join != NULL && linked < r->join->ntables && !serves_table(rel, r->join->tables[linked].rel))
+            linked++;
+        if (r->join == NULL || linked == r->join->ntables) not_memorias_trigger(tg, rel);
+    }
     // Compute everything first so that an ERROR leaves no half-built entry.
     CaptureTarget tmp;
     memset(&tmp, 0, sizeof tmp);
@@ -119,29 +142,62 @@ static CaptureTarget *capture_target_for(TriggerData *td) {
     tmp.trigger_oid = tg->tgoid;
     tmp.relid = RelationGetRelid(rel);
     tmp.dirty_log = r->dirty_log;
-    tmp.time_attnum = map_attnum(r->source, rel, r->time_attnum);
-    TimeKind time_kind;
-    Oid time_type = TupleDescAttr(desc, tmp.time_attnum - 1)->atttypid;
-    if (!time_kind_of(time_type, &time_kind) || time_kind != r->kind || r->nscope > MAX_SCOPE)
-        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                        errmsg("time column of \"%s\" no longer has the type rollup \"%s\" was made for",
-                               RelationGetRelationName(rel), r->name),
-                        errhint("Drop the rollup with memoria.drop_rollup() and create it again.")));
-    pg_tz *tz = time_kind == TimeKind::Timestamptz ? lookup_time_zone(r->time_zone) : NULL;
-    bucket_spec_init(&tmp.spec, time_kind, r->width_usecs, tz);
     tmp.trigger_mode = r->updated_at_attnum == 0;
     tmp.nscope = r->nscope;
+    if (r->nscope > MAX_SCOPE) elog(ERROR, "memoria rollup \"%s\" has too many scope columns", r->name);
     LogShape shape;
     shape.log = r->dirty_log;
     shape.natts = 1 + r->nscope;
-    shape.types[0] = time_type;
-    for (int i = 0; i < tmp.nscope; i++) {
-        AttrNumber a = map_attnum(r->source, rel, r->scope_attnums[i]);
-        Form_pg_attribute att = TupleDescAttr(desc, a - 1);
-        tmp.scope_attnum[i] = a;
-        tmp.scope_typlen[i] = att->attlen;
-        tmp.scope_typbyval[i] = att->attbyval;
-        shape.types[1 + i] = getBaseType(att->atttypid);  // the log has no domains
+    shape.types[0] = r->time_type;
+    for (int i = 0; i < r->nscope; i++) shape.types[1 + i] = getBaseType(get_atttype(r->fact, r->fact_scope_attnums[i]));
+    if (linked >= 0) {
+        // Its rows' link keys, for the link log; its TRUNCATE, for the dirty log.
+        const LinkedTable &lt = r->join->tables[linked];
+        tmp.linked = true;
+        tmp.link = lt.rel;
+        tmp.link_log = r->link_log;
+        tmp.link_log_keys = link_log_keys(r->link_log);
+        tmp.nkeys = lt.nkeys;
+        for (int k = 0; k < lt.nkeys; k++) {
+            tmp.key_attnum[k] = map_attnum(lt.rel, rel, lt.keys[k]);
+            Oid out;
+            bool varlena;
+            getTypeOutputInfo(TupleDescAttr(desc, tmp.key_attnum[k] - 1)->atttypid, &out, &varlena);
+            fmgr_info_cxt(out, &tmp.key_out[k], capture_cache_context);
+        }
+        LogShape links;
+        links.log = r->link_log;
+        links.natts = 1 + tmp.link_log_keys;
+        links.types[0] = OIDOID;
+        for (int k = 1; k < links.natts; k++) links.types[k] = TEXTOID;
+        Relation log = try_table_open(r->link_log, AccessShareLock);
+        if (log == NULL)
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                            errmsg("the link log of memoria rollup \"%s\" is missing", r->name),
+                            errhint("Drop the rollup with memoria.drop_rollup() and create it again.")));
+        check_log_shape(log, &links);
+        table_close(log, AccessShareLock);
+        remember_log_shape(&links);
+    } else {
+        tmp.time_attnum = map_attnum(r->fact, rel, r->fact_time_attnum);
+        TimeKind time_kind;
+        Oid time_type = TupleDescAttr(desc, tmp.time_attnum - 1)->atttypid;
+        if (!time_kind_of(time_type, &time_kind) || time_kind != r->kind)
+            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                            errmsg("time column of \"%s\" no longer has the type rollup \"%s\" was made for",
+                                   RelationGetRelationName(rel), r->name),
+                            errhint("Drop the rollup with memoria.drop_rollup() and create it again.")));
+        pg_tz *tz = time_kind == TimeKind::Timestamptz ? lookup_time_zone(r->time_zone) : NULL;
+        bucket_spec_init(&tmp.spec, time_kind, r->width_usecs, tz);
+        shape.types[0] = time_type;
+        for (int i = 0; i < tmp.nscope; i++) {
+            AttrNumber a = map_attnum(r->fact, rel, r->fact_scope_attnums[i]);
+            Form_pg_attribute att = TupleDescAttr(desc, a - 1);
+            tmp.scope_attnum[i] = a;
+            tmp.scope_typlen[i] = att->attlen;
+            tmp.scope_typbyval[i] = att->attbyval;
+            shape.types[1 + i] = getBaseType(att->atttypid);  // the log has no domains
+        }
     }
     Relation log = try_table_open(r->dirty_log, AccessShareLock);
     if (log == NULL)
@@ -222,6 +278,21 @@ static void add_moved_row_keys(CaptureTarget *t, HeapTuple old_row, HeapTuple ne
     pfree(old_key);
 }
 
+// add_link_key: a linked table's row: its link key (the linked table, the
+// values as text); nothing when one is NULL, which joins no row.
+static void add_link_key(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
+    key_start(&key_buf, t->link_log, t->link_log_keys);
+    key_put_bucket(&key_buf, (int64) t->link);
+    for (int k = 0; k < t->nkeys; k++) {
+        bool isnull;
+        Datum v = heap_getattr(tuple, t->key_attnum[k], desc, &isnull);
+        if (isnull) return;
+        char *text = OutputFunctionCall(&t->key_out[k], v);
+        key_put_scope(&key_buf, k, PointerGetDatum(cstring_to_text(text)), -1, false);
+    }
+    dirty_set_add(key_buf.data, key_buf.len);
+}
+
 // add_rebuild_key: TRUNCATE; a key whose bucket and scope are all NULL.
 static void add_rebuild_key(CaptureTarget *t) {
     key_start(&key_buf, t->dirty_log, t->nscope);
@@ -261,8 +332,14 @@ MEMORIA_FUNCTION(memoria_capture) {
         if (!TRIGGER_FIRED_AFTER(ev) || !TRIGGER_FIRED_BY_INSERT(ev))
             ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                             errmsg("memoria.capture() as a statement trigger must be AFTER INSERT or BEFORE TRUNCATE")));
+        if (t->linked) not_memorias_trigger(td->tg_trigger, td->tg_relation);  // (memoria puts row triggers there)
         add_inserted_keys(t, td);
         return PointerGetDatum(NULL);
+    }
+    if (t->linked) {
+        add_link_key(t, td->tg_trigtuple, desc);
+        if (TRIGGER_FIRED_BY_UPDATE(ev)) add_link_key(t, td->tg_newtuple, desc);
+        return row_result;
     }
     if (TRIGGER_FIRED_BY_UPDATE(ev)) {
         // trigger mode logs both keys; updated_at mode (whose scan finds

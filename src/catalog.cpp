@@ -1,6 +1,7 @@
 // catalog.cpp: every read and write of memoria.rollups and
 // memoria.rollup_state (see catalog.hpp).
 #include "catalog.hpp"
+#include "view_source.hpp"
 
 namespace memoria {
 
@@ -10,7 +11,7 @@ enum RollupColumn {
     COL_ID, COL_NAME, COL_OWNER, COL_SOURCE, COL_TARGET, COL_DIRTY_LOG, COL_TIME_ATTNUM, COL_TIME_TYPE,
     COL_DIMENSIONS, COL_SCOPE, COL_MEASURES, COL_MEASURE_NAMES, COL_BUCKET, COL_TIME_ZONE, COL_FILTER,
     COL_INVALIDATION, COL_UPDATED_AT, COL_SAFETY_LAG, COL_SEARCH_PATH, COL_SETTINGS, COL_FREEZE_AFTER,
-    NUM_ROLLUP_COLUMNS
+    COL_LINK_LOG, NUM_ROLLUP_COLUMNS
 };
 // Columns added by later versions: read as NULL (and not written) until
 // ALTER EXTENSION UPDATE.
@@ -18,7 +19,8 @@ static const struct {
     RollupColumn column;
     const char *table;
     const char *since;
-} LATER_COLUMNS[] = {{COL_SETTINGS, "rollups", "settings"}, {COL_FREEZE_AFTER, "rollups", "freeze_after"}};
+} LATER_COLUMNS[] = {{COL_SETTINGS, "rollups", "settings"}, {COL_FREEZE_AFTER, "rollups", "freeze_after"},
+                      {COL_LINK_LOG, "rollups", "link_log"}};
 static const struct {
     const char *name;
     Oid type;
@@ -30,6 +32,7 @@ static const struct {
     {"bucket", INTERVALOID},   {"time_zone", TEXTOID},     {"filter", TEXTOID},
     {"invalidation", TEXTOID}, {"updated_at_attnum", INT2OID}, {"safety_lag", INTERVALOID},
     {"search_path", TEXTOID},  {"settings", TEXTARRAYOID}, {"freeze_after", INTERVALOID},
+    {"link_log", REGCLASSOID},
 };
 
 bool catalog_has_column(const char *table, const char *column) {
@@ -139,6 +142,9 @@ static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
     r->has_freeze = !null[COL_FREEZE_AFTER];
     if (r->has_freeze) r->freeze_after = *DatumGetIntervalP(v[COL_FREEZE_AFTER]);
     r->target_attnums = live_columns(r->target, 1 + r->ndims + r->nmeasures);
+    r->link_log = null[COL_LINK_LOG] ? InvalidOid : DatumGetObjectId(v[COL_LINK_LOG]);
+    char *problem;
+    attach_view_join(r, &problem);  // (a view that no longer fits: the DDL hooks say why)
     bool isnull;
     r->restored = DatumGetBool(SPI_getbinval(row, desc, NUM_ROLLUP_COLUMNS + 1, &isnull));
     MemoryContextSwitchTo(old);
@@ -309,6 +315,8 @@ void insert_rollup(const Rollup *r) {
     v[COL_SETTINGS] = text_array_datum(string_list(r->settings, r->nsettings));
     v[COL_FREEZE_AFTER] = r->has_freeze ? IntervalPGetDatum(&r->freeze_after) : (Datum) 0;
     if (!r->has_freeze) nulls[COL_FREEZE_AFTER] = 'n';
+    v[COL_LINK_LOG] = ObjectIdGetDatum(r->link_log);
+    if (!OidIsValid(r->link_log)) nulls[COL_LINK_LOG] = 'n';
     Oid types[NUM_ROLLUP_COLUMNS];
     Datum vals[NUM_ROLLUP_COLUMNS];
     char vnulls[NUM_ROLLUP_COLUMNS];

@@ -52,6 +52,15 @@ struct Rollup {
     // bucket, the dimensions, then the measures (its live columns in order;
     // 0 where the table has too few).
     AttrNumber *target_attnums;
+    // The table whose rows carry the time column: the source itself, or the
+    // fact table of a view source (view_source.hpp), with its attribute
+    // numbers of the time and scope columns.  Invalid when the view no
+    // longer fits (the DDL hooks refuse that).
+    Oid fact;
+    AttrNumber fact_time_attnum;
+    AttrNumber *fact_scope_attnums;
+    struct ViewJoin *join;  // a view source's join; NULL for a table
+    Oid link_log;           // memoria_state.links_<id>, when the view joins other tables
     // Restored elsewhere (pg_restore, pg_upgrade, a copied database) and not
     // adopted yet (adopt.cpp).
     bool restored;

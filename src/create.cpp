@@ -23,6 +23,7 @@
 #include "horizon.hpp"
 #include "statements.hpp"
 #include "triggers.hpp"
+#include "view_source.hpp"
 #include "worker.hpp"
 
 namespace memoria {
@@ -71,6 +72,7 @@ struct NewRollup {
     List *dims, *scope;   // attribute numbers
     bool dims_not_null;
     List *measures;       // of Measure *
+    ViewJoin *join;       // a view source's join (NULL: a table)
     bool default_target;  // memoria_rollup.<name>
     RangeVar *target_rv;
     Oid target_nsp;
@@ -86,12 +88,14 @@ static void check_name_and_source(FunctionCallInfo fcinfo, NewRollup *n) {
     if (PG_ARGISNULL(1)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "source must not be NULL", NULL);
     Oid source = PG_GETARG_OID(1);
     char relkind = get_rel_relkind(source);
-    if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-        arg_error(ERRCODE_WRONG_OBJECT_TYPE, psprintf("source %s is not a table", qualified_relation_name(source)),
-                  "A rollup's source must be a table or a partitioned table.");
+    if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE && relkind != RELKIND_VIEW)
+        arg_error(ERRCODE_WRONG_OBJECT_TYPE,
+                  psprintf("source %s is not a table or a view", qualified_relation_name(source)),
+                  "A rollup's source must be a table, a partitioned table, or a view joining a fact table to others.");
     if (!pg_class_ownercheck(source, GetUserId()))
         arg_error(ERRCODE_INSUFFICIENT_PRIVILEGE,
-                  psprintf("source: must be owner of table %s", qualified_relation_name(source)),
+                  psprintf("source: must be owner of %s %s", relkind == RELKIND_VIEW ? "view" : "table",
+                           qualified_relation_name(source)),
                   "Only the owner of a table (or a superuser) may define a rollup on it.");
     // Hold off concurrent DDL and writers until the triggers exist.
     LockRelationOid(source, ShareRowExclusiveLock);
@@ -103,6 +107,69 @@ static void check_name_and_source(FunctionCallInfo fcinfo, NewRollup *n) {
     n->src = qualified_relation_name(source);
 }
 
+static void warn_missing_indexes(const NewRollup *n);
+
+// check_view_tables: a view source must have the shape memoria follows
+// (view_source.cpp), and the caller must own each of its tables, which get
+// capture triggers; they are locked like a table source.
+static void check_view_tables(NewRollup *n) {
+    char *problem;
+    const char *hint;
+    n->join = analyze_view_source(n->r.source, n->r.time_attnum, &problem, &hint);
+    if (n->join == NULL)
+        arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, psprintf("source view %s %s", n->src, problem), hint);
+    List *tables = list_make1_oid(n->join->fact);
+    for (int t = 0; t < n->join->ntables; t++) tables = lappend_oid(tables, n->join->tables[t].rel);
+    ListCell *lc;
+    foreach (lc, tables) {
+        Oid rel = lfirst_oid(lc);
+        if (!pg_class_ownercheck(rel, GetUserId()))
+            arg_error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                      psprintf("source: must be owner of table %s, which view %s reads", qualified_relation_name(rel),
+                               n->src),
+                      "memoria captures the writes to every table of a view source: the caller must own them all.");
+        LockRelationOid(rel, ShareRowExclusiveLock);
+        if (char *problem = source_problem(rel, &hint))
+            arg_error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                      psprintf("table %s, which view %s reads, %s", qualified_relation_name(rel), n->src, problem), hint);
+    }
+    warn_missing_indexes(n);
+}
+
+// leading_index: whether rel has an index whose first column is `column`.
+static bool leading_index(Oid rel, AttrNumber column) {
+    Relation r = table_open(rel, AccessShareLock);
+    List *indexes = RelationGetIndexList(r);
+    table_close(r, AccessShareLock);
+    ListCell *lc;
+    foreach (lc, indexes) {
+        HeapTuple tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+        if (!HeapTupleIsValid(tup)) continue;
+        Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
+        bool leads = idx->indnkeyatts > 0 && idx->indkey.values[0] == column;
+        ReleaseSysCache(tup);
+        if (leads) return true;
+    }
+    return false;
+}
+
+// warn_missing_indexes: a write to a joined table is found in the fact rows
+// through its parent's join column (task_usage.task_id for a change of a
+// task): without an index there, every refresh after such a write reads the
+// whole parent table.
+static void warn_missing_indexes(const NewRollup *n) {
+    for (int t = 0; t < n->join->ntables; t++) {
+        const LinkedTable &lt = n->join->tables[t];
+        Oid parent = lt.parent < 0 ? n->join->fact : n->join->tables[lt.parent].rel;
+        if (leading_index(parent, lt.parent_keys[0])) continue;
+        const char *col = quote_identifier(get_attname(parent, lt.parent_keys[0], false));
+        ereport(WARNING, (errcode(ERRCODE_WARNING),
+                          errmsg("table %s has no index on %s: a refresh after a write to %s reads all of it",
+                                 qualified_relation_name(parent), col, qualified_relation_name(lt.rel)),
+                          errhint("CREATE INDEX ON %s (%s);", qualified_relation_name(parent), col)));
+    }
+}
+
 static void check_time_column(FunctionCallInfo fcinfo, NewRollup *n) {
     n->time_column = required_text(fcinfo, 2, "time_column");
     n->r.time_attnum = source_column(n->r.source, n->time_column, "time_column");
@@ -111,6 +178,7 @@ static void check_time_column(FunctionCallInfo fcinfo, NewRollup *n) {
         arg_error(ERRCODE_DATATYPE_MISMATCH,
                   psprintf("time_column \"%s\" has type %s", n->time_column, format_type_be(n->r.time_type)),
                   "The time column must be timestamptz, timestamp or date.");
+    if (get_rel_relkind(n->r.source) == RELKIND_VIEW) check_view_tables(n);
 }
 
 static void check_dimensions_and_scope(FunctionCallInfo fcinfo, NewRollup *n) {
@@ -138,8 +206,11 @@ static void check_dimensions_and_scope(FunctionCallInfo fcinfo, NewRollup *n) {
         if (!((Form_pg_attribute) GETSTRUCT(tup))->attnotnull) n->dims_not_null = false;
         ReleaseSysCache(tup);
     }
+    // A view source's keys hold fact columns only (view_source.hpp).
+    auto fact_column = [n](AttrNumber a) { return n->join == NULL || n->join->fact_attnum[a - 1] != 0; };
     if (PG_ARGISNULL(7)) {
-        n->scope = list_copy(n->dims);
+        foreach (lc, n->dims)
+            if (fact_column((AttrNumber) lfirst_int(lc))) n->scope = lappend_int(n->scope, lfirst_int(lc));
         return;
     }
     foreach (lc, text_array_arg(fcinfo, 7, "scope")) {
@@ -151,6 +222,11 @@ static void check_dimensions_and_scope(FunctionCallInfo fcinfo, NewRollup *n) {
                       "scope must be a subset of dimensions (NULL means all of them).");
         if (list_member_int(n->scope, a))
             arg_error(ERRCODE_DUPLICATE_COLUMN, psprintf("scope lists column \"%s\" twice", s), NULL);
+        if (!fact_column(a))
+            arg_error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                      psprintf("scope column \"%s\" is not a column of the fact table %s as the view shows it", s,
+                               qualified_relation_name(n->join->fact)),
+                      "A view source's scope is drawn from the dimensions the fact table holds (the default).");
         n->scope = lappend_int(n->scope, a);
     }
 }
@@ -207,6 +283,9 @@ static void check_invalidation(FunctionCallInfo fcinfo, NewRollup *n) {
     if (!updated_at_mode && !PG_ARGISNULL(10))
         arg_error(ERRCODE_INVALID_PARAMETER_VALUE, "updated_at_column is only used with invalidation => 'updated_at'",
                   "Leave updated_at_column NULL in trigger mode.");
+    if (updated_at_mode && n->join != NULL)
+        arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, "invalidation 'updated_at' is not supported for a view source",
+                  "Use invalidation => 'trigger' (the default): every table of the view is captured by triggers.");
     if (updated_at_mode) {
         if (PG_ARGISNULL(10))
             arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "updated_at_column is required when invalidation = 'updated_at'",
@@ -407,6 +486,9 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     check_plans(&n);
     n.r.dim_attnums = attnum_array(n.dims, &n.r.ndims);
     n.r.scope_attnums = attnum_array(n.scope, &n.r.nscope);
+    char *problem;
+    attach_view_join(&n.r, &problem);
+    MEMORIA_ASSERT(problem == NULL);
 
     // 2. Create.  From here on only memoria's own SQL runs: pin the
     // search_path, so that no object of the caller's can stand in for a
@@ -420,6 +502,8 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     n.r.target_attnums = (AttrNumber *) palloc(ncols * sizeof(AttrNumber));
     for (int k = 0; k < ncols; k++) n.r.target_attnums[k] = (AttrNumber) (k + 1);
     n.r.dirty_log = create_dirty_log(n.r.id, n.r.source, n.r.time_type, n.scope, n.r.owner, n.r.target, false);
+    if (n.join != NULL && n.join->ntables > 0)
+        n.r.link_log = create_link_log(n.r.id, n.join->max_keys, n.r.owner, n.r.target);
     insert_rollup(&n.r);
     CommandCounterIncrement();
     reconcile_triggers(&n.r, true);

@@ -13,6 +13,7 @@
 #include "guard.hpp"
 #include "statements.hpp"
 #include "triggers.hpp"
+#include "view_source.hpp"
 
 namespace memoria {
 
@@ -181,12 +182,41 @@ static char *target_problem(const Rollup *r) {
     return NULL;
 }
 
+// view_problem: for a view source, what about the view or its tables no
+// longer fits, or NULL: its shape, a table it would join that its owner does
+// not own (memoria would put triggers on it), or that memoria cannot capture.
+static char *view_problem(const Rollup *r) {
+    if (get_rel_relkind(r->source) != RELKIND_VIEW) return NULL;
+    Rollup copy = *r;
+    char *problem;
+    attach_view_join(&copy, &problem);
+    if (problem) return psprintf("the source view %s", problem);
+    ListCell *lc;
+    foreach (lc, captured_tables(&copy)) {
+        Oid rel = lfirst_oid(lc);
+        const char *hint;
+        HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+        if (!HeapTupleIsValid(tup)) continue;
+        Oid owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+        ReleaseSysCache(tup);
+        if (!has_privs_of_role(r->owner, owner))
+            return psprintf("the source view would read table %s, which its owner does not own", qualified_relation_name(rel));
+        if (char *p = source_problem(rel, &hint))
+            return psprintf("table %s of the source view %s", qualified_relation_name(rel), p);
+    }
+    const ViewJoin *vj = copy.join;
+    if (vj->ntables > 0 && (!OidIsValid(r->link_log) || vj->max_keys > link_log_keys(r->link_log)))
+        return pstrdup("the source view would join other tables in a way its rollup was not made for");
+    return NULL;
+}
+
 // rollup_problem: what about the source or the rollup table no longer fits
 // the rollup, or NULL.
 static char *rollup_problem(const Rollup *r) {
     const char *hint;
     char *problem = source_problem(r->source, &hint);
     if (problem) return psprintf("the source %s", problem);
+    if (char *view = view_problem(r)) return view;
     problem = target_problem(r);
     if (problem) return problem;
     problem = column_problem(r->source, r->time_attnum, "time column", r->time_type, -2, InvalidOid);
@@ -294,12 +324,30 @@ static void ddl_end_on_tables(void) {
         "  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.relid"
         ") SELECT relid FROM up UNION SELECT relid FROM down",
         0, NULL, NULL);
+    // Views replaced (CREATE OR REPLACE VIEW): their rollups are rebuilt.
+    List *replaced = query_oids("SELECT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c "
+                                "WHERE c.command_tag = 'CREATE VIEW'",
+                                0, NULL, NULL);
     ListCell *lc;
     foreach (lc, all_rollups()) {
         Rollup *r = (Rollup *) lfirst(lc);
         if (r->restored) continue;  // settle_restored's, below
-        if (list_member_oid(tables, r->source)) after_table_ddl(r, r->source);
-        else if (list_member_oid(tables, r->target)) after_table_ddl(r, r->target);
+        Oid changed = list_member_oid(tables, r->source) ? r->source
+                      : list_member_oid(tables, r->target) ? r->target
+                                                           : InvalidOid;
+        ListCell *lc2;
+        foreach (lc2, captured_tables(r))
+            if (!OidIsValid(changed) && list_member_oid(tables, lfirst_oid(lc2))) changed = lfirst_oid(lc2);
+        if (!OidIsValid(changed)) continue;
+        if (list_member_oid(replaced, r->source)) {
+            // (r was read after the change: its new join decides the triggers.)
+            after_table_ddl(r, r->source);
+            mark_rebuild(r);
+            ereport(NOTICE, (errmsg("memoria rollup \"%s\" reads the view replaced: its next refresh rebuilds it",
+                                    r->name)));
+            continue;
+        }
+        after_table_ddl(r, changed);
     }
 }
 
@@ -401,7 +449,7 @@ static void after_drop(const Rollup *r, const Dropped &d) {
                             errhint("Drop the rollup with memoria.drop_rollup(), which removes its triggers.")));
     }
     if (list_member_oid(d.relations, r->source) || list_member_oid(d.relations, r->target) ||
-        list_member_oid(d.relations, r->dirty_log)) {
+        list_member_oid(d.relations, r->dirty_log) || (OidIsValid(r->link_log) && list_member_oid(d.relations, r->link_log))) {
         delete_rollup(r->id);  // its log and triggers went with its tables
         return;
     }
@@ -464,8 +512,13 @@ MEMORIA_FUNCTION(memoria_on_table_rewrite) {
                               "  pg_catalog.pg_event_trigger_table_rewrite_oid())",
                               0, NULL, NULL);
     ListCell *lc;
-    foreach (lc, all_rollups())
-        if (list_member_oid(tables, ((Rollup *) lfirst(lc))->source)) mark_rebuild((Rollup *) lfirst(lc));
+    foreach (lc, all_rollups()) {
+        Rollup *r = (Rollup *) lfirst(lc);
+        bool mine = list_member_oid(tables, r->source);
+        ListCell *lc2;
+        foreach (lc2, captured_tables(r)) mine = mine || list_member_oid(tables, lfirst_oid(lc2));
+        if (mine) mark_rebuild(r);
+    }
     PG_RETURN_VOID();
 }
 

@@ -15,6 +15,7 @@
 #include "dirty_set.hpp"
 #include "guard.hpp"
 #include "statements.hpp"
+#include "view_source.hpp"
 #include "triggers.hpp"
 
 extern "C" {
@@ -248,9 +249,10 @@ void put_result_keys(LiveKeys *k) {
 // taken (an early flush, a flush before a refresh this transaction ran) is
 // invisible to it, and may be consumed already; the rollup rows the snapshot
 // sees are then older than those writes.
-void put_own_log_keys(LiveKeys *k) {
+template <typename Put>
+void scan_own_rows(Oid log_oid, Put put) {
     if (!TransactionIdIsValid(GetTopTransactionIdIfAny())) return;  // it wrote nothing
-    Relation log = table_open(k->r->dirty_log, AccessShareLock);
+    Relation log = table_open(log_oid, AccessShareLock);
     TupleDesc desc = RelationGetDescr(log);
     TableScanDesc scan = table_beginscan(log, SnapshotAny, 0, NULL);
     Datum values[1 + MAX_SCOPE];
@@ -259,10 +261,78 @@ void put_own_log_keys(LiveKeys *k) {
     while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL) {
         if (!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tuple->t_data))) continue;
         heap_deform_tuple(tuple, desc, values, isnull);
-        put_key(k, values, isnull, desc->natts);
+        put(values, isnull, desc->natts);
     }
     table_endscan(scan);
     table_close(log, AccessShareLock);
+}
+
+void put_own_log_keys(LiveKeys *k) {
+    scan_own_rows(k->r->dirty_log, [k](Datum *values, bool *isnull, int natts) { put_key(k, values, isnull, natts); });
+}
+
+// LinkValues: a view source's pending writes to its joined tables: the
+// logged values, per table and key column (text).
+struct LinkValues {
+    const Rollup *r;
+    List **values;  // [table * MAX_LINK_KEYS + key]
+};
+
+void add_link_row(LinkValues *lv, const Datum *values, const bool *isnull, int natts) {
+    const ViewJoin *vj = lv->r->join;
+    Oid link = DatumGetObjectId(values[0]);
+    for (int t = 0; t < vj->ntables; t++) {
+        if (vj->tables[t].rel != link) continue;
+        for (int k = 0; k < vj->tables[t].nkeys; k++)
+            if (1 + k >= natts || isnull[1 + k]) return;  // a NULL joins nothing
+        for (int k = 0; k < vj->tables[t].nkeys; k++)
+            lv->values[t * MAX_LINK_KEYS + k] =
+                lappend(lv->values[t * MAX_LINK_KEYS + k], DatumGetPointer(PG_DETOAST_DATUM_COPY(values[1 + k])));
+    }
+}
+
+// put_link_keys: the keys of the fact rows a view source's pending writes
+// to its joined tables reach (the log's rows the query's snapshot sees, and
+// this transaction's own), through the join as the query's snapshot sees it.
+// (In the catalog session, SPI connected.)
+void put_link_keys(LiveKeys *k) {
+    const Rollup *r = k->r;
+    if (!OidIsValid(r->link_log) || r->join == NULL) return;
+    LinkValues lv = {r, (List **) palloc0(r->join->ntables * MAX_LINK_KEYS * sizeof(List *))};
+    read_at_query_snapshot(psprintf("SELECT * FROM %s", qualified_relation_name(r->link_log)), 0, NULL, NULL);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        Datum values[1 + MAX_LINK_KEYS];
+        bool isnull[1 + MAX_LINK_KEYS];
+        int natts = Min(SPI_tuptable->tupdesc->natts, 1 + MAX_LINK_KEYS);
+        for (int a = 0; a < natts; a++)
+            values[a] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, a + 1, &isnull[a]);
+        add_link_row(&lv, values, isnull, natts);
+    }
+    Relation log = table_open(r->link_log, AccessShareLock);
+    TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(log));
+    table_close(log, AccessShareLock);
+    Datum *values;
+    bool *nulls;
+    int n = unwritten_keys(r->link_log, desc, &values, &nulls);
+    for (int i = 0; i < n; i++) add_link_row(&lv, values + i * desc->natts, nulls + i * desc->natts, desc->natts);
+    scan_own_rows(r->link_log, [&lv](Datum *v, bool *isnull, int natts) { add_link_row(&lv, v, isnull, natts); });
+    for (int t = 0; t < r->join->ntables; t++) {
+        if (lv.values[t * MAX_LINK_KEYS] == NIL) continue;
+        Params p = bucket_params(r);
+        for (int key = 0; key < r->join->tables[t].nkeys; key++) {
+            List *l = lv.values[t * MAX_LINK_KEYS + key];
+            Datum *d = (Datum *) palloc(list_length(l) * sizeof(Datum));
+            int m = 0;
+            ListCell *lc;
+            foreach (lc, l) d[m++] = PointerGetDatum(lfirst(lc));
+            p.types[p.n] = TEXTARRAYOID;
+            p.values[p.n++] = PointerGetDatum(construct_array(d, m, TEXTOID, -1, false, TYPALIGN_INT));
+        }
+        RollupSession rs = enter_rollup_session(r);
+        read_at_query_snapshot(linked_keys_sql(r, t), p.n, p.types, p.values);
+        put_result_keys(k);
+        leave_rollup_session(rs);
+    }
 }
 
 }  // namespace
@@ -290,11 +360,14 @@ MEMORIA_FUNCTION(memoria_live_keys) {
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                         errmsg("permission denied for table %s", qualified_relation_name(source_denied)),
                         errhint("Reading a rollup's _live view needs SELECT on the rollup table and its source.")));
-    if (check_enable_rls(r->source, InvalidOid, true) == RLS_ENABLED)
-        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                        errmsg("row level security on %s applies to you: its rollup's _live view would show keys of "
-                               "rows hidden from you", qualified_relation_name(r->source)),
-                        errhint("Read the rollup table, or read _live as a role the policies do not apply to.")));
+    List *secured = lappend_oid(captured_tables(r), r->source);
+    ListCell *lc;
+    foreach (lc, secured)
+        if (check_enable_rls(lfirst_oid(lc), InvalidOid, true) == RLS_ENABLED)
+            ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                            errmsg("row level security on %s applies to you: its rollup's _live view would show keys "
+                                   "of rows hidden from you", qualified_relation_name(lfirst_oid(lc))),
+                            errhint("Read the rollup table, or read _live as a role the policies do not apply to.")));
     InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     LiveKeys k;
@@ -323,6 +396,7 @@ MEMORIA_FUNCTION(memoria_live_keys) {
     int n = unwritten_keys(r->dirty_log, log_desc, &values, &nulls);
     for (int i = 0; i < n; i++) put_key(&k, values + i * log_desc->natts, nulls + i * log_desc->natts, log_desc->natts);
     put_own_log_keys(&k);
+    if (!k.rebuild) put_link_keys(&k);
     leave_catalog_session(cs);
     // updated_at mode: rows stamped after the last scan are pending too.
     if (r->updated_at_attnum != 0 && !k.rebuild) {

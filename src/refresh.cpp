@@ -21,6 +21,7 @@
 //      transaction, so it survives, and the other rollups go on.
 #include "adopt.hpp"
 #include "refresh.hpp"
+#include "view_source.hpp"
 #include "dirty_set.hpp"
 #include "guard.hpp"
 #include "horizon.hpp"
@@ -453,6 +454,8 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
     TimestampTz horizon = 0;
     bool scanned_more = scan_updated(r, scanned, &horizon);
     RollupSession session = enter_rollup_session(r);
+    // A view source: the writes to its joined tables become fact keys first.
+    translate_links(r);
     // Not read-only: that would reuse the caller's snapshot, which cannot see
     // the keys flush_pending_keys() just wrote.
     spi_exec(log_state_sql(r), 0, NULL, NULL, NULL, false);
@@ -465,7 +468,7 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
         // (those of the source's rows and of the rollup's), so that a key
         // that fails does not stop the rest.
         Params p = bucket_params(r);
-        spi_exec(dirty_all_keys_sql(r, r->source), p.n, p.types, p.values, NULL, false);
+        spi_exec(dirty_all_keys_sql(r, r->fact), p.n, p.types, p.values, NULL, false);
         spi_exec(expand_rebuild_sql(r), 0, NULL, NULL, NULL, false);
         rebuild = false;
         pending = true;

@@ -504,12 +504,15 @@ char *verify_sql(const Rollup *r) {
 
 char *dirty_all_keys_sql(const Rollup *r, Oid rel) {
     Names n = names_for(r);
-    // Read rel under the source's name, so the key expressions name it.
+    // Read rel under the source's name, so the key expressions name it; a
+    // view source's fact table (or one of its partitions) by its own names.
+    bool view = rel == r->source;
+    Oid cols = view ? r->source : r->fact;
     n.src = qualified_relation_name(rel);
-    n.time = qualify(n.src, column_name(r->source, r->time_attnum));
+    n.time = qualify(n.src, column_name(cols, view ? r->time_attnum : r->fact_time_attnum));
     n.scope = NIL;
     for (int i = 0; i < r->nscope; i++)
-        n.scope = lappend(n.scope, qualify(n.src, column_name(r->source, r->scope_attnums[i])));
+        n.scope = lappend(n.scope, qualify(n.src, column_name(cols, view ? r->scope_attnums[i] : r->fact_scope_attnums[i])));
     StringInfoData s;
     initStringInfo(&s);
     appendStringInfo(&s, "INSERT INTO %s SELECT DISTINCT ", n.log);
@@ -530,8 +533,12 @@ char *expand_rebuild_sql(const Rollup *r) {
 }
 
 char *pending_keys_sql(const Rollup *r) {
-    return psprintf("SELECT count(*) FROM (SELECT DISTINCT * FROM %s) AS memoria_keys",
-                    qualified_relation_name(r->dirty_log));
+    // (A view source's writes to its joined tables count until a refresh
+    // turns them into keys.)
+    return psprintf("SELECT (SELECT count(*) FROM (SELECT DISTINCT * FROM %s) AS memoria_keys)%s%s%s",
+                    qualified_relation_name(r->dirty_log), OidIsValid(r->link_log) ? " + (SELECT count(*) FROM (SELECT DISTINCT * FROM " : "",
+                    OidIsValid(r->link_log) ? qualified_relation_name(r->link_log) : "",
+                    OidIsValid(r->link_log) ? ") AS memoria_links)" : "");
 }
 
 // scan_updated_sql: updated_at mode; log the key of every source row whose

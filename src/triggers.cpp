@@ -32,6 +32,7 @@
 #include "dirty_log.hpp"
 #include "guard.hpp"
 #include "triggers.hpp"
+#include "view_source.hpp"
 
 namespace memoria {
 
@@ -60,29 +61,42 @@ bool parse_trigger_name(const char *name, TriggerKind *kind, int32 *id) {
 
 // TriggerSpec: one trigger of the layout.
 struct TriggerSpec {
+    Oid table;        // the fact table (the source, for a table source), or a table a view joins to it
     TriggerKind kind;
     int16 tgtype;     // pg_trigger.tgtype
     char fires;       // pg_trigger.tgenabled: 'A' always, 'O' origin/local, 'R' replica
     bool on_partitions;  // also on every partition (created by memoria, not cloned)
 };
 
-// layout: the triggers the rollup needs now; returns how many.
+// The most triggers a layout has: four on the fact table, two on each
+// table a view joins to it.
+static int max_layout(const Rollup *r) { return 4 + 2 * (r->join ? r->join->ntables : 0); }
+
+// layout: the triggers the rollup needs now (at most max_layout); returns
+// how many.  The fact table's row trigger comes first.  The tables a view
+// joins to its fact table have a row trigger for every write (their keys
+// are few) and a TRUNCATE trigger.
 static int layout(const Rollup *r, TriggerSpec *out) {
     bool trigger_mode = r->updated_at_attnum == 0;
-    bool row_inserts = trigger_mode && (get_rel_relkind(r->source) == RELKIND_PARTITIONED_TABLE ||
-                                        get_rel_relispartition(r->source));
+    bool row_inserts = trigger_mode && (get_rel_relkind(r->fact) == RELKIND_PARTITIONED_TABLE ||
+                                        get_rel_relispartition(r->fact));
     int n = 0;
-    int16 row = TRIGGER_TYPE_ROW | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE |
-                (row_inserts ? TRIGGER_TYPE_INSERT : 0);
-    out[n++] = {TriggerKind::Capture, row, TRIGGER_FIRES_ALWAYS, false};
+    int16 row = TRIGGER_TYPE_ROW | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE;
+    int16 truncate = TRIGGER_TYPE_STATEMENT | TRIGGER_TYPE_BEFORE | TRIGGER_TYPE_TRUNCATE;
+    out[n++] = {r->fact, TriggerKind::Capture, (int16) (row | (row_inserts ? TRIGGER_TYPE_INSERT : 0)),
+                TRIGGER_FIRES_ALWAYS, false};
     if (trigger_mode && !row_inserts) {
-        out[n++] = {TriggerKind::Insert, TRIGGER_TYPE_STATEMENT | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_INSERT,
+        out[n++] = {r->fact, TriggerKind::Insert, TRIGGER_TYPE_STATEMENT | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_INSERT,
                     TRIGGER_FIRES_ON_ORIGIN, false};
-        out[n++] = {TriggerKind::Replica, TRIGGER_TYPE_ROW | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_INSERT,
+        out[n++] = {r->fact, TriggerKind::Replica, TRIGGER_TYPE_ROW | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_INSERT,
                     TRIGGER_FIRES_ON_REPLICA, false};
     }
-    out[n++] = {TriggerKind::Truncate, TRIGGER_TYPE_STATEMENT | TRIGGER_TYPE_BEFORE | TRIGGER_TYPE_TRUNCATE,
-                TRIGGER_FIRES_ALWAYS, true};
+    out[n++] = {r->fact, TriggerKind::Truncate, truncate, TRIGGER_FIRES_ALWAYS, true};
+    for (int t = 0; r->join && t < r->join->ntables; t++) {
+        Oid rel = r->join->tables[t].rel;
+        out[n++] = {rel, TriggerKind::Capture, (int16) (row | TRIGGER_TYPE_INSERT), TRIGGER_FIRES_ALWAYS, false};
+        out[n++] = {rel, TriggerKind::Truncate, truncate, TRIGGER_FIRES_ALWAYS, true};
+    }
     return n;
 }
 
@@ -104,7 +118,7 @@ struct Existing {
 static int existing_triggers(const Rollup *r, Existing **out) {
     Datum names[4];
     for (int k = 0; k < 4; k++) names[k] = CStringGetTextDatum(trigger_name((TriggerKind) k, r->id));
-    List *tables = list_concat_unique_oid(find_all_inheritors(r->source, NoLock, NULL), remembered_capture_tables(r));
+    List *tables = list_concat_unique_oid(captured_tables(r), remembered_capture_tables(r));
     Oid types[2] = {TEXTARRAYOID, OIDARRAYOID};
     Datum values[2] = {PointerGetDatum(construct_array(names, 4, TEXTOID, -1, false, TYPALIGN_INT)),
                        oid_array_datum(tables)};
@@ -145,8 +159,8 @@ static Existing *find_existing(Existing *e, int n, TriggerKind kind, Oid relid) 
 }
 
 // relations_of: the tables a spec's trigger belongs on.
-static List *relations_of(const Rollup *r, const TriggerSpec &spec) {
-    return spec.on_partitions ? find_all_inheritors(r->source, NoLock, NULL) : list_make1_oid(r->source);
+static List *relations_of(const TriggerSpec &spec) {
+    return spec.on_partitions ? find_all_inheritors(spec.table, NoLock, NULL) : list_make1_oid(spec.table);
 }
 
 static const char *fires_sql(char fires) {
@@ -222,17 +236,28 @@ static void drop_trigger(const Rollup *r, const Existing &e) {
                      qualified_relation_name(e.relid)));
 }
 
+// joined_unseen: a table joined the captured tables or left them, with rows
+// no trigger saw: a fact partition's keys are dirty; for any other table of a
+// view, the whole rollup.
+static void joined_unseen(const Rollup *r, Oid rel) {
+    if (r->join == NULL || list_member_oid(find_all_inheritors(r->fact, NoLock, NULL), rel))
+        mark_all_keys_dirty(r, rel);
+    else
+        mark_rebuild(r);
+}
+
 void reconcile_triggers(const Rollup *r, bool initial) {
-    TriggerSpec specs[4];
+    if (!OidIsValid(r->fact)) return;  // a view that no longer fits: the DDL hooks refuse that
+    TriggerSpec *specs = (TriggerSpec *) palloc(max_layout(r) * sizeof(TriggerSpec));
     int nspecs = layout(r, specs);
     Existing *e;
     int n = existing_triggers(r, &e);
-    List *tree = find_all_inheritors(r->source, NoLock, NULL);
+    List *tree = captured_tables(r);
     // Clones follow their parent trigger; only their mode is memoria's to keep.
     for (int i = 0; i < n; i++) e[i].matched = e[i].cloned && list_member_oid(tree, e[i].relid);
     for (int s = 0; s < nspecs; s++) {
         ListCell *lc;
-        foreach (lc, relations_of(r, specs[s])) {
+        foreach (lc, relations_of(specs[s])) {
             Oid rel = lfirst_oid(lc);
             Existing *have = find_existing(e, n, specs[s].kind, rel);
             if (have != NULL && have->tgtype != specs[s].tgtype) {
@@ -242,8 +267,10 @@ void reconcile_triggers(const Rollup *r, bool initial) {
             }
             if (have == NULL) {
                 create_trigger(r, specs[s], rel);
-                // A partition that joined brought rows no trigger saw.
-                if (!initial && rel != r->source) mark_all_keys_dirty(r, rel);
+                // A partition that joined brought rows no trigger saw; so
+                // did a table a replaced view joins.
+                if (!initial && rel != specs[s].table) joined_unseen(r, rel);
+                else if (!initial && rel != r->fact && specs[s].kind == TriggerKind::Capture) mark_rebuild(r);
                 continue;
             }
             have->matched = true;
@@ -260,7 +287,7 @@ void reconcile_triggers(const Rollup *r, bool initial) {
         if (e[i].matched || e[i].cloned) continue;
         // A partition that left the source took its rows along.
         if (e[i].kind == TriggerKind::Truncate && !initial && !list_member_oid(tree, e[i].relid))
-            mark_all_keys_dirty(r, e[i].relid);
+            joined_unseen(r, e[i].relid);
         drop_trigger(r, e[i]);
     }
     // The sql_drop hook needs them: afterwards, no catalog says what a
@@ -273,14 +300,15 @@ void reconcile_triggers(const Rollup *r, bool initial) {
 // trigger for INSERT (slower than the statement trigger, but complete) until
 // the next DDL on it reconciles the layout.
 char *capture_problem(const Rollup *r) {
-    TriggerSpec specs[4];
-    (void) layout(r, specs);
+    if (!OidIsValid(r->fact)) return pstrdup("its source view no longer has a shape memoria follows");
+    TriggerSpec *specs = (TriggerSpec *) palloc(max_layout(r) * sizeof(TriggerSpec));
+    int nspecs = layout(r, specs);
     const TriggerSpec &row = specs[0];
     Existing *e;
     int n = existing_triggers(r, &e);
-    char *src = qualified_relation_name(r->source);
+    char *src = qualified_relation_name(r->fact);
     const char *row_name = trigger_name(TriggerKind::Capture, r->id);
-    Existing *have = find_existing(e, n, TriggerKind::Capture, r->source);
+    Existing *have = find_existing(e, n, TriggerKind::Capture, r->fact);
     if (have == NULL) return psprintf("trigger %s is missing on %s", row_name, src);
     if (have->enabled == TRIGGER_DISABLED) return psprintf("trigger %s on %s is disabled", row_name, src);
     if (have->enabled != TRIGGER_FIRES_ALWAYS)
@@ -293,22 +321,28 @@ char *capture_problem(const Rollup *r) {
     // local sessions plus the row trigger for replica ones.
     if (r->updated_at_attnum == 0 && !TRIGGER_FOR_INSERT(have->tgtype)) {
         for (TriggerKind k : {TriggerKind::Insert, TriggerKind::Replica}) {
-            Existing *t = find_existing(e, n, k, r->source);
+            Existing *t = find_existing(e, n, k, r->fact);
             const char *name = trigger_name(k, r->id);
             if (t == NULL) return psprintf("trigger %s is missing on %s", name, src);
             if (t->enabled == TRIGGER_DISABLED) return psprintf("trigger %s on %s is disabled", name, src);
         }
     }
-    // The row trigger's clones and a TRUNCATE trigger on every table of the tree.
-    ListCell *lc;
-    foreach (lc, find_all_inheritors(r->source, NoLock, NULL)) {
-        Oid rel = lfirst_oid(lc);
-        for (TriggerKind k : {TriggerKind::Capture, TriggerKind::Truncate}) {
-            Existing *t = find_existing(e, n, k, rel);
-            const char *name = trigger_name(k, r->id);
+    // Row triggers (with their clones) and TRUNCATE triggers on every table
+    // of every captured tree.
+    for (int s = 0; s < nspecs; s++) {
+        if (specs[s].kind != TriggerKind::Capture && specs[s].kind != TriggerKind::Truncate) continue;
+        ListCell *lc;
+        foreach (lc, find_all_inheritors(specs[s].table, NoLock, NULL)) {
+            Oid rel = lfirst_oid(lc);
+            Existing *t = find_existing(e, n, specs[s].kind, rel);
+            const char *name = trigger_name(specs[s].kind, r->id);
             if (t == NULL) return psprintf("trigger %s is missing on %s", name, qualified_relation_name(rel));
             if (t->enabled == TRIGGER_DISABLED)
                 return psprintf("trigger %s on %s is disabled", name, qualified_relation_name(rel));
+            if (specs[s].kind == TriggerKind::Capture && rel == specs[s].table && specs[s].table != r->fact &&
+                (t->tgtype & specs[s].tgtype) != specs[s].tgtype)
+                return psprintf("trigger %s on %s does not capture what the rollup needs", name,
+                                qualified_relation_name(rel));
         }
     }
     return NULL;

@@ -197,7 +197,10 @@ $$;
 -- Rollups a role may see: its own (as a member of the source's owner), or
 -- every one for members of pg_monitor (read-only).
 CREATE OR REPLACE VIEW memoria_internal.visible_rollups WITH (security_barrier) AS
-SELECT r.*, c.relowner AS source_owner
+SELECT r.id, r.name, r.owner, r.source, r.target, r.dirty_log, r.time_attnum, r.time_type, r.dimension_attnums,
+       r.scope_attnums, r.measures, r.measure_names, r.bucket, r.time_zone, r.filter, r.invalidation,
+       r.updated_at_attnum, r.safety_lag, r.search_path, r.refresh_interval, r.created_at, r.settings, r.freeze_after,
+       c.relowner AS source_owner, r.link_log
 FROM memoria.rollups r
 JOIN pg_catalog.pg_class c ON c.oid = r.source
 WHERE pg_catalog.pg_has_role(c.relowner, 'MEMBER')
@@ -579,7 +582,7 @@ SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION memoria_internal.on_ddl_end() FROM PUBLIC;
 CREATE EVENT TRIGGER memoria_ddl_end ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER', 'CREATE RULE',
-                 'CREATE FUNCTION', 'ALTER FUNCTION')
+                 'CREATE FUNCTION', 'ALTER FUNCTION', 'CREATE VIEW', 'ALTER VIEW')
     EXECUTE FUNCTION memoria_internal.on_ddl_end();
 
 -- (No SET search_path: it resolves the names of the ALTER TABLE it runs

@@ -41,7 +41,8 @@ CREATE TABLE memoria.rollups (
     refresh_interval  interval NOT NULL DEFAULT interval '1 minute',
     created_at        timestamptz NOT NULL DEFAULT now(),
     settings          text[],              -- 'name=value': the creator's DateStyle, IntervalStyle, ...
-    freeze_after      interval             -- buckets that ended longer ago never change (NULL: none)
+    freeze_after      interval,            -- buckets that ended longer ago never change (NULL: none)
+    link_log          regclass             -- a view source's log of writes to its joined tables (NULL: none)
 );
 
 -- One row per rollup: what refreshes did. Kept apart from the definition so that

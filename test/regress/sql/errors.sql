@@ -17,7 +17,7 @@ EXCEPTION WHEN others THEN
     RETURN state || ': ' || msg || CASE WHEN hint <> '' THEN E'\n       hint: ' || hint ELSE '' END;
 END $$;
 CREATE TABLE ev (at timestamptz NOT NULL, at_text text, ws int, model text, tokens int);
-CREATE VIEW ev_view AS SELECT * FROM ev;
+CREATE MATERIALIZED VIEW ev_view AS SELECT * FROM ev;
 
 -- name
 SELECT expect_error($$SELECT memoria.create_rollup(NULL, 'ev', 'at', ARRAY['ws'], ARRAY['sum(tokens) AS tokens'])$$);
@@ -117,5 +117,5 @@ SELECT count(*) FROM pg_class WHERE relnamespace = 'memoria_state'::regnamespace
 SELECT count(*) FROM pg_class WHERE relnamespace = 'memoria_rollup'::regnamespace AND relkind = 'r';
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ev'::regclass AND NOT tgisinternal;
 SELECT memoria.drop_rollup('r', drop_table => true);
-DROP VIEW ev_view;
+DROP MATERIALIZED VIEW ev_view;
 DROP TABLE ev;

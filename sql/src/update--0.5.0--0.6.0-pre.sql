@@ -1,0 +1,5 @@
+
+-- memoria 0.5.0 -> 0.6.0, first part: what api.sql cannot replace in place.
+DROP EVENT TRIGGER memoria_ddl_start, memoria_ddl_end, memoria_sql_drop, memoria_table_rewrite;
+-- View sources: the log of writes to a view's joined tables.
+ALTER TABLE memoria.rollups ADD COLUMN link_log regclass;
