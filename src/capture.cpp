@@ -168,7 +168,7 @@ static CaptureTarget *capture_target_for(TriggerData *td) {
         LogShape links;
         links.log = r->link_log;
         links.natts = 1 + tmp.link_log_keys;
-        links.types[0] = OIDOID;
+        links.types[0] = REGCLASSOID;
         for (int k = 1; k < links.natts; k++) links.types[k] = TEXTOID;
         Relation log = try_table_open(r->link_log, AccessShareLock);
         if (log == NULL)

@@ -298,7 +298,7 @@ Oid create_link_log(int32 id, int nkeys, Oid owner, Oid target) {
     char *log_sql = quote_qualified_identifier("memoria_state", name);
     StringInfoData ddl;
     initStringInfo(&ddl);
-    appendStringInfo(&ddl, "CREATE TABLE %s (link oid NOT NULL", log_sql);
+    appendStringInfo(&ddl, "CREATE TABLE %s (link regclass NOT NULL", log_sql);
     for (int k = 1; k <= nkeys; k++) appendStringInfo(&ddl, ", k%d text", k);
     appendStringInfoString(&ddl, ") WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000)");
     run_as_extension(ddl.data);

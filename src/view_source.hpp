@@ -6,8 +6,8 @@
 // write to any other table of the view (a *linked* table) is logged as the
 // values of the columns its join compares (its *link key*: agent.id for
 // `JOIN agent a ON a.id = q.agent_id`), old and new, in the rollup's link log
-// (memoria_state.links_<id>: link = the table's oid, k1..kN = the values as
-// text).  A refresh turns those into fact keys through the join as it is
+// (memoria_state.links_<id>: link = the table, a regclass so that a dump
+// carries it by name; k1..kN = the values as text).  A refresh turns those into fact keys through the join as it is
 // then: the keys of the fact rows whose parent row (agent_task_queue for
 // agent) holds that value.  Whatever row of the join changed, the fact rows
 // it joins to are found through the rows before it, which did not change or

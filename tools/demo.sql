@@ -110,5 +110,43 @@ BEGIN
 END $$;
 SELECT bucket::date AS month, input_tokens FROM memoria_rollup.task_usage_monthly
 WHERE workspace_id = 7 AND bucket >= '2026-03-01' ORDER BY 1;
+\echo '== 10. dimensions from joined tables: usage rows carry only task_id; workspace and agent come through joins'
+CREATE TABLE workspace (id int PRIMARY KEY);
+CREATE TABLE agent (id int PRIMARY KEY, workspace_id int NOT NULL REFERENCES workspace ON DELETE CASCADE);
+CREATE TABLE agent_task_queue (id int PRIMARY KEY, agent_id int NOT NULL REFERENCES agent ON DELETE CASCADE);
+CREATE TABLE task_event (id bigserial PRIMARY KEY, task_id int NOT NULL REFERENCES agent_task_queue ON DELETE CASCADE,
+                         model text NOT NULL, tokens bigint NOT NULL, created_at timestamptz NOT NULL);
+INSERT INTO workspace SELECT g FROM generate_series(1, 200) g;
+INSERT INTO agent SELECT g, 1 + g % 200 FROM generate_series(1, 2000) g;
+INSERT INTO agent_task_queue SELECT g, 1 + g % 2000 FROM generate_series(1, 20000) g;
+INSERT INTO task_event (task_id, model, tokens, created_at)
+SELECT 1 + (hashint4(g) & 16383), (ARRAY['gpt-5', 'claude-opus', 'gemini-pro'])[1 + g % 3], 100 + g % 900,
+       timestamptz '2026-03-01 00:00+00' + (g::float8 / 200000) * interval '30 days'
+FROM generate_series(1, 200000) g;
+-- The indexes a refresh follows a changed agent or task through.
+CREATE INDEX ON task_event (task_id);
+CREATE INDEX ON task_event (created_at);
+CREATE INDEX ON agent_task_queue (agent_id);
+CREATE VIEW task_event_v AS
+SELECT e.created_at, e.model, e.tokens, e.task_id, q.agent_id, a.workspace_id
+FROM task_event e JOIN agent_task_queue q ON q.id = e.task_id JOIN agent a ON a.id = q.agent_id;
+SELECT memoria.create_rollup('tokens_by_agent', 'task_event_v', 'created_at', ARRAY['workspace_id', 'agent_id', 'model'],
+    ARRAY['sum(tokens)::bigint AS tokens', 'count(DISTINCT task_id) AS tasks'], bucket => '1 hour') IS NOT NULL AS created;
+SELECT rollup, status, rows_upserted FROM memoria.refresh_window('tokens_by_agent', '-infinity', 'infinity');
+SELECT memoria.alter_rollup('tokens_by_agent', refresh_interval => interval '2 seconds') IS NOT NULL AS altered;
+-- Agent 17 moves to workspace 3; nothing in task_event changes.
+UPDATE agent SET workspace_id = 3 WHERE id = 17;
+SELECT (SELECT sum(tokens) FROM memoria_rollup.tokens_by_agent WHERE workspace_id = 3) AS rollup_now,
+       (SELECT sum(tokens) FROM memoria_rollup.tokens_by_agent_live WHERE workspace_id = 3) AS live_now,
+       (SELECT sum(tokens) FROM task_event_v WHERE workspace_id = 3) AS truth;
+DO $$
+BEGIN
+    FOR i IN 1 .. 120 LOOP
+        EXIT WHEN (SELECT pending_keys = 0 FROM memoria.status WHERE rollup = 'tokens_by_agent');
+        PERFORM pg_sleep(0.5);
+    END LOOP;
+END $$;
+SELECT (SELECT sum(tokens) FROM memoria_rollup.tokens_by_agent WHERE workspace_id = 3) AS rollup_after_worker,
+       (SELECT count(*) FROM memoria.verify('tokens_by_agent')) AS differences;
 \x on
 SELECT * FROM memoria.status;
