@@ -11,7 +11,7 @@ enum RollupColumn {
     COL_ID, COL_NAME, COL_OWNER, COL_SOURCE, COL_TARGET, COL_DIRTY_LOG, COL_TIME_ATTNUM, COL_TIME_TYPE,
     COL_DIMENSIONS, COL_SCOPE, COL_MEASURES, COL_MEASURE_NAMES, COL_BUCKET, COL_TIME_ZONE, COL_FILTER,
     COL_INVALIDATION, COL_UPDATED_AT, COL_SAFETY_LAG, COL_SEARCH_PATH, COL_SETTINGS, COL_FREEZE_AFTER,
-    COL_LINK_LOG, NUM_ROLLUP_COLUMNS
+    COL_LINK_LOG, COL_DIMENSION_EXPRS, NUM_ROLLUP_COLUMNS
 };
 // Columns added by later versions: read as NULL (and not written) until
 // ALTER EXTENSION UPDATE.
@@ -20,7 +20,8 @@ static const struct {
     const char *table;
     const char *since;
 } LATER_COLUMNS[] = {{COL_SETTINGS, "rollups", "settings"}, {COL_FREEZE_AFTER, "rollups", "freeze_after"},
-                      {COL_LINK_LOG, "rollups", "link_log"}};
+                      {COL_LINK_LOG, "rollups", "link_log"},
+                      {COL_DIMENSION_EXPRS, "rollups", "dimension_exprs"}};
 static const struct {
     const char *name;
     Oid type;
@@ -32,7 +33,7 @@ static const struct {
     {"bucket", INTERVALOID},   {"time_zone", TEXTOID},     {"filter", TEXTOID},
     {"invalidation", TEXTOID}, {"updated_at_attnum", INT2OID}, {"safety_lag", INTERVALOID},
     {"search_path", TEXTOID},  {"settings", TEXTARRAYOID}, {"freeze_after", INTERVALOID},
-    {"link_log", REGCLASSOID},
+    {"link_log", REGCLASSOID}, {"dimension_exprs", TEXTARRAYOID},
 };
 
 bool catalog_has_column(const char *table, const char *column) {
@@ -102,6 +103,30 @@ static AttrNumber *live_columns(Oid rel, int n) {
     return out;
 }
 
+// nullable_text_array: a text[] with NULL elements as n strings (NULL where
+// the element is); and back.
+static char **nullable_text_array(Datum d, int n) {
+    ArrayType *a = DatumGetArrayTypeP(d);
+    Datum *elems;
+    bool *nulls;
+    int count;
+    deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &count);
+    char **out = (char **) palloc0((n + 1) * sizeof(char *));
+    for (int i = 0; i < count && i < n; i++) out[i] = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+    return out;
+}
+
+static Datum nullable_text_array_datum(char **s, int n) {
+    Datum *d = (Datum *) palloc((n + 1) * sizeof(Datum));
+    bool *nulls = (bool *) palloc((n + 1) * sizeof(bool));
+    for (int i = 0; i < n; i++) {
+        nulls[i] = s[i] == NULL;
+        d[i] = s[i] ? CStringGetTextDatum(s[i]) : (Datum) 0;
+    }
+    int dims[1] = {n}, lbs[1] = {1};
+    return PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
 // rollup_from_row: row i of the last SPI result, decoded into `into`.
 static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
     HeapTuple row = SPI_tuptable->vals[i];
@@ -143,6 +168,7 @@ static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
     if (r->has_freeze) r->freeze_after = *DatumGetIntervalP(v[COL_FREEZE_AFTER]);
     r->target_attnums = live_columns(r->target, 1 + r->ndims + r->nmeasures);
     r->link_log = null[COL_LINK_LOG] ? InvalidOid : DatumGetObjectId(v[COL_LINK_LOG]);
+    r->dim_exprs = null[COL_DIMENSION_EXPRS] ? NULL : nullable_text_array(v[COL_DIMENSION_EXPRS], r->ndims);
     char *problem;
     attach_view_join(r, &problem);  // (a view that no longer fits: the DDL hooks say why)
     bool isnull;
@@ -315,6 +341,8 @@ void insert_rollup(const Rollup *r) {
     v[COL_SETTINGS] = text_array_datum(string_list(r->settings, r->nsettings));
     v[COL_FREEZE_AFTER] = r->has_freeze ? IntervalPGetDatum(&r->freeze_after) : (Datum) 0;
     if (!r->has_freeze) nulls[COL_FREEZE_AFTER] = 'n';
+    v[COL_DIMENSION_EXPRS] = r->dim_exprs ? nullable_text_array_datum(r->dim_exprs, r->ndims) : (Datum) 0;
+    if (!r->dim_exprs) nulls[COL_DIMENSION_EXPRS] = 'n';
     v[COL_LINK_LOG] = ObjectIdGetDatum(r->link_log);
     if (!OidIsValid(r->link_log)) nulls[COL_LINK_LOG] = 'n';
     Oid types[NUM_ROLLUP_COLUMNS];

@@ -25,7 +25,8 @@ struct Rollup {
     Oid time_type;
     TimeKind kind;
     int ndims;
-    AttrNumber *dim_attnums;
+    AttrNumber *dim_attnums;  // 0 for an expression
+    char **dim_exprs;         // NULL, or per dimension its expression (NULL for a column)
     int nscope;
     AttrNumber *scope_attnums;  // a subset of the dimensions: the dirty keys' columns
     int nmeasures;

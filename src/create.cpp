@@ -58,7 +58,10 @@ static AttrNumber source_column(Oid source, const char *col, const char *argname
     if (a <= 0)
         arg_error(ERRCODE_UNDEFINED_COLUMN,
                   psprintf("%s: column \"%s\" does not exist in %s", argname, col, qualified_relation_name(source)),
-                  "Column names are case sensitive and given without quotes, e.g. 'workspace_id'.");
+                  strcmp(argname, "dimensions") == 0
+                      ? "Column names are case sensitive and given without quotes, e.g. 'workspace_id'; an expression "
+                        "needs an alias: 'lower(model) AS model'."
+                      : "Column names are case sensitive and given without quotes, e.g. 'workspace_id'.");
     return a;
 }
 
@@ -68,8 +71,9 @@ struct NewRollup {
     Rollup r;             // the catalog row to be (id, target, dirty_log: later)
     char *src;            // the source, quoted
     char *time_column;
-    List *dim_names;      // as given
-    List *dims, *scope;   // attribute numbers
+    List *dim_names;      // the rollup table's dimension columns (a column's name, or an expression's alias)
+    List *dims, *scope;   // attribute numbers (0 for an expression)
+    List *dim_exprs;      // per dimension, its Dimension * (NULL for a column)
     bool dims_not_null;
     List *measures;       // of Measure *
     ViewJoin *join;       // a view source's join (NULL: a table)
@@ -185,29 +189,50 @@ static void check_dimensions_and_scope(FunctionCallInfo fcinfo, NewRollup *n) {
     if (PG_ARGISNULL(3))
         arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "dimensions must not be NULL",
                   "Use ARRAY[]::text[] for a rollup with no dimensions.");
-    n->dim_names = text_array_arg(fcinfo, 3, "dimensions");
     n->dims_not_null = true;
     ListCell *lc;
-    foreach (lc, n->dim_names) {
+    int i = 0;
+    foreach (lc, text_array_arg(fcinfo, 3, "dimensions")) {
         const char *d = (const char *) lfirst(lc);
-        AttrNumber a = source_column(n->r.source, d, "dimensions");
-        if (a == n->r.time_attnum)
-            arg_error(ERRCODE_INVALID_COLUMN_REFERENCE,
-                      psprintf("dimensions must not include the time_column \"%s\"", d),
-                      "The time column is rolled up into the bucket column.");
-        if (strcmp(d, "bucket") == 0)
+        i++;
+        char *expr;
+        const char *name = d;  // the rollup table's column
+        if (get_attnum(n->r.source, d) <= 0 && split_alias(d, &expr)) {
+            // An expression: 'lower(model) AS model'.
+            Dimension *dim = (Dimension *) palloc(sizeof(Dimension));
+            *dim = check_dimension(d, i, n->src);
+            name = dim->alias;
+            n->dims = lappend_int(n->dims, 0);
+            n->dim_exprs = lappend(n->dim_exprs, dim);
+            n->dims_not_null = false;
+        } else {
+            AttrNumber a = source_column(n->r.source, d, "dimensions");
+            if (a == n->r.time_attnum)
+                arg_error(ERRCODE_INVALID_COLUMN_REFERENCE,
+                          psprintf("dimensions must not include the time_column \"%s\"", d),
+                          "The time column is rolled up into the bucket column.");
+            if (list_member_int(n->dims, a))
+                arg_error(ERRCODE_DUPLICATE_COLUMN, psprintf("dimensions lists column \"%s\" twice", d), NULL);
+            n->dims = lappend_int(n->dims, a);
+            n->dim_exprs = lappend(n->dim_exprs, NULL);
+            HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(n->r.source), Int16GetDatum(a));
+            if (!((Form_pg_attribute) GETSTRUCT(tup))->attnotnull) n->dims_not_null = false;
+            ReleaseSysCache(tup);
+        }
+        if (strcmp(name, "bucket") == 0)
             arg_error(ERRCODE_DUPLICATE_COLUMN,
                       "dimensions: a column named \"bucket\" would clash with the rollup's bucket column",
-                      "Roll up a view or a renamed column instead.");
-        if (list_member_int(n->dims, a))
-            arg_error(ERRCODE_DUPLICATE_COLUMN, psprintf("dimensions lists column \"%s\" twice", d), NULL);
-        n->dims = lappend_int(n->dims, a);
-        HeapTuple tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(n->r.source), Int16GetDatum(a));
-        if (!((Form_pg_attribute) GETSTRUCT(tup))->attnotnull) n->dims_not_null = false;
-        ReleaseSysCache(tup);
+                      "Give the dimension another alias, or roll up a view or a renamed column.");
+        ListCell *lc2;
+        foreach (lc2, n->dim_names)
+            if (strcmp((const char *) lfirst(lc2), name) == 0)
+                arg_error(ERRCODE_DUPLICATE_COLUMN, psprintf("dimensions lists column \"%s\" twice", name),
+                          "Give each dimension its own name.");
+        n->dim_names = lappend(n->dim_names, pstrdup(name));
     }
     // A view source's keys hold fact columns only (view_source.hpp).
-    auto fact_column = [n](AttrNumber a) { return n->join == NULL || n->join->fact_attnum[a - 1] != 0; };
+    // (Expressions are never part of it: capture reads columns.)
+    auto fact_column = [n](AttrNumber a) { return a > 0 && (n->join == NULL || n->join->fact_attnum[a - 1] != 0); };
     if (PG_ARGISNULL(7)) {
         foreach (lc, n->dims)
             if (fact_column((AttrNumber) lfirst_int(lc))) n->scope = lappend_int(n->scope, lfirst_int(lc));
@@ -216,10 +241,17 @@ static void check_dimensions_and_scope(FunctionCallInfo fcinfo, NewRollup *n) {
     foreach (lc, text_array_arg(fcinfo, 7, "scope")) {
         const char *s = (const char *) lfirst(lc);
         AttrNumber a = get_attnum(n->r.source, s);
-        if (!list_member_int(n->dims, a))
+        if (a <= 0 || !list_member_int(n->dims, a)) {
+            bool expression = false;
+            ListCell *lc2;
+            foreach (lc2, n->dim_names) expression = expression || strcmp((const char *) lfirst(lc2), s) == 0;
             arg_error(ERRCODE_INVALID_COLUMN_REFERENCE,
-                      psprintf("scope column \"%s\" is not one of the dimensions", s),
-                      "scope must be a subset of dimensions (NULL means all of them).");
+                      expression ? psprintf("scope column \"%s\" is a dimension expression", s)
+                                 : psprintf("scope column \"%s\" is not one of the dimensions", s),
+                      expression ? "The scope is drawn from dimensions that are columns: the capture triggers read "
+                                   "columns, not expressions."
+                                 : "scope must be a subset of dimensions (NULL means all of them).");
+        }
         if (list_member_int(n->scope, a))
             arg_error(ERRCODE_DUPLICATE_COLUMN, psprintf("scope lists column \"%s\" twice", s), NULL);
         if (!fact_column(a))
@@ -354,7 +386,12 @@ static void check_plans(const NewRollup *n) {
     initStringInfo(&q);
     appendStringInfo(&q, "SELECT memoria.bucket(%s, $1, $2)", quote_identifier(n->time_column));
     ListCell *lc;
-    foreach (lc, n->dim_names) appendStringInfo(&q, ", %s", quote_identifier((const char *) lfirst(lc)));
+    ListCell *lc2;
+    forboth (lc, n->dim_names, lc2, n->dim_exprs) {
+        const Dimension *dim = (const Dimension *) lfirst(lc2);
+        if (dim) appendStringInfo(&q, ",\n(\n%s\n)\n", dim->expr);
+        else appendStringInfo(&q, ", %s", quote_identifier((const char *) lfirst(lc)));
+    }
     foreach (lc, n->measures) appendStringInfo(&q, ",\n%s\n", ((Measure *) lfirst(lc))->text);
     appendStringInfo(&q, "FROM %s", n->src);
     if (n->r.filter) appendStringInfo(&q, " WHERE (\n%s\n)", n->r.filter);
@@ -373,17 +410,20 @@ static Oid create_rollup_table(const NewRollup *n) {
     StringInfoData ddl;
     initStringInfo(&ddl);
     appendStringInfo(&ddl, "CREATE TABLE %s (bucket %s NOT NULL", n->target_sql, format_type_be(n->r.time_type));
-    ListCell *lc;
-    foreach (lc, n->dims)
-        appendStringInfo(&ddl, ", %s %s", quote_identifier(get_attname(n->r.source, lfirst_int(lc), false)),
-                         column_type_sql(n->r.source, lfirst_int(lc)));
+    ListCell *lc, *lc2, *lc3;
+    forthree (lc, n->dims, lc2, n->dim_names, lc3, n->dim_exprs) {
+        const Dimension *dim = (const Dimension *) lfirst(lc3);
+        char *type = dim ? format_type_with_typemod(dim->type, dim->typmod) : column_type_sql(n->r.source, lfirst_int(lc));
+        if (dim && OidIsValid(dim->collation) && dim->collation != get_typcollation(dim->type))
+            type = psprintf("%s COLLATE %s", type, generate_collation_name(dim->collation));
+        appendStringInfo(&ddl, ", %s %s", quote_identifier((const char *) lfirst(lc2)), type);
+    }
     foreach (lc, n->measures) {
         Measure *m = (Measure *) lfirst(lc);
         appendStringInfo(&ddl, ", %s %s", quote_identifier(m->alias), format_type_with_typemod(m->type, m->typmod));
     }
     appendStringInfoString(&ddl, n->dims_not_null ? ", PRIMARY KEY (bucket" : ", UNIQUE NULLS NOT DISTINCT (bucket");
-    foreach (lc, n->dims)
-        appendStringInfo(&ddl, ", %s", quote_identifier(get_attname(n->r.source, lfirst_int(lc), false)));
+    foreach (lc, n->dim_names) appendStringInfo(&ddl, ", %s", quote_identifier((const char *) lfirst(lc)));
     // Free space on each page: a refresh rewrites rows in place, and an
     // update that fits on its page is HOT (no index insertion, half the cost).
     appendStringInfoString(&ddl, ")) WITH (fillfactor = 80)");
@@ -410,11 +450,12 @@ static Oid create_rollup_table(const NewRollup *n) {
                                                                               n->r.kind == TimeKind::Timestamptz
                                                                                   ? psprintf(" in %s", n->r.time_zone)
                                                                                   : ""))));
-    foreach (lc, n->dims) {
-        const char *col = quote_identifier(get_attname(n->r.source, lfirst_int(lc), false));
+    forboth (lc, n->dim_names, lc2, n->dim_exprs) {
+        const char *col = quote_identifier((const char *) lfirst(lc));
+        const Dimension *dim = (const Dimension *) lfirst(lc2);
+        char *comment = dim ? psprintf("memoria dimension: %s", dim->expr) : psprintf("memoria dimension: %s.%s", n->src, col);
         as_extension = lappend(as_extension, psprintf("COMMENT ON COLUMN %s.%s IS %s", n->target_sql, col,
-                                                      quote_literal_cstr(psprintf("memoria dimension: %s.%s", n->src,
-                                                                                  col))));
+                                                      quote_literal_cstr(comment)));
     }
     foreach (lc, n->measures) {
         Measure *m = (Measure *) lfirst(lc);
@@ -485,6 +526,16 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     resolve_target(fcinfo, &n);
     check_plans(&n);
     n.r.dim_attnums = attnum_array(n.dims, &n.r.ndims);
+    ListCell *lc;
+    int k = 0;
+    foreach (lc, n.dim_exprs) {
+        if (lfirst(lc) == NULL) {
+            k++;
+            continue;
+        }
+        if (n.r.dim_exprs == NULL) n.r.dim_exprs = (char **) palloc0((n.r.ndims + 1) * sizeof(char *));
+        n.r.dim_exprs[k++] = ((Dimension *) lfirst(lc))->expr;
+    }
     n.r.scope_attnums = attnum_array(n.scope, &n.r.nscope);
     char *problem;
     attach_view_join(&n.r, &problem);

@@ -147,7 +147,7 @@ static char *target_problem(const Rollup *r) {
     }
     for (int k = 1; k < ncols && problem == NULL; k++) {
         // A measure may be NULL; a dimension may be, where the source's may.
-        bool may_be_null = k > r->ndims || !column_not_null(r->source, r->dim_attnums[k - 1]);
+        bool may_be_null = k > r->ndims || r->dim_attnums[k - 1] == 0 || !column_not_null(r->source, r->dim_attnums[k - 1]);
         Form_pg_attribute att = TupleDescAttr(desc, r->target_attnums[k] - 1);
         if (may_be_null && att->attnotnull)
             problem = psprintf("column \"%s\" of its table %s would be NOT NULL (%s)", NameStr(att->attname), table,
@@ -221,6 +221,7 @@ static char *rollup_problem(const Rollup *r) {
     if (problem) return problem;
     problem = column_problem(r->source, r->time_attnum, "time column", r->time_type, -2, InvalidOid);
     for (int i = 0; i < r->ndims && !problem; i++) {
+        if (r->dim_attnums[i] == 0) continue;  // an expression: expressions_problem's
         Oid type;
         int32 typmod;
         Oid coll;

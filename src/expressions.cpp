@@ -225,10 +225,76 @@ Measure check_measure(const char *text, int i, const char *src, const char *argn
     return m;
 }
 
+bool split_alias(const char *text, char **expr) {
+    int end = (int) strlen(text);
+    while (end > 0 && isspace((unsigned char) text[end - 1])) end--;
+    int start = end;
+    if (start > 0 && text[start - 1] == '"') {  // a quoted alias
+        start--;
+        while (start > 0 && !(text[start - 1] == '"' && (start < 2 || text[start - 2] != '"'))) start--;
+        if (start == 0) return false;
+        start--;
+    } else {
+        while (start > 0 && (isalnum((unsigned char) text[start - 1]) || text[start - 1] == '_' ||
+                             IS_HIGHBIT_SET(text[start - 1])))
+            start--;
+    }
+    if (start == end) return false;
+    int as = start;
+    while (as > 0 && isspace((unsigned char) text[as - 1])) as--;
+    if (as == start || as < 3 || pg_strncasecmp(text + as - 2, "as", 2) != 0) return false;
+    char before = text[as - 3];
+    if (isalnum((unsigned char) before) || before == '_') return false;  // "... bas x": not AS
+    int len = as - 2;
+    while (len > 0 && isspace((unsigned char) text[len - 1])) len--;
+    *expr = pnstrdup(text, len);
+    return true;
+}
+
+Dimension check_dimension(const char *text, int i, const char *src) {
+    Dimension d;
+    char *what = psprintf("dimensions[%d] (%s)", i, text);
+    const char *hint = "A dimension is a column name, or an expression with an alias: 'lower(model) AS model'.";
+    SelectStmt *sel = parse_single_select(psprintf("SELECT\n%s\n", text), what);
+    ResTarget *rt = (ResTarget *) linitial(sel->targetList);
+    if (rt->name == NULL || !split_alias(text, &d.expr))
+        arg_error(ERRCODE_SYNTAX_ERROR, psprintf("%s has no alias", what), hint);
+    d.alias = pstrdup(rt->name);
+    // The expression alone must be one expression too (it is pasted alone).
+    SelectStmt *bare = parse_single_select(psprintf("SELECT\n%s\n", d.expr), what);
+    if (((ResTarget *) linitial(bare->targetList))->name != NULL)
+        arg_error(ERRCODE_SYNTAX_ERROR, psprintf("%s must be written 'expression AS alias'", what), hint);
+    Query *q = analyze_query(psprintf("SELECT\n(\n%s\n)\nFROM %s", d.expr, src), what);
+    TargetEntry *tle = (TargetEntry *) linitial(q->targetList);
+    check_deterministic(q, (Node *) bare, what);
+    if (q->hasAggs || q->hasWindowFuncs || q->hasTargetSRFs)
+        arg_error(ERRCODE_GROUPING_ERROR,
+                  psprintf("%s must not use aggregate, window or set-returning functions", what),
+                  "Dimensions group the source rows; aggregates go in measures.");
+    d.type = exprType((Node *) tle->expr);
+    d.typmod = exprTypmod((Node *) tle->expr);
+    d.collation = exprCollation((Node *) tle->expr);
+    if (d.type == UNKNOWNOID || d.type == RECORDOID || get_typtype(d.type) == TYPTYPE_PSEUDO)
+        arg_error(ERRCODE_DATATYPE_MISMATCH,
+                  psprintf("%s has type %s, which a table column cannot have", what, format_type_be(d.type)),
+                  "Cast the expression to a concrete type, e.g. '(payload->>''team'')::text AS team'.");
+    if (!OidIsValid(lookup_type_cache(d.type, TYPECACHE_EQ_OPR)->eq_opr))
+        arg_error(ERRCODE_UNDEFINED_FUNCTION,
+                  psprintf("%s has type %s, which has no equality to group by", what, format_type_be(d.type)), hint);
+    return d;
+}
+
 void check_filter(const char *filter, const char *src) {
     SelectStmt *sel = parse_single_select(psprintf("SELECT 1 WHERE\n%s\n", filter), "filter");
     Query *q = analyze_query(psprintf("SELECT 1 FROM %s WHERE (\n%s\n)", src, filter), "filter");
     check_deterministic(q, (Node *) sel, "filter");
+}
+
+// expressions_word: what the user's expressions are, for messages.
+static const char *expressions_word(const Rollup *r) {
+    for (int i = 0; r->dim_exprs && i < r->ndims; i++)
+        if (r->dim_exprs[i]) return "measures, dimension expressions or filter";
+    return "measures or filter";
 }
 
 // analyze_expressions: the rollup's measures and filter as one analysed
@@ -239,8 +305,15 @@ Query *analyze_expressions(const Rollup *r, Node **raw, char **problem) {
     initStringInfo(&sql);
     appendStringInfoString(&sql, "SELECT\n");
     for (int i = 0; i < r->nmeasures; i++) appendStringInfo(&sql, "%s%s\n", i ? ",\n" : "", r->measures[i]);
+    int nexprs = 0;
+    for (int i = 0; r->dim_exprs && i < r->ndims; i++)
+        if (r->dim_exprs[i]) {
+            appendStringInfo(&sql, ",\n(\n%s\n)\n", r->dim_exprs[i]);
+            nexprs++;
+        }
     appendStringInfo(&sql, "FROM %s", qualified_relation_name(r->source));
     if (r->filter) appendStringInfo(&sql, " WHERE (\n%s\n)", r->filter);
+    for (int k = 0; k < nexprs; k++) appendStringInfo(&sql, "%s%d", k ? ", " : " GROUP BY ", r->nmeasures + 1 + k);
     Query *q = NULL;
     *problem = NULL;
     RollupSession session = enter_rollup_session(r);
@@ -258,7 +331,7 @@ Query *analyze_expressions(const Rollup *r, Node **raw, char **problem) {
         MemoryContextSwitchTo(mcxt);
         ErrorData *e = CopyErrorData();
         FlushErrorState();
-        *problem = psprintf("its measures or filter would fail: %s", e->message);
+        *problem = psprintf("its %s would fail: %s", expressions_word(r), e->message);
         q = NULL;
     }
     PG_END_TRY();
@@ -273,23 +346,30 @@ char *expressions_problem(const Rollup *r) {
     char *problem;
     Query *q = analyze_expressions(r, &raw, &problem);
     if (q == NULL) return problem;
-    int i = 0;
+    int i = 0, dim = 0;
     ListCell *lc;
     foreach (lc, q->targetList) {
         TargetEntry *tle = (TargetEntry *) lfirst(lc);
+        // The measures, then the dimension expressions.
+        bool is_measure = i < r->nmeasures;
+        while (!is_measure && r->dim_exprs[dim] == NULL) dim++;
+        AttrNumber column = is_measure ? r->target_attnums[1 + r->ndims + i] : r->target_attnums[1 + dim];
         Oid want;
         int32 want_typmod;
         Oid coll;
-        get_atttypetypmodcoll(r->target, r->target_attnums[1 + r->ndims + i], &want, &want_typmod, &coll);
+        get_atttypetypmodcoll(r->target, column, &want, &want_typmod, &coll);
         Oid got = exprType((Node *) tle->expr);
         if (got != want)
-            return psprintf("its measure \"%s\" (of type %s) and its column (of type %s) would differ in type",
-                            r->measure_names[i], format_type_be(got), format_type_be(want));
+            return psprintf("its %s \"%s\" (of type %s) and its column (of type %s) would differ in type",
+                            is_measure ? "measure" : "dimension",
+                            is_measure ? r->measure_names[i] : get_attname(r->target, column, false),
+                            format_type_be(got), format_type_be(want));
+        if (!is_measure) dim++;
         i++;
     }
     problem = deterministic_problem(q, raw);
     if (problem == NULL) problem = ownership_problem(q, r->owner);
-    return problem ? psprintf("its measures or filter %s", problem) : NULL;
+    return problem ? psprintf("its %s %s", expressions_word(r), problem) : NULL;
 }
 
 // collect_function: the user's functions called (with those behind a

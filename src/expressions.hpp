@@ -40,8 +40,23 @@ struct Measure {
 Measure check_measure(const char *text, int i, const char *src, const char *argname = "measures");
 void check_filter(const char *filter, const char *src);
 
-// analyze_expressions: the rollup's measures and filter as one analysed
-// query over its source, in the rollup's session; *raw its raw parse tree.
+// Dimension: dimensions[i] of create_rollup written 'expression AS alias'
+// (a plain column name is not one), checked against the source `src`: not an
+// aggregate, deterministic.  expr is the expression without its alias.
+struct Dimension {
+    char *expr;
+    char *alias;
+    Oid type;
+    int32 typmod;
+    Oid collation;
+};
+// split_alias: whether text ends with "AS alias"; *expr then holds the rest.
+bool split_alias(const char *text, char **expr);
+Dimension check_dimension(const char *text, int i, const char *src);
+
+// analyze_expressions: the rollup's measures, its dimension expressions
+// (after them) and its filter as one analysed query over its source, in the
+// rollup's session; *raw its raw parse tree.
 // On failure NULL, and *problem says why.
 Query *analyze_expressions(const Rollup *r, Node **raw, char **problem);
 // expressions_problem: they must still analyse to the types of the rollup

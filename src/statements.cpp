@@ -65,7 +65,9 @@ static Names names_for(const Rollup *r) {
     n.tgt_scope = lappend(NIL, column_name(r->target, r->target_attnums[0]));
     n.log_cols = lappend(NIL, column_name(r->dirty_log, 1));
     for (int i = 0; i < r->ndims; i++) {
-        n.dims = lappend(n.dims, qualify(n.src, column_name(r->source, r->dim_attnums[i])));
+        // (An expression goes on lines of its own, in parentheses, like a measure.)
+        n.dims = lappend(n.dims, r->dim_exprs && r->dim_exprs[i] ? psprintf("(\n%s\n)", r->dim_exprs[i])
+                                                                 : qualify(n.src, column_name(r->source, r->dim_attnums[i])));
         n.tgt_dims = lappend(n.tgt_dims, column_name(r->target, r->target_attnums[1 + i]));
     }
     for (int i = 0; i < r->nscope; i++) {
@@ -81,7 +83,7 @@ static Names names_for(const Rollup *r) {
         if (!column_not_null(r->source, r->scope_attnums[i])) n.scope_not_null = false;
     n.dims_not_null = true;
     for (int i = 0; i < r->ndims; i++)
-        if (!column_not_null(r->source, r->dim_attnums[i])) n.dims_not_null = false;
+        if (r->dim_attnums[i] == 0 || !column_not_null(r->source, r->dim_attnums[i])) n.dims_not_null = false;
     n.measures_comparable = true;
     for (int i = 0; i < r->nmeasures; i++) {
         AttrNumber a = r->target_attnums[1 + r->ndims + i];

@@ -200,7 +200,7 @@ CREATE OR REPLACE VIEW memoria_internal.visible_rollups WITH (security_barrier) 
 SELECT r.id, r.name, r.owner, r.source, r.target, r.dirty_log, r.time_attnum, r.time_type, r.dimension_attnums,
        r.scope_attnums, r.measures, r.measure_names, r.bucket, r.time_zone, r.filter, r.invalidation,
        r.updated_at_attnum, r.safety_lag, r.search_path, r.refresh_interval, r.created_at, r.settings, r.freeze_after,
-       c.relowner AS source_owner, r.link_log
+       c.relowner AS source_owner, r.link_log, r.dimension_exprs
 FROM memoria.rollups r
 JOIN pg_catalog.pg_class c ON c.oid = r.source
 WHERE pg_catalog.pg_has_role(c.relowner, 'MEMBER')
@@ -256,8 +256,11 @@ SELECT r.name                                   AS rollup,
        a.attname::text                          AS time_column,
        r.bucket,
        r.time_zone,
-       ARRAY(SELECT d.attname::text FROM unnest(r.dimension_attnums) WITH ORDINALITY AS u(n, i)
-             JOIN pg_attribute d ON d.attrelid = r.source AND d.attnum = u.n ORDER BY u.i) AS dimensions,
+       ARRAY(SELECT coalesce(r.dimension_exprs[u.i::int] || ' AS ' || quote_ident(t.attname), d.attname::text)
+             FROM unnest(r.dimension_attnums) WITH ORDINALITY AS u(n, i)
+             LEFT JOIN pg_attribute d ON d.attrelid = r.source AND d.attnum = u.n
+             LEFT JOIN pg_attribute t ON t.attrelid = r.target AND t.attnum = u.i + 1
+             ORDER BY u.i) AS dimensions,
        ARRAY(SELECT d.attname::text FROM unnest(r.scope_attnums) WITH ORDINALITY AS u(n, i)
              JOIN pg_attribute d ON d.attrelid = r.source AND d.attnum = u.n ORDER BY u.i) AS scope,
        r.measures,

@@ -42,7 +42,8 @@ CREATE TABLE memoria.rollups (
     created_at        timestamptz NOT NULL DEFAULT now(),
     settings          text[],              -- 'name=value': the creator's DateStyle, IntervalStyle, ...
     freeze_after      interval,            -- buckets that ended longer ago never change (NULL: none)
-    link_log          regclass             -- a view source's log of writes to its joined tables (NULL: none)
+    link_log          regclass,            -- a view source's log of writes to its joined tables (NULL: none)
+    dimension_exprs   text[]               -- per dimension, its expression (NULL: a column; all NULL: none)
 );
 
 -- One row per rollup: what refreshes did. Kept apart from the definition so that

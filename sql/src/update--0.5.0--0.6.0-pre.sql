@@ -3,3 +3,5 @@
 DROP EVENT TRIGGER memoria_ddl_start, memoria_ddl_end, memoria_sql_drop, memoria_table_rewrite;
 -- View sources: the log of writes to a view's joined tables.
 ALTER TABLE memoria.rollups ADD COLUMN link_log regclass;
+-- Dimensions may be expressions ('lower(model) AS model').
+ALTER TABLE memoria.rollups ADD COLUMN dimension_exprs text[];

@@ -1,4 +1,5 @@
-# A rollup of a view joining a fact table to its dimension tables, through
+# A rollup of a view joining a fact table to its dimension tables (and a
+# dimension expression), through
 # pg_dump and pg_restore (plain and -j 2): the definition, the rollup's rows
 # and the writes pending at dump time, in the dirty log and in the link log
 # (an agent moved, a task re-assigned, not yet refreshed), all come back; the
@@ -59,7 +60,8 @@ query('src', q{
     INSERT INTO usage (task_id, model, tokens, at)
         SELECT 1 + g % 60, 'm' || (g % 3), g, timestamptz '2024-01-01' + g * interval '53 minutes'
         FROM generate_series(1, 3000) g;
-    SELECT memoria.create_rollup('usage_daily', 'usage_v', 'at', ARRAY['workspace_id', 'agent_id', 'project_id', 'model'],
+    SELECT memoria.create_rollup('usage_daily', 'usage_v', 'at',
+                                 ARRAY['workspace_id', 'agent_id', 'project_id', 'upper(model) AS model'],
                                  ARRAY['sum(tokens)::bigint AS tokens', 'count(*) AS n']);
     SELECT status FROM memoria.refresh_window('usage_daily', '-infinity', 'infinity');
     -- Pending at dump time: writes to joined tables and to the fact table.
@@ -69,7 +71,7 @@ query('src', q{
     INSERT INTO usage (task_id, model, tokens, at) VALUES (5, 'm9', 1, '2024-01-02 03:00');
 }, 'app');
 
-my $truth = q{SELECT memoria.bucket(at, '1 day', 'UTC') AS bucket, workspace_id, agent_id, project_id, model,
+my $truth = q{SELECT memoria.bucket(at, '1 day', 'UTC') AS bucket, workspace_id, agent_id, project_id, upper(model) AS model,
                      sum(tokens)::bigint AS tokens, count(*) AS n FROM usage_v GROUP BY 1, 2, 3, 4, 5};
 sub differences {
     my ($table) = @_;
