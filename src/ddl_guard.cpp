@@ -342,8 +342,14 @@ static void ddl_end_on_tables(void) {
         if (!OidIsValid(changed)) continue;
         if (list_member_oid(replaced, r->source)) {
             // (r was read after the change: its new join decides the triggers.)
+            // Writers in flight captured with the old join: wait for them.
+            ListCell *lc4;
+            foreach (lc4, captured_tables(r)) LockRelationOid(lfirst_oid(lc4), ShareRowExclusiveLock);
             after_table_ddl(r, r->source);
             mark_rebuild(r);
+            // Other sessions' capture caches hold the old join's columns.
+            ListCell *lc3;
+            foreach (lc3, captured_tables(r)) CacheInvalidateRelcacheByRelid(lfirst_oid(lc3));
             ereport(NOTICE, (errmsg("memoria rollup \"%s\" reads the view replaced: its next refresh rebuilds it",
                                     r->name)));
             continue;
