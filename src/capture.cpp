@@ -41,7 +41,7 @@ struct CaptureTarget {
     int link_log_keys;   // the link log's k columns
     int nkeys;
     AttrNumber key_attnum[MAX_LINK_KEYS];
-    FmgrInfo key_out[MAX_LINK_KEYS];
+    FmgrInfo key_out[MAX_LINK_KEYS];  // their types' send functions
 };
 
 static HTAB *capture_targets = NULL;           // backend lifetime
@@ -160,16 +160,16 @@ static CaptureTarget *capture_target_for(TriggerData *td) {
         tmp.nkeys = lt.nkeys;
         for (int k = 0; k < lt.nkeys; k++) {
             tmp.key_attnum[k] = map_attnum(lt.rel, rel, lt.keys[k]);
-            Oid out;
+            Oid send;
             bool varlena;
-            getTypeOutputInfo(TupleDescAttr(desc, tmp.key_attnum[k] - 1)->atttypid, &out, &varlena);
-            fmgr_info_cxt(out, &tmp.key_out[k], capture_cache_context);
+            getTypeBinaryOutputInfo(TupleDescAttr(desc, tmp.key_attnum[k] - 1)->atttypid, &send, &varlena);
+            fmgr_info_cxt(send, &tmp.key_out[k], capture_cache_context);
         }
         LogShape links;
         links.log = r->link_log;
         links.natts = 1 + tmp.link_log_keys;
         links.types[0] = REGCLASSOID;
-        for (int k = 1; k < links.natts; k++) links.types[k] = TEXTOID;
+        for (int k = 1; k < links.natts; k++) links.types[k] = BYTEAOID;
         Relation log = try_table_open(r->link_log, AccessShareLock);
         if (log == NULL)
             ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
@@ -279,7 +279,7 @@ static void add_moved_row_keys(CaptureTarget *t, HeapTuple old_row, HeapTuple ne
 }
 
 // add_link_key: a linked table's row: its link key (the linked table, the
-// values as text); nothing when one is NULL, which joins no row.
+// values in their binary form); nothing when one is NULL, which joins no row.
 static void add_link_key(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
     key_start(&key_buf, t->link_log, t->link_log_keys);
     key_put_bucket(&key_buf, (int64) t->link);
@@ -287,8 +287,7 @@ static void add_link_key(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
         bool isnull;
         Datum v = heap_getattr(tuple, t->key_attnum[k], desc, &isnull);
         if (isnull) return;
-        char *text = OutputFunctionCall(&t->key_out[k], v);
-        key_put_scope(&key_buf, k, PointerGetDatum(cstring_to_text(text)), -1, false);
+        key_put_scope(&key_buf, k, PointerGetDatum(SendFunctionCall(&t->key_out[k], v)), -1, false);
     }
     dirty_set_add(key_buf.data, key_buf.len);
 }

@@ -604,6 +604,8 @@ static void drop_one(Rollup *r, bool drop_table, bool cascade) {
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
     spi_exec(psprintf("DROP TABLE IF EXISTS %s", qualified_relation_name(r->dirty_log)), 0, NULL, NULL, NULL, false);
+    if (OidIsValid(r->link_log) && get_rel_name(r->link_log) != NULL)
+        spi_exec(psprintf("DROP TABLE %s", qualified_relation_name(r->link_log)), 0, NULL, NULL, NULL, false);
     if (drop_table)
         spi_exec(psprintf("DROP TABLE %s", qualified_relation_name(r->target)), 0, NULL, NULL, NULL, false);
     leave_catalog_session(cs);

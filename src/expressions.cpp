@@ -225,15 +225,24 @@ Measure check_measure(const char *text, int i, const char *src, const char *argn
     return m;
 }
 
-bool split_alias(const char *text, char **expr) {
+bool split_alias(const char *text, char **expr, char **alias_text) {
     int end = (int) strlen(text);
     while (end > 0 && isspace((unsigned char) text[end - 1])) end--;
     int start = end;
-    if (start > 0 && text[start - 1] == '"') {  // a quoted alias
-        start--;
-        while (start > 0 && !(text[start - 1] == '"' && (start < 2 || text[start - 2] != '"'))) start--;
-        if (start == 0) return false;
-        start--;
+    if (start > 0 && text[start - 1] == '"') {  // a quoted alias: back to its opening quote ("" is a quote)
+        int i = start - 2;
+        while (i >= 0) {
+            if (text[i] == '"') {
+                if (i > 0 && text[i - 1] == '"') {
+                    i -= 2;
+                    continue;
+                }
+                break;
+            }
+            i--;
+        }
+        if (i < 0) return false;
+        start = i;
     } else {
         while (start > 0 && (isalnum((unsigned char) text[start - 1]) || text[start - 1] == '_' ||
                              IS_HIGHBIT_SET(text[start - 1])))
@@ -248,6 +257,7 @@ bool split_alias(const char *text, char **expr) {
     int len = as - 2;
     while (len > 0 && isspace((unsigned char) text[len - 1])) len--;
     *expr = pnstrdup(text, len);
+    if (alias_text) *alias_text = pnstrdup(text + start, end - start);
     return true;
 }
 
@@ -257,12 +267,16 @@ Dimension check_dimension(const char *text, int i, const char *src) {
     const char *hint = "A dimension is a column name, or an expression with an alias: 'lower(model) AS model'.";
     SelectStmt *sel = parse_single_select(psprintf("SELECT\n%s\n", text), what);
     ResTarget *rt = (ResTarget *) linitial(sel->targetList);
-    if (rt->name == NULL || !split_alias(text, &d.expr))
+    char *alias_text;
+    if (rt->name == NULL || !split_alias(text, &d.expr, &alias_text))
         arg_error(ERRCODE_SYNTAX_ERROR, psprintf("%s has no alias", what), hint);
     d.alias = pstrdup(rt->name);
-    // The expression alone must be one expression too (it is pasted alone).
+    // The expression alone must be one expression too (it is pasted alone),
+    // and the alias the one split off.
     SelectStmt *bare = parse_single_select(psprintf("SELECT\n%s\n", d.expr), what);
-    if (((ResTarget *) linitial(bare->targetList))->name != NULL)
+    SelectStmt *again = parse_single_select(psprintf("SELECT\n(\n%s\n) AS %s", d.expr, alias_text), what);
+    if (((ResTarget *) linitial(bare->targetList))->name != NULL ||
+        strcmp(((ResTarget *) linitial(again->targetList))->name, d.alias) != 0)
         arg_error(ERRCODE_SYNTAX_ERROR, psprintf("%s must be written 'expression AS alias'", what), hint);
     Query *q = analyze_query(psprintf("SELECT\n(\n%s\n)\nFROM %s", d.expr, src), what);
     TargetEntry *tle = (TargetEntry *) linitial(q->targetList);

@@ -50,8 +50,9 @@ struct Dimension {
     int32 typmod;
     Oid collation;
 };
-// split_alias: whether text ends with "AS alias"; *expr then holds the rest.
-bool split_alias(const char *text, char **expr);
+// split_alias: whether text ends with "AS alias"; *expr then holds the rest
+// (and *alias_text the alias as written).
+bool split_alias(const char *text, char **expr, char **alias_text = NULL);
 Dimension check_dimension(const char *text, int i, const char *src);
 
 // analyze_expressions: the rollup's measures, its dimension expressions

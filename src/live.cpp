@@ -271,26 +271,6 @@ void put_own_log_keys(LiveKeys *k) {
     scan_own_rows(k->r->dirty_log, [k](Datum *values, bool *isnull, int natts) { put_key(k, values, isnull, natts); });
 }
 
-// LinkValues: a view source's pending writes to its joined tables: the
-// logged values, per table and key column (text).
-struct LinkValues {
-    const Rollup *r;
-    List **values;  // [table * MAX_LINK_KEYS + key]
-};
-
-void add_link_row(LinkValues *lv, const Datum *values, const bool *isnull, int natts) {
-    const ViewJoin *vj = lv->r->join;
-    Oid link = DatumGetObjectId(values[0]);
-    for (int t = 0; t < vj->ntables; t++) {
-        if (vj->tables[t].rel != link) continue;
-        for (int k = 0; k < vj->tables[t].nkeys; k++)
-            if (1 + k >= natts || isnull[1 + k]) return;  // a NULL joins nothing
-        for (int k = 0; k < vj->tables[t].nkeys; k++)
-            lv->values[t * MAX_LINK_KEYS + k] =
-                lappend(lv->values[t * MAX_LINK_KEYS + k], DatumGetPointer(PG_DETOAST_DATUM_COPY(values[1 + k])));
-    }
-}
-
 // put_link_keys: the keys of the fact rows a view source's pending writes
 // to its joined tables reach (the log's rows the query's snapshot sees, and
 // this transaction's own), through the join as the query's snapshot sees it.
@@ -298,7 +278,8 @@ void add_link_row(LinkValues *lv, const Datum *values, const bool *isnull, int n
 void put_link_keys(LiveKeys *k) {
     const Rollup *r = k->r;
     if (!OidIsValid(r->link_log) || r->join == NULL) return;
-    LinkValues lv = {r, (List **) palloc0(r->join->ntables * MAX_LINK_KEYS * sizeof(List *))};
+    LinkValues *lv = new_link_values(r);
+    auto add = [lv](const Datum *v, const bool *isnull, int natts) { add_link_values(lv, v[0], v + 1, isnull + 1, natts - 1); };
     read_at_query_snapshot(psprintf("SELECT * FROM %s", qualified_relation_name(r->link_log)), 0, NULL, NULL);
     for (uint64 i = 0; i < SPI_processed; i++) {
         Datum values[1 + MAX_LINK_KEYS];
@@ -306,7 +287,7 @@ void put_link_keys(LiveKeys *k) {
         int natts = Min(SPI_tuptable->tupdesc->natts, 1 + MAX_LINK_KEYS);
         for (int a = 0; a < natts; a++)
             values[a] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, a + 1, &isnull[a]);
-        add_link_row(&lv, values, isnull, natts);
+        add(values, isnull, natts);
     }
     Relation log = table_open(r->link_log, AccessShareLock);
     TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(log));
@@ -314,20 +295,15 @@ void put_link_keys(LiveKeys *k) {
     Datum *values;
     bool *nulls;
     int n = unwritten_keys(r->link_log, desc, &values, &nulls);
-    for (int i = 0; i < n; i++) add_link_row(&lv, values + i * desc->natts, nulls + i * desc->natts, desc->natts);
-    scan_own_rows(r->link_log, [&lv](Datum *v, bool *isnull, int natts) { add_link_row(&lv, v, isnull, natts); });
+    for (int i = 0; i < n; i++) add(values + i * desc->natts, nulls + i * desc->natts, desc->natts);
+    scan_own_rows(r->link_log, [&add](Datum *v, bool *isnull, int natts) { add(v, isnull, natts); });
+    if (!decode_link_values(lv)) {  // (a renamed enum label): recompute everything
+        k->rebuild = true;
+        return;
+    }
     for (int t = 0; t < r->join->ntables; t++) {
-        if (lv.values[t * MAX_LINK_KEYS] == NIL) continue;
-        Params p = bucket_params(r);
-        for (int key = 0; key < r->join->tables[t].nkeys; key++) {
-            List *l = lv.values[t * MAX_LINK_KEYS + key];
-            Datum *d = (Datum *) palloc(list_length(l) * sizeof(Datum));
-            int m = 0;
-            ListCell *lc;
-            foreach (lc, l) d[m++] = PointerGetDatum(lfirst(lc));
-            p.types[p.n] = TEXTARRAYOID;
-            p.values[p.n++] = PointerGetDatum(construct_array(d, m, TEXTOID, -1, false, TYPALIGN_INT));
-        }
+        Params p;
+        if (!link_values_params(lv, t, &p)) continue;
         RollupSession rs = enter_rollup_session(r);
         read_at_query_snapshot(linked_keys_sql(r, t), p.n, p.types, p.values);
         put_result_keys(k);

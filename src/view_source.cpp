@@ -64,6 +64,11 @@ Bitmapset *walk_from(Walk *w, Node *node, bool nullable) {
             w->hint = "A view source joins plain or partitioned tables only; write the view over the tables themselves.";
             return NULL;
         }
+        if (rte->tablesample) {
+            w->problem = pstrdup("samples a table (TABLESAMPLE)");
+            w->hint = "A sample changes from one read to the next; a rollup recomputes from all rows.";
+            return NULL;
+        }
         w->rels = lappend_int(w->rels, idx);
         if (nullable) w->nullable = bms_add_member(w->nullable, idx);
         return bms_make_singleton(idx);
@@ -97,7 +102,7 @@ Var *plain_var(Node *n) {
 
 // equality: whether c is "a.x = b.y" over two tables, with an equality
 // operator; the Vars in *l, *r.
-bool equality(const Conjunct *c, Var **l, Var **r, Oid *op) {
+bool equality(const Conjunct *c, Var **l, Var **r, Oid *op, Oid *collation) {
     if (!IsA(c->expr, OpExpr)) return false;
     OpExpr *e = (OpExpr *) c->expr;
     if (list_length(e->args) != 2) return false;
@@ -106,6 +111,7 @@ bool equality(const Conjunct *c, Var **l, Var **r, Oid *op) {
     if (*l == NULL || *r == NULL || (*l)->varno == (*r)->varno) return false;
     Oid type = exprType((Node *) linitial(e->args));
     *op = e->opno;
+    *collation = e->inputcollid;
     return op_mergejoinable(e->opno, type) || op_hashjoinable(e->opno, type);
 }
 
@@ -206,6 +212,34 @@ ViewJoin *analyze_view_source(Oid view, AttrNumber time_attnum, char **problem, 
                 return NULL;
             }
     }
+    // A table and one of its partitions (a write to the partition is the
+    // table's too: capture could log it for one of them only).
+    foreach (lc, w.rels) {
+        Oid relid = rt_fetch(lfirst_int(lc), q->rtable)->relid;
+        if (!get_rel_relispartition(relid)) continue;
+        ListCell *lc2;
+        foreach (lc2, w.rels) {
+            Oid other = rt_fetch(lfirst_int(lc2), q->rtable)->relid;
+            if (list_member_oid(get_partition_ancestors(relid), other)) {
+                *problem = psprintf("reads table %s and its partition %s", qualified_relation_name(other),
+                                    qualified_relation_name(relid));
+                *hint = "Each table may appear once in a view source, partitions included.";
+                return NULL;
+            }
+        }
+    }
+    // System columns (ctid, xmin, ...) change without any trigger firing.
+    List *vars = pull_var_clause((Node *) q->targetList, PVC_RECURSE_AGGREGATES | PVC_RECURSE_WINDOWFUNCS |
+                                                             PVC_RECURSE_PLACEHOLDERS);
+    foreach (lc, w.conjuncts) vars = list_concat(vars, pull_var_clause(((Conjunct *) lfirst(lc))->expr, 0));
+    foreach (lc, vars) {
+        Var *v = (Var *) lfirst(lc);
+        if (v->varattno < 0) {
+            *problem = psprintf("reads a system column of %s", table_name(&w, v->varno));
+            *hint = "System columns (ctid, xmin, ...) change without any trigger firing; use ordinary columns.";
+            return NULL;
+        }
+    }
     for (bool progress = true; progress;) {
         progress = false;
         foreach (lc, w.rels) {
@@ -221,14 +255,15 @@ ViewJoin *analyze_view_source(Oid view, AttrNumber time_attnum, char **problem, 
                 foreach (lc3, w.conjuncts) {
                     Conjunct *c = (Conjunct *) lfirst(lc3);
                     Var *l, *r;
-                    Oid op;
-                    if (!bms_is_member(idx, c->binds) || !equality(c, &l, &r, &op)) continue;
+                    Oid op, collation;
+                    if (!bms_is_member(idx, c->binds) || !equality(c, &l, &r, &op, &collation)) continue;
                     bool parent_left = l->varno == p && r->varno == idx;
                     if (!parent_left && !(r->varno == p && l->varno == idx)) continue;
                     if (t.nkeys == MAX_LINK_KEYS) continue;
                     t.keys[t.nkeys] = parent_left ? r->varattno : l->varattno;
                     t.parent_keys[t.nkeys] = parent_left ? l->varattno : r->varattno;
                     t.ops[t.nkeys] = op;
+                    t.collations[t.nkeys] = collation;
                     t.parent_left[t.nkeys] = parent_left;
                     t.nkeys++;
                 }
@@ -247,6 +282,20 @@ ViewJoin *analyze_view_source(Oid view, AttrNumber time_attnum, char **problem, 
             progress = true;
         }
     }
+    for (int t = 0; t < vj->ntables; t++)
+        for (int k = 0; k < vj->tables[t].nkeys; k++) {
+            Oid type = getBaseType(get_atttype(vj->tables[t].rel, vj->tables[t].keys[k]));
+            HeapTuple tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+            bool binary = HeapTupleIsValid(tup) && OidIsValid(((Form_pg_type) GETSTRUCT(tup))->typsend) &&
+                          OidIsValid(((Form_pg_type) GETSTRUCT(tup))->typreceive);
+            if (HeapTupleIsValid(tup)) ReleaseSysCache(tup);
+            if (!binary) {
+                *problem = psprintf("joins table %s on a column of type %s, which has no binary form",
+                                    qualified_relation_name(vj->tables[t].rel), format_type_be(type));
+                *hint = "memoria logs the join values of a changed row in their binary form; join on another column.";
+                return NULL;
+            }
+        }
     foreach (lc, w.rels)
         if (table_of[lfirst_int(lc)] == 0) {
             *problem = psprintf("joins table %s to the fact table %s by no equality of columns",
@@ -299,7 +348,7 @@ Oid create_link_log(int32 id, int nkeys, Oid owner, Oid target) {
     StringInfoData ddl;
     initStringInfo(&ddl);
     appendStringInfo(&ddl, "CREATE TABLE %s (link regclass NOT NULL", log_sql);
-    for (int k = 1; k <= nkeys; k++) appendStringInfo(&ddl, ", k%d text", k);
+    for (int k = 1; k <= nkeys; k++) appendStringInfo(&ddl, ", k%d bytea", k);
     appendStringInfoString(&ddl, ") WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000)");
     run_as_extension(ddl.data);
     run_as_extension(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", log_sql));
@@ -331,14 +380,20 @@ static char *operator_sql(Oid op) {
     return s;
 }
 
+// collate_sql: " COLLATE x" for the collation a join compares with (none: "").
+static const char *collate_sql(Oid collation) {
+    if (!OidIsValid(collation)) return "";
+    return psprintf(" COLLATE %s", generate_collation_name(collation));
+}
+
 static char *alias(int t) { return psprintf("memoria_t%d", t + 1); }  // t = -1: the fact table
 
 // append_path: FROM the fact table, inner-joined along the parents up to
 // table t (not included).
 static void append_path(StringInfo s, const Rollup *r, int t) {
     const ViewJoin *vj = r->join;
-    int path[64], n = 0;
-    for (int p = vj->tables[t].parent; p >= 0 && n < 64; p = vj->tables[p].parent) path[n++] = p;
+    int *path = (int *) palloc((vj->ntables + 1) * sizeof(int)), n = 0;
+    for (int p = vj->tables[t].parent; p >= 0; p = vj->tables[p].parent) path[n++] = p;
     appendStringInfo(s, " FROM %s AS %s", qualified_relation_name(r->fact), alias(-1));
     for (int i = n - 1; i >= 0; i--) {
         const LinkedTable &lt = vj->tables[path[i]];
@@ -347,6 +402,7 @@ static void append_path(StringInfo s, const Rollup *r, int t) {
         for (int k = 0; k < lt.nkeys; k++) {
             char *pc = psprintf("%s.%s", alias(lt.parent), quote_identifier(get_attname(parent_rel, lt.parent_keys[k], false)));
             char *cc = psprintf("%s.%s", alias(path[i]), quote_identifier(get_attname(lt.rel, lt.keys[k], false)));
+            cc = psprintf("%s%s", cc, collate_sql(lt.collations[k]));
             appendStringInfo(s, "%s%s %s %s", k ? " AND " : "", lt.parent_left[k] ? pc : cc, operator_sql(lt.ops[k]),
                              lt.parent_left[k] ? cc : pc);
         }
@@ -364,18 +420,18 @@ char *linked_keys_sql(const Rollup *r, int t) {
     for (int i = 0; i < r->nscope; i++)
         appendStringInfo(&s, ", %s.%s", f, quote_identifier(get_attname(r->fact, r->fact_scope_attnums[i], false)));
     append_path(&s, r, t);
-    // The logged values, typed as the linked table's columns, against its
-    // parent's columns with the join's operators.
+    // The logged values (arrays typed as the linked table's columns) against
+    // its parent's columns, with the join's operators and collations.
     appendStringInfoString(&s, " JOIN ROWS FROM (");
     for (int k = 0; k < lt.nkeys; k++)
-        appendStringInfo(&s, "%spg_catalog.unnest($%d::pg_catalog.text[])", k ? ", " : "", 3 + k);
+        appendStringInfo(&s, "%spg_catalog.unnest($%d::%s[])", k ? ", " : "", 3 + k,
+                         format_type_be_qualified(get_atttype(lt.rel, lt.keys[k])));
     appendStringInfoString(&s, ") AS memoria_v(");
     for (int k = 0; k < lt.nkeys; k++) appendStringInfo(&s, "%sv%d", k ? ", " : "", k + 1);
     appendStringInfoString(&s, ") ON ");
     for (int k = 0; k < lt.nkeys; k++) {
         char *pc = psprintf("%s.%s", alias(lt.parent), quote_identifier(get_attname(parent_rel, lt.parent_keys[k], false)));
-        char *vc = psprintf("memoria_v.v%d::%s", k + 1,
-                            format_type_be_qualified(get_atttype(lt.rel, lt.keys[k])));
+        char *vc = psprintf("memoria_v.v%d%s", k + 1, collate_sql(lt.collations[k]));
         appendStringInfo(&s, "%s%s %s %s", k ? " AND " : "", lt.parent_left[k] ? pc : vc, operator_sql(lt.ops[k]),
                          lt.parent_left[k] ? vc : pc);
     }
@@ -383,51 +439,129 @@ char *linked_keys_sql(const Rollup *r, int t) {
     return s.data;
 }
 
+LinkValues *new_link_values(const Rollup *r) {
+    LinkValues *lv = (LinkValues *) palloc0(sizeof(LinkValues));
+    lv->r = r;
+    lv->values = (List **) palloc0((r->join->ntables * MAX_LINK_KEYS + 1) * sizeof(List *));
+    return lv;
+}
+
+// decode_key: a logged key value (its type's binary form) as a Datum.
+static Datum decode_key(bytea *b, Oid type) {
+    Oid recv, ioparam;
+    getTypeBinaryInputInfo(type, &recv, &ioparam);
+    StringInfoData buf;
+    initStringInfo(&buf);
+    appendBinaryStringInfo(&buf, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+    return OidReceiveFunctionCall(recv, &buf, ioparam, -1);
+}
+
+void add_link_values(LinkValues *lv, Datum link, const Datum *keys, const bool *nulls, int nkeys) {
+    const ViewJoin *vj = lv->r->join;
+    for (int t = 0; t < vj->ntables; t++) {
+        const LinkedTable &lt = vj->tables[t];
+        if (lt.rel != DatumGetObjectId(link)) continue;
+        for (int k = 0; k < lt.nkeys; k++)
+            if (k >= nkeys || nulls[k]) return;  // a NULL joins nothing
+        for (int k = 0; k < lt.nkeys; k++)
+            lv->values[t * MAX_LINK_KEYS + k] =
+                lappend(lv->values[t * MAX_LINK_KEYS + k], PG_DETOAST_DATUM_COPY(keys[k]));
+        return;
+    }
+    // (A table the view no longer reads: its replacement rebuilt the rollup.)
+}
+
+// decode_all: each logged value (bytea) replaced by its Datum (palloc'd).
+static void decode_all(LinkValues *lv) {
+    const ViewJoin *vj = lv->r->join;
+    for (int t = 0; t < vj->ntables; t++)
+        for (int k = 0; k < vj->tables[t].nkeys; k++) {
+            Oid type = get_atttype(vj->tables[t].rel, vj->tables[t].keys[k]);
+            ListCell *lc;
+            foreach (lc, lv->values[t * MAX_LINK_KEYS + k]) {
+                Datum *d = (Datum *) palloc(sizeof(Datum));
+                *d = decode_key((bytea *) lfirst(lc), type);
+                lfirst(lc) = d;
+            }
+        }
+}
+
+bool decode_link_values(LinkValues *lv) {
+    // One subtransaction for all: a value that no longer decodes (an enum
+    // label renamed since) fails the batch, and the caller recomputes the
+    // whole rollup instead.
+    MemoryContext mcxt = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    volatile bool ok = true;
+    BeginInternalSubTransaction(NULL);
+    MemoryContextSwitchTo(mcxt);
+    PG_TRY();
+    {
+        decode_all(lv);
+        ReleaseCurrentSubTransaction();
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(mcxt);
+        FlushErrorState();
+        RollbackAndReleaseCurrentSubTransaction();
+        ok = false;
+    }
+    PG_END_TRY();
+    MemoryContextSwitchTo(mcxt);
+    CurrentResourceOwner = owner;
+    return ok;
+}
+
+bool link_values_params(const LinkValues *lv, int t, Params *p) {
+    const LinkedTable &lt = lv->r->join->tables[t];
+    if (lv->values[t * MAX_LINK_KEYS] == NIL) return false;
+    *p = bucket_params(lv->r);
+    for (int k = 0; k < lt.nkeys; k++) {
+        List *l = lv->values[t * MAX_LINK_KEYS + k];
+        Oid type = get_atttype(lt.rel, lt.keys[k]);
+        int16 typlen;
+        bool typbyval;
+        char typalign;
+        get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+        Datum *d = (Datum *) palloc(list_length(l) * sizeof(Datum));
+        int n = 0;
+        ListCell *lc;
+        foreach (lc, l) d[n++] = *(Datum *) lfirst(lc);
+        p->types[p->n] = get_array_type(type);
+        p->values[p->n++] = PointerGetDatum(construct_array(d, n, type, typlen, typbyval, typalign));
+    }
+    return true;
+}
+
 void translate_links(const Rollup *r) {
     if (!OidIsValid(r->link_log) || r->join == NULL) return;
     // 1. Claim: exactly the rows this snapshot sees; later ones wait.
     StringInfoData cols;
     initStringInfo(&cols);
-    for (int k = 1; k <= link_log_keys(r->link_log); k++) appendStringInfo(&cols, "%sk%d", k > 1 ? ", " : "", k);
-    spi_exec(psprintf("DELETE FROM %s RETURNING link, ARRAY[%s]", qualified_relation_name(r->link_log), cols.data), 0,
-             NULL, NULL, NULL, false);
+    for (int k = 1; k <= link_log_keys(r->link_log); k++) appendStringInfo(&cols, ", k%d", k);
+    spi_exec(psprintf("DELETE FROM %s RETURNING link%s", qualified_relation_name(r->link_log), cols.data), 0, NULL,
+             NULL, NULL, false);
     if (SPI_processed == 0) return;
     // 2. The values, per linked table and key column.
-    const ViewJoin *vj = r->join;
-    int ntables = vj->ntables;
-    List **values = (List **) palloc0(ntables * MAX_LINK_KEYS * sizeof(List *));
+    LinkValues *lv = new_link_values(r);
     uint64 nrows = SPI_processed;
     SPITupleTable *tt = SPI_tuptable;
+    int natts = Min(tt->tupdesc->natts, 1 + MAX_LINK_KEYS);
     for (uint64 i = 0; i < nrows; i++) {
-        bool isnull;
-        Oid link = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-        int t = 0;
-        while (t < ntables && vj->tables[t].rel != link) t++;
-        if (t == ntables) continue;  // a table the view no longer reads (its rebuild covers it)
-        ArrayType *a = DatumGetArrayTypeP(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
-        Datum *elems;
-        bool *nulls;
-        int n;
-        deconstruct_array(a, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-        bool complete = true;
-        for (int k = 0; k < vj->tables[t].nkeys; k++) complete = complete && k < n && !nulls[k];
-        if (!complete) continue;  // a NULL joins nothing
-        for (int k = 0; k < vj->tables[t].nkeys; k++)
-            values[t * MAX_LINK_KEYS + k] = lappend(values[t * MAX_LINK_KEYS + k], DatumGetPointer(elems[k]));
+        Datum v[1 + MAX_LINK_KEYS];
+        bool isnull[1 + MAX_LINK_KEYS];
+        for (int a = 0; a < natts; a++) v[a] = SPI_getbinval(tt->vals[i], tt->tupdesc, a + 1, &isnull[a]);
+        add_link_values(lv, v[0], v + 1, isnull + 1, natts - 1);
+    }
+    if (!decode_link_values(lv)) {
+        spi_exec(mark_rebuild_sql(r), 0, NULL, NULL, NULL, false);
+        return;
     }
     // 3. Each table's values become the keys of the fact rows they reach.
-    for (int t = 0; t < ntables; t++) {
-        if (values[t * MAX_LINK_KEYS] == NIL) continue;
-        Params p = bucket_params(r);
-        for (int k = 0; k < vj->tables[t].nkeys; k++) {
-            List *l = values[t * MAX_LINK_KEYS + k];
-            Datum *d = (Datum *) palloc(list_length(l) * sizeof(Datum));
-            int n = 0;
-            ListCell *lc;
-            foreach (lc, l) d[n++] = PointerGetDatum(lfirst(lc));
-            p.types[p.n] = TEXTARRAYOID;
-            p.values[p.n++] = PointerGetDatum(construct_array(d, n, TEXTOID, -1, false, TYPALIGN_INT));
-        }
+    for (int t = 0; t < r->join->ntables; t++) {
+        Params p;
+        if (!link_values_params(lv, t, &p)) continue;
         spi_exec(psprintf("INSERT INTO %s %s", qualified_relation_name(r->dirty_log), linked_keys_sql(r, t)), p.n,
                  p.types, p.values, NULL, false);
     }

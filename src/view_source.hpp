@@ -7,7 +7,8 @@
 // values of the columns its join compares (its *link key*: agent.id for
 // `JOIN agent a ON a.id = q.agent_id`), old and new, in the rollup's link log
 // (memoria_state.links_<id>: link = the table, a regclass so that a dump
-// carries it by name; k1..kN = the values as text).  A refresh turns those into fact keys through the join as it is
+// carries it by name; k1..kN = the values in their type's binary form, which
+// no session setting changes, unlike their text).  A refresh turns those into fact keys through the join as it is
 // then: the keys of the fact rows whose parent row (agent_task_queue for
 // agent) holds that value.  Whatever row of the join changed, the fact rows
 // it joins to are found through the rows before it, which did not change or
@@ -15,7 +16,7 @@
 // every logged change it claims, this is exact whatever the writers'
 // isolation level (a deleted dimension row needs no row to join against).
 #pragma once
-#include "catalog.hpp"
+#include "statements.hpp"
 
 namespace memoria {
 
@@ -29,6 +30,7 @@ struct LinkedTable {
     AttrNumber keys[MAX_LINK_KEYS];         // its columns the join compares: logged on every write
     AttrNumber parent_keys[MAX_LINK_KEYS];  // the parent's columns they are compared with
     Oid ops[MAX_LINK_KEYS];                 // the join's operators
+    Oid collations[MAX_LINK_KEYS];          // and the collations they compare with
     bool parent_left[MAX_LINK_KEYS];        // whether the parent's column is the operator's left argument
 };
 
@@ -67,9 +69,24 @@ int link_log_keys(Oid link_log);
 // connected).
 void translate_links(const Rollup *r);
 
-// linked_keys_sql: the keys (bucket, scope) the link key values $3 (text[]
-// per key column: $3, $4, ...) of table `t` reach; "$1, $2" are the bucket's
-// width and zone.
+// linked_keys_sql: the keys (bucket, scope) the link key values of table
+// `t` reach ($3, $4, ...: an array per key column, of its type); "$1, $2"
+// are the bucket's width and zone.
 char *linked_keys_sql(const Rollup *r, int t);
+
+// LinkValues: logged link keys, per linked table and key column: as logged
+// (bytea), then decoded.
+struct LinkValues {
+    const Rollup *r;
+    List **values;  // [table * MAX_LINK_KEYS + key]: bytea *, then Datum *
+};
+LinkValues *new_link_values(const Rollup *r);
+// add_link_values: one link log row (link, k1..kN; nulls[k]).
+void add_link_values(LinkValues *lv, Datum link, const Datum *keys, const bool *nulls, int nkeys);
+// decode_link_values: decode them all; false if one no longer decodes (an
+// enum label renamed since): the caller then recomputes everything instead.
+bool decode_link_values(LinkValues *lv);
+// link_values_params: linked_keys_sql(r, t)'s parameters; false if t has no values.
+bool link_values_params(const LinkValues *lv, int t, struct Params *p);
 
 }  // namespace memoria

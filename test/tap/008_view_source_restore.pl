@@ -79,10 +79,11 @@ sub differences {
     return "SELECT count(*) FROM (($r EXCEPT ALL $truth) UNION ALL ($truth EXCEPT ALL $r)) d";
 }
 my $content_sql = q{SELECT count(*) || ' ' || md5(string_agg(t::text, ';' ORDER BY t::text)) FROM memoria_rollup.usage_daily t};
-my $links_sql = q{SELECT string_agg(link::text || ':' || k1, ',' ORDER BY link::text, k1) FROM (SELECT DISTINCT * FROM memoria_state.links_1) l};
+my $links_sql = q{SELECT string_agg(link::text || ':' || encode(k1, 'hex'), ',' ORDER BY link::text, k1) FROM (SELECT DISTINCT * FROM memoria_state.links_1) l};
 my $content_at_dump = query('src', $content_sql);
 my $links_at_dump = query('src', $links_sql);
-like($links_at_dump, qr/agent:1.*issue:2.*task:3/, "src: the link log holds the writes to joined tables ($links_at_dump)");
+like($links_at_dump, qr/agent:00000001.*issue:00000002.*task:00000003/,
+     "src: the link log holds the writes to joined tables ($links_at_dump)");
 isnt(query('src', differences('usage_daily')), '0', 'src: the rollup is stale at dump time');
 is(query('src', differences('usage_daily_live')), '0', 'src: its _live view is exact at dump time');
 

@@ -60,6 +60,10 @@ SELECT memoria.create_rollup('x', 'de_events', 'at', ARRAY['lower(model) AS m'],
 SELECT memoria.create_rollup('x', 'de_events', 'at', ARRAY['lower(model) -- AS x'], ARRAY['count(*) AS n']);
 SELECT memoria.create_rollup('x', 'de_events', 'at', ARRAY['1) AS x, (SELECT 1 AS y'], ARRAY['count(*) AS n']);
 SELECT memoria.create_rollup('x', 'de_events', 'at', ARRAY['nope(model) AS m'], ARRAY['count(*) AS n']);
+-- A quoted alias, with a doubled quote in it.
+SELECT memoria.create_rollup('de_quoted', 'de_events', 'at', ARRAY['upper(model) AS "M""x"'], ARRAY['count(*) AS n']) AS created;
+SELECT attname FROM pg_attribute WHERE attrelid = 'memoria_rollup.de_quoted'::regclass AND attnum = 2;
+SELECT memoria.drop_rollup('de_quoted', drop_table => true);
 SELECT count(*) AS rollups FROM memoria.rollups WHERE name = 'x';
 
 -- DDL: a column an expression reads cannot go; a function it calls

@@ -120,6 +120,55 @@ SELECT rollup, pending_keys FROM memoria.status WHERE rollup LIKE 'vs%' ORDER BY
 SELECT * FROM vs_check();
 SELECT count(*) AS wrong_groups FROM memoria.verify('vs_daily');
 
+-- Join values are logged in their binary form: a writer's DateStyle or
+-- extra_float_digits changes nothing; a renamed enum label rebuilds.  A
+-- join under a nondeterministic collation matches as the view does.
+CREATE COLLATION vs_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TYPE vs_tier AS ENUM ('free', 'pro');
+CREATE TABLE vs_cal (day date PRIMARY KEY, holiday bool NOT NULL);
+CREATE TABLE vs_team (code text COLLATE vs_ci PRIMARY KEY, name text NOT NULL);
+CREATE TABLE vs_plan (tier vs_tier PRIMARY KEY, label text NOT NULL);
+CREATE TABLE vs_hits (at timestamptz NOT NULL, day date NOT NULL, code text NOT NULL, tier vs_tier NOT NULL, n int NOT NULL);
+CREATE INDEX ON vs_hits (day);
+CREATE INDEX ON vs_hits (code);
+CREATE INDEX ON vs_hits (tier);
+CREATE VIEW vs_hits_v AS
+SELECT h.at, h.n, c.holiday, t.name, p.label
+FROM vs_hits h JOIN vs_cal c ON c.day = h.day JOIN vs_team t ON t.code = h.code JOIN vs_plan p ON p.tier = h.tier;
+INSERT INTO vs_cal VALUES ('2024-02-01', false), ('2024-01-02', false), ('2024-02-13', false);
+INSERT INTO vs_team VALUES ('abc', 'A');
+INSERT INTO vs_plan VALUES ('free', 'F'), ('pro', 'P');
+INSERT INTO vs_hits VALUES ('2024-02-01 10:00+00', '2024-02-01', 'abc', 'pro', 1), ('2024-01-02 10:00+00', '2024-01-02', 'ABC', 'free', 5),
+                           ('2024-02-13 10:00+00', '2024-02-13', 'Abc', 'pro', 7);
+SELECT memoria.create_rollup('vs_hits_daily', 'vs_hits_v', 'at', '{holiday,name,label}', '{sum(n) AS n}') AS created;
+SELECT status FROM memoria.refresh_window('vs_hits_daily', '-infinity', 'infinity');
+CREATE VIEW vs_hits_truth AS SELECT memoria.bucket(at, '1 day', 'UTC') AS bucket, holiday, name, label, sum(n) AS n
+                             FROM vs_hits_v GROUP BY 1, 2, 3, 4;
+SET DateStyle = 'SQL, DMY';
+UPDATE vs_cal SET holiday = true WHERE day = '2024-02-01';
+UPDATE vs_cal SET holiday = true WHERE day = '2024-02-13';
+RESET DateStyle;
+UPDATE vs_team SET name = 'B';
+SELECT vs_differences('memoria_rollup.vs_hits_daily_live', 'vs_hits_truth') AS live,
+       (SELECT status FROM memoria.refresh('vs_hits_daily')) AS refresh,
+       vs_differences('memoria_rollup.vs_hits_daily', 'vs_hits_truth') AS after_refresh;
+UPDATE vs_plan SET label = 'P2' WHERE tier = 'pro';
+ALTER TYPE vs_tier RENAME VALUE 'pro' TO 'premium';
+SELECT vs_differences('memoria_rollup.vs_hits_daily_live', 'vs_hits_truth') AS live,
+       (SELECT status FROM memoria.refresh('vs_hits_daily')) AS refresh,
+       vs_differences('memoria_rollup.vs_hits_daily', 'vs_hits_truth') AS after_refresh;
+SELECT * FROM memoria_rollup.vs_hits_daily ORDER BY 1;
+-- drop_rollup keeping the table takes the link log along.
+SELECT 'memoria_state.links_' || id AS hits_links FROM memoria.rollups WHERE name = 'vs_hits_daily' \gset
+SELECT to_regclass(:'hits_links') IS NOT NULL AS link_log_before;
+SELECT memoria.drop_rollup('vs_hits_daily');
+SELECT to_regclass(:'hits_links') IS NOT NULL AS link_log_after;
+DROP TABLE memoria_rollup.vs_hits_daily;
+DROP VIEW vs_hits_truth, vs_hits_v;
+DROP TABLE vs_hits, vs_cal, vs_team, vs_plan;
+DROP TYPE vs_tier;
+DROP COLLATION vs_ci;
+
 -- Shapes memoria cannot follow, each refused with its reason.
 CREATE VIEW vs_agg AS SELECT at, count(*) AS n FROM vs_usage GROUP BY at;
 SELECT memoria.create_rollup('x', 'vs_agg', 'at', '{}', '{count(*) AS n}');
@@ -142,6 +191,15 @@ CREATE VIEW vs_twice AS SELECT u.at, t1.agent_id FROM vs_usage u JOIN vs_task t1
 SELECT memoria.create_rollup('x', 'vs_twice', 'at', '{agent_id}', '{count(*) AS n}');
 CREATE VIEW vs_time_expr AS SELECT coalesce(u.at, u.at) AS at, u.model FROM vs_usage u;
 SELECT memoria.create_rollup('x', 'vs_time_expr', 'at', '{model}', '{count(*) AS n}');
+CREATE VIEW vs_sample AS SELECT u.at, t.agent_id FROM vs_usage u TABLESAMPLE BERNOULLI (50) JOIN vs_task t ON t.id = u.task_id;
+SELECT memoria.create_rollup('x', 'vs_sample', 'at', '{agent_id}', '{count(*) AS n}');
+CREATE VIEW vs_ctid AS SELECT u.at, u.ctid AS pos FROM vs_usage u;
+SELECT memoria.create_rollup('x', 'vs_ctid', 'at', '{pos}', '{count(*) AS n}');
+CREATE TABLE vs_parted (id int NOT NULL, region int NOT NULL, name text) PARTITION BY LIST (region);
+CREATE TABLE vs_parted_1 PARTITION OF vs_parted FOR VALUES IN (1);
+CREATE VIEW vs_part_twice AS SELECT u.at, p.name, q.name AS other FROM vs_usage u JOIN vs_parted p ON p.id = u.task_id
+                             LEFT JOIN vs_parted_1 q ON q.id = u.task_id;
+SELECT memoria.create_rollup('x', 'vs_part_twice', 'at', '{name,other}', '{count(*) AS n}');
 SELECT memoria.create_rollup('x', 'vs_usage_v', 'at', '{workspace_id,model}', '{count(*) AS n}',
                              scope => '{workspace_id}');
 SELECT memoria.create_rollup('x', 'vs_usage_v', 'at', '{model}', '{count(*) AS n}', invalidation => 'updated_at',
@@ -214,8 +272,8 @@ SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgname LIKE 'zz\_memoria%
 SELECT count(*) AS logs_left FROM pg_class WHERE relnamespace = 'memoria_state'::regnamespace
                                            AND relname <> ALL (SELECT 'dirty_' || id FROM memoria.rollups);
 DROP VIEW vs_daily_truth, vs_runtime_truth, vs_usage_v, vs_agg, vs_theta, vs_right, vs_nullable_fact, vs_sub, vs_now,
-          vs_comma, vs_nested, vs_twice, vs_time_expr;
-DROP TABLE vs_usage, vs_task, vs_issue, vs_project, vs_agent, vs_workspace, vs_runtime;
+          vs_comma, vs_nested, vs_twice, vs_time_expr, vs_sample, vs_ctid, vs_part_twice;
+DROP TABLE vs_usage, vs_task, vs_issue, vs_project, vs_agent, vs_workspace, vs_runtime, vs_parted;
 DROP FUNCTION vs_check(), vs_differences(regclass, regclass);
 REVOKE ALL ON SCHEMA public FROM memoria_vs_mallory;
 DROP ROLE memoria_vs_mallory;
