@@ -422,8 +422,15 @@ static Oid create_rollup_table(const NewRollup *n) {
         Measure *m = (Measure *) lfirst(lc);
         appendStringInfo(&ddl, ", %s %s", quote_identifier(m->alias), format_type_with_typemod(m->type, m->typmod));
     }
+    // The key's columns: the bucket, the scope, then the other dimensions, so
+    // that a refresh finds a dirty key's rows by a prefix of the index.
     appendStringInfoString(&ddl, n->dims_not_null ? ", PRIMARY KEY (bucket" : ", UNIQUE NULLS NOT DISTINCT (bucket");
-    foreach (lc, n->dim_names) appendStringInfo(&ddl, ", %s", quote_identifier((const char *) lfirst(lc)));
+    for (int pass = 0; pass < 2; pass++)
+        forboth (lc, n->dims, lc2, n->dim_names) {
+            bool in_scope = lfirst_int(lc) > 0 && list_member_int(n->scope, lfirst_int(lc));
+            if (in_scope == (pass == 0))
+                appendStringInfo(&ddl, ", %s", quote_identifier((const char *) lfirst(lc2)));
+        }
     // Free space on each page: a refresh rewrites rows in place, and an
     // update that fits on its page is HOT (no index insertion, half the cost).
     appendStringInfoString(&ddl, ")) WITH (fillfactor = 80)");

@@ -250,8 +250,10 @@ static void recompute_rows(const Rollup *r, const Claimed &c, Outcome *o) {
     // than the planner thinks (9,993 keys: 1.6x the time of one scan of the
     // claimed ranges hashed against the keys, bench/results/results.md); so
     // then the ranges are scanned and hashed, whatever indexes the source has.
+    // (Not for a view source: its joins to the other tables are index
+    // lookups per row read, and hashing would read those tables whole.)
     int nest = NewGUCNestLevel();
-    if (c.n > PLANNER_GUESSED_KEYS)
+    if (c.n > PLANNER_GUESSED_KEYS && r->join == NULL)
         (void) set_config_option("enable_nestloop", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     run_counts(recompute_keys_sql(r, nranges), p, &part);
     AtEOXact_GUC(true, nest);
