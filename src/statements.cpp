@@ -644,23 +644,27 @@ char *live_view_sql(const Rollup *r, const char *view) {
     append_list(&s, n.tgt_dims, psprintf("%st", p));
     appendStringInfoString(&s, ", ");
     append_list(&s, n.tgt_measures, psprintf("%st", p));
-    appendStringInfo(&s, "\nFROM %s AS %st\nWHERE %st.%s < coalesce((SELECT %sfrom FROM %sr), 'infinity'::%s)\n", n.tgt,
-                     p, p, (const char *) linitial(n.tgt_dims), p, p, T);
-    if (n.scope_not_null) {
-        appendStringInfo(&s, "  AND NOT EXISTS (SELECT 1 FROM %sk WHERE %sk.%sb = %st.%s", p, p, p, p,
-                         (const char *) linitial(n.tgt_scope));
-        int j = 0;
-        for_each_from(lc, n.tgt_scope, 1) {
-            j++;
-            appendStringInfo(&s, " AND %sk.%ss%d = %st.%s", p, p, j, p, (const char *) lfirst(lc));
-        }
-        appendStringInfoChar(&s, ')');
-    } else {
-        appendStringInfo(&s, "  AND NOT EXISTS (SELECT 1 FROM %sk WHERE ROW(%sk.%sb", p, p, p);
-        for (int j = 0; j < r->nscope; j++) appendStringInfo(&s, ", %sk.%ss%d", p, p, j + 1);
-        appendStringInfo(&s, ")::%s = ", n.log);
+    appendStringInfo(&s, "\nFROM %s AS %st\n", n.tgt, p);
+    if (!n.scope_not_null) {
+        // (The key as one column, as above.)
+        appendStringInfoString(&s, "  CROSS JOIN LATERAL (SELECT ");
         append_key_row(&s, n.tgt_scope, psprintf("%st", p));
-        appendStringInfo(&s, "::%s)", n.log);
+        appendStringInfo(&s, "::%s AS %skey) AS %stk\n", n.log, p, p);
+    }
+    appendStringInfo(&s, "WHERE %st.%s < coalesce((SELECT %sfrom FROM %sr), 'infinity'::%s)\n", p,
+                     (const char *) linitial(n.tgt_dims), p, p, T);
+    // (A hashed sub-plan again: a rollup row costs one probe, however many
+    // keys are pending; NULL, from a rebuild row's NULL bucket, means clean.)
+    if (n.scope_not_null) {
+        appendStringInfoString(&s, "  AND NOT coalesce(");
+        append_key_row(&s, n.tgt_scope, psprintf("%st", p));
+        appendStringInfo(&s, " IN (SELECT %sk.%sb", p, p);
+        for (int j = 0; j < r->nscope; j++) appendStringInfo(&s, ", %sk.%ss%d", p, p, j + 1);
+        appendStringInfo(&s, " FROM %sk), false)", p);
+    } else {
+        appendStringInfo(&s, "  AND NOT coalesce(%stk.%skey IN (SELECT ROW(%sk.%sb", p, p, p, p);
+        for (int j = 0; j < r->nscope; j++) appendStringInfo(&s, ", %sk.%ss%d", p, p, j + 1);
+        appendStringInfo(&s, ")::%s FROM %sk), false)", n.log, p);
     }
     appendStringInfo(&s, "\nUNION ALL SELECT * FROM %sfresh\nUNION ALL SELECT * FROM %sfresh", p, all.p);
     return s.data;
