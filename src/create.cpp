@@ -434,6 +434,13 @@ static Oid create_rollup_table(const NewRollup *n) {
     // Free space on each page: a refresh rewrites rows in place, and an
     // update that fits on its page is HOT (no index insertion, half the cost).
     appendStringInfoString(&ddl, ")) WITH (fillfactor = 80)");
+    // Dashboards read one value of the first dimension (a tenant) over a
+    // range of buckets: an index on both serves them (the key leads with
+    // the bucket).  A refresh's rewrites of measures stay HOT.
+    char *index_ddl = NULL;
+    if (n->dim_names != NIL)
+        index_ddl = psprintf("CREATE INDEX ON %s (%s, bucket)", n->target_sql,
+                             quote_identifier((const char *) linitial(n->dim_names)));
     const char *owner = quote_identifier(GetUserNameFromId(n->r.owner, false));
     // In memoria_rollup the extension's owner creates the table and hands it
     // to the caller; elsewhere the caller's rights apply.
@@ -441,10 +448,13 @@ static Oid create_rollup_table(const NewRollup *n) {
     if (n->default_target) {
         // CREATE there too, which indexes on the table (and renaming it)
         // need (adopt.cpp settle_schema_grant takes it back).
-        as_extension = list_make3(ddl.data, psprintf("ALTER TABLE %s OWNER TO %s", n->target_sql, owner),
-                                  psprintf("GRANT CREATE ON SCHEMA memoria_rollup TO %s", owner));
+        as_extension = list_make1(ddl.data);
+        if (index_ddl) as_extension = lappend(as_extension, index_ddl);
+        as_extension = lappend(as_extension, psprintf("ALTER TABLE %s OWNER TO %s", n->target_sql, owner));
+        as_extension = lappend(as_extension, psprintf("GRANT CREATE ON SCHEMA memoria_rollup TO %s", owner));
     } else {
         as_caller = list_make1(ddl.data);
+        if (index_ddl) as_caller = lappend(as_caller, index_ddl);
     }
     as_extension = lappend(as_extension, psprintf("COMMENT ON TABLE %s IS %s", n->target_sql,
                                                   quote_literal_cstr(psprintf("memoria rollup %s of %s", n->r.name,
