@@ -342,9 +342,9 @@ static void ddl_end_on_tables(void) {
         if (!OidIsValid(changed)) continue;
         if (list_member_oid(replaced, r->source)) {
             // (r was read after the change: its new join decides the triggers.)
-            // Writers in flight captured with the old join: wait for them.
-            ListCell *lc4;
-            foreach (lc4, captured_tables(r)) LockRelationOid(lfirst_oid(lc4), ShareRowExclusiveLock);
+            // Writers in flight are not waited for: one that also writes a
+            // table whose capture must read the view would wait for this DDL
+            // while it waits for them.
             after_table_ddl(r, r->source);
             mark_rebuild(r);
             // Other sessions' capture caches hold the old join's columns.

@@ -254,8 +254,9 @@ bool split_alias(const char *text, char **expr, char **alias_text) {
     if (as == start || as < 3 || pg_strncasecmp(text + as - 2, "as", 2) != 0) return false;
     char before = text[as - 3];
     if (isalnum((unsigned char) before) || before == '_') return false;  // "... bas x": not AS
+    // (Not a line break: it may end a comment.)
     int len = as - 2;
-    while (len > 0 && isspace((unsigned char) text[len - 1])) len--;
+    while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t')) len--;
     *expr = pnstrdup(text, len);
     if (alias_text) *alias_text = pnstrdup(text + start, end - start);
     return true;
@@ -292,9 +293,11 @@ Dimension check_dimension(const char *text, int i, const char *src) {
         arg_error(ERRCODE_DATATYPE_MISMATCH,
                   psprintf("%s has type %s, which a table column cannot have", what, format_type_be(d.type)),
                   "Cast the expression to a concrete type, e.g. '(payload->>''team'')::text AS team'.");
-    if (!OidIsValid(lookup_type_cache(d.type, TYPECACHE_EQ_OPR)->eq_opr))
+    if (!OidIsValid(lookup_type_cache(d.type, TYPECACHE_BTREE_OPFAMILY)->btree_opf))
         arg_error(ERRCODE_UNDEFINED_FUNCTION,
-                  psprintf("%s has type %s, which has no equality to group by", what, format_type_be(d.type)), hint);
+                  psprintf("%s has type %s, which has no ordering (the rollup table's key is a btree index)", what,
+                           format_type_be(d.type)),
+                  "Cast the expression to a type with one, e.g. text.");
     return d;
 }
 
@@ -384,6 +387,30 @@ char *expressions_problem(const Rollup *r) {
     problem = deterministic_problem(q, raw);
     if (problem == NULL) problem = ownership_problem(q, r->owner);
     return problem ? psprintf("its %s %s", expressions_word(r), problem) : NULL;
+}
+
+// session_dependent: a STABLE function (an allowed one is a built-in
+// date/time function: it reads TimeZone, DateStyle, ...), or one behind a
+// user's aggregate.
+static bool session_dependent(Oid func, void *context) {
+    ListCell *lc;
+    foreach (lc, user_aggregate_support(func))
+        if (session_dependent(lfirst_oid(lc), context)) return true;
+    return func_volatile(func) == PROVOLATILE_STABLE;
+}
+
+static bool session_walker(Node *node, void *context) {
+    if (node == NULL) return false;
+    if (check_functions_in_node(node, session_dependent, context)) return true;
+    if (IsA(node, Query)) return query_tree_walker((Query *) node, WALKER(session_walker), context, 0);
+    return expression_tree_walker(node, WALKER(session_walker), context);
+}
+
+bool expressions_read_session(const Rollup *r) {
+    Node *raw;
+    char *problem;
+    Query *q = analyze_expressions(r, &raw, &problem);
+    return q == NULL || query_tree_walker(q, WALKER(session_walker), NULL, 0);
 }
 
 // collect_function: the user's functions called (with those behind a

@@ -63,6 +63,10 @@ Query *analyze_expressions(const Rollup *r, Node **raw, char **problem);
 // expressions_problem: they must still analyse to the types of the rollup
 // table's columns, and still be deterministic; NULL if so.
 char *expressions_problem(const Rollup *r);
+// expressions_read_session: whether the rollup's expressions call a function
+// whose result follows session settings (TimeZone, DateStyle, ...): the
+// built-in date/time ones.
+bool expressions_read_session(const Rollup *r);
 // record_function_dependencies: the rollup table depends on each function
 // of the user's they call (DROP FUNCTION then needs CASCADE).
 void record_function_dependencies(const Rollup *r);

@@ -13,6 +13,7 @@
 #include "args.hpp"
 #include "catalog.hpp"
 #include "dirty_set.hpp"
+#include "expressions.hpp"
 #include "guard.hpp"
 #include "statements.hpp"
 #include "view_source.hpp"
@@ -311,6 +312,30 @@ void put_link_keys(LiveKeys *k) {
     }
 }
 
+// check_reader_settings: the view recomputes pending keys with the reader's
+// settings; where the rollup's expressions read them (date/time functions),
+// they must be the rollup's, or its answer would differ from the rollup's.
+void check_reader_settings(const Rollup *r) {
+    StringInfoData sets;
+    initStringInfo(&sets);
+    if (r->time_zone && pg_strcasecmp(GetConfigOption("TimeZone", false, false), r->time_zone) != 0)
+        appendStringInfo(&sets, "SET TimeZone = %s; ", quote_literal_cstr(r->time_zone));
+    for (int i = 0; i < r->nsettings; i++) {
+        const char *eq = strchr(r->settings[i], '=');
+        if (eq == NULL) continue;
+        char *name = pnstrdup(r->settings[i], eq - r->settings[i]);
+        const char *now = GetConfigOption(name, true, false);
+        if (now != NULL && strcmp(now, eq + 1) != 0)
+            appendStringInfo(&sets, "SET %s = %s; ", quote_identifier(name), quote_literal_cstr(eq + 1));
+    }
+    if (sets.len == 0 || !expressions_read_session(r)) return;
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("rollup \"%s\" computes its expressions with other settings than this session's", r->name),
+                    errdetail("Its measures, dimensions or filter call date/time functions, whose results follow the "
+                              "session's settings; its _live view would recompute pending keys with yours."),
+                    errhint("%sthen read the view (the rollup table itself needs no setting).", sets.data)));
+}
+
 }  // namespace
 
 }  // namespace memoria
@@ -344,6 +369,7 @@ MEMORIA_FUNCTION(memoria_live_keys) {
                             errmsg("row level security on %s applies to you: its rollup's _live view would show keys "
                                    "of rows hidden from you", qualified_relation_name(lfirst_oid(lc))),
                             errhint("Read the rollup table, or read _live as a role the policies do not apply to.")));
+    check_reader_settings(r);
     InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     LiveKeys k;

@@ -78,12 +78,17 @@ static Names names_for(const Rollup *r) {
                 n.tgt_scope = lappend(n.tgt_scope, column_name(r->target, r->target_attnums[1 + j]));
         n.log_cols = lappend(n.log_cols, column_name(r->dirty_log, (AttrNumber) (2 + i)));
     }
+    // NULLs: as the rollup table's columns say (NOT NULL only where the
+    // source's column was when the rollup was made, and has stayed: a column
+    // made NOT NULL since may still have NULLs in the logs and the rollup).
     n.scope_not_null = true;
-    for (int i = 0; i < r->nscope; i++)
-        if (!column_not_null(r->source, r->scope_attnums[i])) n.scope_not_null = false;
     n.dims_not_null = true;
-    for (int i = 0; i < r->ndims; i++)
-        if (r->dim_attnums[i] == 0 || !column_not_null(r->source, r->dim_attnums[i])) n.dims_not_null = false;
+    for (int i = 0; i < r->ndims; i++) {
+        bool not_null = column_not_null(r->target, r->target_attnums[1 + i]);
+        if (!not_null) n.dims_not_null = false;
+        for (int j = 0; j < r->nscope; j++)
+            if (r->scope_attnums[j] == r->dim_attnums[i] && r->dim_attnums[i] != 0 && !not_null) n.scope_not_null = false;
+    }
     n.measures_comparable = true;
     for (int i = 0; i < r->nmeasures; i++) {
         AttrNumber a = r->target_attnums[1 + r->ndims + i];

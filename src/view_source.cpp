@@ -289,10 +289,14 @@ ViewJoin *analyze_view_source(Oid view, AttrNumber time_attnum, char **problem, 
             bool binary = HeapTupleIsValid(tup) && OidIsValid(((Form_pg_type) GETSTRUCT(tup))->typsend) &&
                           OidIsValid(((Form_pg_type) GETSTRUCT(tup))->typreceive);
             if (HeapTupleIsValid(tup)) ReleaseSysCache(tup);
-            if (!binary) {
-                *problem = psprintf("joins table %s on a column of type %s, which has no binary form",
+            // (Arrays and composites: a list of them would be unnested into
+            // their elements or fields.)
+            bool plain = OidIsValid(type) && !OidIsValid(get_element_type(type)) && !type_is_rowtype(type);
+            if (!binary || !plain) {
+                *problem = psprintf("joins table %s on a column of type %s, which memoria cannot log",
                                     qualified_relation_name(vj->tables[t].rel), format_type_be(type));
-                *hint = "memoria logs the join values of a changed row in their binary form; join on another column.";
+                *hint = "memoria logs the join values of a changed row (in their binary form), and joins on scalar "
+                        "columns only; join on another column.";
                 return NULL;
             }
         }

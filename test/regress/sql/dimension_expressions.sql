@@ -64,7 +64,45 @@ SELECT memoria.create_rollup('x', 'de_events', 'at', ARRAY['nope(model) AS m'], 
 SELECT memoria.create_rollup('de_quoted', 'de_events', 'at', ARRAY['upper(model) AS "M""x"'], ARRAY['count(*) AS n']) AS created;
 SELECT attname FROM pg_attribute WHERE attrelid = 'memoria_rollup.de_quoted'::regclass AND attnum = 2;
 SELECT memoria.drop_rollup('de_quoted', drop_table => true);
+SELECT memoria.create_rollup('x', 'de_events', 'at', ARRAY['tokens::text::xid AS x'], ARRAY['count(*) AS n']);
 SELECT count(*) AS rollups FROM memoria.rollups WHERE name = 'x';
+-- A comment in an expression: rollups_info shows it so that it reads back.
+SELECT memoria.create_rollup('de_comment', 'de_events', 'at', ARRAY[E'lower(model) -- the family\n AS m'],
+                             ARRAY['count(*) AS n']) AS created;
+SELECT memoria.create_rollup('de_comment_copy', 'de_events', 'at',
+                             (SELECT dimensions FROM memoria.rollups_info WHERE rollup = 'de_comment'),
+                             ARRAY['count(*) AS n']) AS created_again;
+SELECT memoria.drop_rollup(name, drop_table => true) FROM memoria.rollups WHERE name LIKE 'de\_comment%';
+-- An expression that reads the session's TimeZone (the hour of a
+-- timestamptz): _live recomputes with the reader's settings, so it asks for
+-- the rollup's.
+SELECT memoria.create_rollup('de_hours', 'de_events', 'at', ARRAY['date_part(''hour'', at)::int AS hour_of_day'],
+                             ARRAY['count(*) AS n'], time_zone => 'UTC') AS created;
+SELECT status FROM memoria.refresh_window('de_hours', '-infinity', 'infinity');
+INSERT INTO de_events (at, model, tokens) VALUES ('2026-01-02 05:30+00', 'x', 1);
+SET TimeZone = 'Asia/Tokyo';
+SELECT count(*) FROM memoria_rollup.de_hours_live;
+SET TimeZone = 'UTC';
+SELECT count(*) AS live_differences FROM ((SELECT * FROM memoria_rollup.de_hours_live
+    EXCEPT ALL SELECT memoria.bucket(at, '1 day', 'UTC'), date_part('hour', at)::int, count(*) FROM de_events GROUP BY 1, 2)
+    UNION ALL (SELECT memoria.bucket(at, '1 day', 'UTC'), date_part('hour', at)::int, count(*) FROM de_events GROUP BY 1, 2
+    EXCEPT ALL SELECT * FROM memoria_rollup.de_hours_live)) d;
+RESET TimeZone;
+SELECT memoria.drop_rollup('de_hours', drop_table => true);
+
+-- A scope column made NOT NULL after a NULL key was logged: the key and its
+-- rollup row still hold the NULL, and go when recomputed.
+CREATE TABLE de_nn (at timestamptz NOT NULL, ws int, tokens int);
+INSERT INTO de_nn VALUES ('2024-01-01 01:00', 1, 10), ('2024-01-01 02:00', NULL, 20);
+SELECT memoria.create_rollup('de_nn', 'de_nn', 'at', ARRAY['ws'], ARRAY['count(*) AS n']) AS created;
+SELECT status FROM memoria.refresh_window('de_nn', '-infinity', 'infinity');
+DELETE FROM de_nn WHERE ws IS NULL;
+ALTER TABLE de_nn ALTER COLUMN ws SET NOT NULL;
+SELECT ws, n FROM memoria_rollup.de_nn_live ORDER BY 1;
+SELECT status FROM memoria.refresh('de_nn');
+SELECT ws, n FROM memoria_rollup.de_nn ORDER BY 1;
+SELECT memoria.drop_rollup('de_nn', drop_table => true);
+DROP TABLE de_nn;
 
 -- DDL: a column an expression reads cannot go; a function it calls
 -- cannot be dropped without CASCADE.

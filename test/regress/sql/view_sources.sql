@@ -193,6 +193,12 @@ CREATE VIEW vs_time_expr AS SELECT coalesce(u.at, u.at) AS at, u.model FROM vs_u
 SELECT memoria.create_rollup('x', 'vs_time_expr', 'at', '{model}', '{count(*) AS n}');
 CREATE VIEW vs_sample AS SELECT u.at, t.agent_id FROM vs_usage u TABLESAMPLE BERNOULLI (50) JOIN vs_task t ON t.id = u.task_id;
 SELECT memoria.create_rollup('x', 'vs_sample', 'at', '{agent_id}', '{count(*) AS n}');
+CREATE TABLE vs_arr (ids int[] PRIMARY KEY, name text);
+CREATE VIEW vs_array_join AS SELECT u.at, a.name FROM vs_usage u JOIN vs_arr a ON a.ids = ARRAY[u.task_id];
+SELECT memoria.create_rollup('x', 'vs_array_join', 'at', '{name}', '{count(*) AS n}');
+CREATE TABLE vs_arr2 (ids int[] NOT NULL, at timestamptz NOT NULL);
+CREATE VIEW vs_array_join2 AS SELECT u.at, a.name FROM vs_arr2 u JOIN vs_arr a ON a.ids = u.ids;
+SELECT memoria.create_rollup('x', 'vs_array_join2', 'at', '{name}', '{count(*) AS n}');
 CREATE VIEW vs_ctid AS SELECT u.at, u.ctid AS pos FROM vs_usage u;
 SELECT memoria.create_rollup('x', 'vs_ctid', 'at', '{pos}', '{count(*) AS n}');
 CREATE TABLE vs_parted (id int NOT NULL, region int NOT NULL, name text) PARTITION BY LIST (region);
@@ -272,8 +278,8 @@ SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgname LIKE 'zz\_memoria%
 SELECT count(*) AS logs_left FROM pg_class WHERE relnamespace = 'memoria_state'::regnamespace
                                            AND relname <> ALL (SELECT 'dirty_' || id FROM memoria.rollups);
 DROP VIEW vs_daily_truth, vs_runtime_truth, vs_usage_v, vs_agg, vs_theta, vs_right, vs_nullable_fact, vs_sub, vs_now,
-          vs_comma, vs_nested, vs_twice, vs_time_expr, vs_sample, vs_ctid, vs_part_twice;
-DROP TABLE vs_usage, vs_task, vs_issue, vs_project, vs_agent, vs_workspace, vs_runtime, vs_parted;
+          vs_comma, vs_nested, vs_twice, vs_time_expr, vs_sample, vs_ctid, vs_part_twice, vs_array_join, vs_array_join2;
+DROP TABLE vs_usage, vs_task, vs_issue, vs_project, vs_agent, vs_workspace, vs_runtime, vs_parted, vs_arr, vs_arr2;
 DROP FUNCTION vs_check(), vs_differences(regclass, regclass);
 REVOKE ALL ON SCHEMA public FROM memoria_vs_mallory;
 DROP ROLE memoria_vs_mallory;
