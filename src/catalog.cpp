@@ -476,6 +476,28 @@ TimestampTz lock_rollup_state(const Rollup *r) {
     return scanned;
 }
 
+void set_rebuild_after(const Rollup *r, int64 full_xid) {
+    if (!catalog_has_column("rollup_state", "rebuild_after_xid")) return;
+    Oid types[2] = {INT4OID, INT8OID};
+    Datum values[2] = {Int32GetDatum(r->id), Int64GetDatum(full_xid)};
+    const char nulls[2] = {' ', full_xid == 0 ? 'n' : ' '};
+    SPI_connect();
+    run_catalog("UPDATE memoria.rollup_state SET rebuild_after_xid = $2 WHERE rollup_id = $1", 2, types, values, nulls);
+    SPI_finish();
+}
+
+int64 rebuild_after(const Rollup *r) {
+    if (!catalog_has_column("rollup_state", "rebuild_after_xid")) return 0;
+    Oid type = INT4OID;
+    Datum value = Int32GetDatum(r->id);
+    SPI_connect();
+    run_catalog("SELECT coalesce(rebuild_after_xid, 0) FROM memoria.rollup_state WHERE rollup_id = $1", 1, &type, &value,
+                NULL);
+    int64 xid = SPI_processed > 0 ? spi_int64(1) : 0;
+    SPI_finish();
+    return xid;
+}
+
 void set_scanned_through(const Rollup *r, TimestampTz t) {
     Oid types[2] = {INT4OID, TIMESTAMPTZOID};
     Datum values[2] = {Int32GetDatum(r->id), TimestampTzGetDatum(t)};

@@ -118,6 +118,11 @@ void count_frozen_discarded(int32 id, int64 n);
 TimestampTz lock_rollup_state(const Rollup *r);
 void set_scanned_through(const Rollup *r, TimestampTz t);
 
+// A replaced view source's rebuild waits until every transaction older than
+// this full transaction id has ended (0: none; refresh.cpp).
+void set_rebuild_after(const Rollup *r, int64 full_xid);
+int64 rebuild_after(const Rollup *r);
+
 // read_watermark: false if the rollup has none yet.
 bool read_watermark(const Rollup *r, TimestampTz *watermark);
 

@@ -342,11 +342,14 @@ static void ddl_end_on_tables(void) {
         if (!OidIsValid(changed)) continue;
         if (list_member_oid(replaced, r->source)) {
             // (r was read after the change: its new join decides the triggers.)
-            // Writers in flight are not waited for: one that also writes a
-            // table whose capture must read the view would wait for this DDL
-            // while it waits for them.
+            // Writers in flight are not waited for here (one that also writes
+            // a table whose capture must read the view would wait for this DDL
+            // while it waits for them), though they may capture with the old
+            // join's columns ...
             after_table_ddl(r, r->source);
             mark_rebuild(r);
+            // ... so the rebuild waits until they have all ended.
+            set_rebuild_after(r, (int64) U64FromFullTransactionId(ReadNextFullTransactionId()));
             // Other sessions' capture caches hold the old join's columns.
             ListCell *lc3;
             foreach (lc3, captured_tables(r)) CacheInvalidateRelcacheByRelid(lfirst_oid(lc3));

@@ -20,6 +20,7 @@
 //      subtransaction only; the error is then recorded in the outer
 //      transaction, so it survives, and the other rollups go on.
 #include "adopt.hpp"
+#include "dirty_log.hpp"
 #include "refresh.hpp"
 #include "view_source.hpp"
 #include "dirty_set.hpp"
@@ -29,6 +30,10 @@
 #include "triggers.hpp"
 #include "args.hpp"
 
+extern "C" {
+#include "storage/procarray.h"
+}
+
 namespace memoria {
 
 // Outcome: what refresh() returns for one rollup.
@@ -37,6 +42,7 @@ struct Outcome {
     int64 keys, upserted, deleted;
     bool has_watermark;
     TimestampTz watermark;
+    bool rebuilt;  // a rebuild ran (a replaced view's wait is over)
 };
 
 static TimestampTz watermark_candidate(void) {
@@ -444,6 +450,19 @@ static bool recompute_claimed(const Rollup *r, bool limited, int64 max_keys, con
     return spi_bool(1);
 }
 
+// older_writers_running: whether a rebuild asked for by a replaced view
+// source must wait: a transaction that began writing before the replacement
+// (its capture may have read the old join) is still running.
+static bool older_writers_running(const Rollup *r) {
+    int64 after = rebuild_after(r);
+    if (after == 0) return false;
+    uint64 next = U64FromFullTransactionId(ReadNextFullTransactionId());
+    // (From another cluster, restored, or from long ago: nothing to wait for.)
+    if ((uint64) after > next || next - (uint64) after > (uint64) 1 << 30) return false;
+    TransactionId oldest = GetOldestActiveTransactionId();
+    return TransactionIdIsNormal(oldest) && TransactionIdPrecedes(oldest, (TransactionId) after);
+}
+
 // refresh_keys: steps 3-6 for one locked rollup (runs in the subtransaction);
 // with f, isolating the keys that fail.
 static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome *o, Failures *f) {
@@ -455,6 +474,7 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
     // is taken, with memoria's own search_path.
     TimestampTz horizon = 0;
     bool scanned_more = scan_updated(r, scanned, &horizon);
+    bool rebuild_waits = older_writers_running(r);
     RollupSession session = enter_rollup_session(r);
     // A view source: the writes to its joined tables become fact keys first.
     translate_links(r);
@@ -465,6 +485,12 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
     bool drained = true;
     int64 frozen = 0;
     o->record.status = "idle";
+    if (rebuild && rebuild_waits) {
+        // Nothing now: the whole log waits for the rebuild (and the
+        // watermark with it).
+        rebuild = pending = drained = false;
+        o->record.status = "busy";
+    }
     if (rebuild && f != NULL) {
         // A rebuild that failed: every key it would recompute, one by one
         // (those of the source's rows and of the rollup's), so that a key
@@ -476,6 +502,7 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
         pending = true;
     }
     if (rebuild) {
+        o->rebuilt = true;
         // Everything not frozen: frozen buckets keep their rows whatever
         // happened to the source (TRUNCATE, a dropped partition).
         Datum first = infinity_of(r->time_type, false), last = infinity_of(r->time_type, true);
@@ -492,6 +519,7 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
         o->record.status = "ok";
     }
     leave_rollup_session(session);
+    if (o->rebuilt) set_rebuild_after(r, 0);
     if (frozen > 0) count_frozen_discarded(r->id, frozen);
     if (scanned_more) {
         set_scanned_through(r, horizon);
@@ -723,6 +751,16 @@ MEMORIA_FUNCTION(memoria_refresh_window) {
     bool covers_all = anything && recompute_window(r, first, last, whole, exact, &o);
     o.record.failing = whole ? 0 : -1;  // only a whole window empties the log
     o.record.status = "ok";
+    if (whole && rebuild_after(r) != 0) {
+        // It consumed a replaced view's rebuild: again, unless no writer
+        // older than the replacement is left.
+        if (older_writers_running(r)) {
+            mark_rebuild(r);
+            covers_all = false;
+        } else {
+            set_rebuild_after(r, 0);
+        }
+    }
     finish(r, &o, covers_all, t, covers_all);
     SPI_finish();
     TupleDesc desc;

@@ -70,7 +70,11 @@ CREATE TABLE memoria.rollup_state (
     -- grants): 'system identifier:database oid'.  A row restored elsewhere
     -- (pg_restore, pg_upgrade, CREATE DATABASE ... TEMPLATE) differs, and
     -- memoria adopts the rollup again once its triggers are back.
-    recorded_in       text
+    recorded_in       text,
+    -- A view source replaced: transactions that began writing before this
+    -- transaction id may have captured with the old join, so the rebuild it
+    -- asked for waits until they have all ended (a full transaction id).
+    rebuild_after_xid bigint
 );
 REVOKE ALL ON memoria.rollups, memoria.rollup_state FROM PUBLIC;
 -- pg_dump dumps their rows (after CREATE EXTENSION, before the triggers).

@@ -5,3 +5,5 @@ DROP EVENT TRIGGER memoria_ddl_start, memoria_ddl_end, memoria_sql_drop, memoria
 ALTER TABLE memoria.rollups ADD COLUMN link_log regclass;
 -- Dimensions may be expressions ('lower(model) AS model').
 ALTER TABLE memoria.rollups ADD COLUMN dimension_exprs text[];
+-- A replaced view source's rebuild waits for the writers that began before.
+ALTER TABLE memoria.rollup_state ADD COLUMN rebuild_after_xid bigint;
