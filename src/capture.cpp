@@ -35,7 +35,7 @@ struct CaptureTarget {
     int16 scope_typlen[MAX_SCOPE];
     bool scope_typbyval[MAX_SCOPE];
     // A table a view source joins to its fact table (view_source.hpp): each
-    // row's link key goes to the link log, as text; TRUNCATE to the dirty log.
+    // row's link key goes to the link log, in binary form; TRUNCATE to the dirty log.
     bool linked;
     Oid link_log, link;  // link: the linked table (a partition's parent)
     int link_log_keys;   // the link log's k columns

@@ -5,21 +5,12 @@
 
 namespace memoria {
 
-Oid create_dirty_log(int32 id, Oid source, Oid time_type, List *scope, Oid owner, Oid target, bool in_update) {
-    char *name = psprintf("dirty_%d", id);
+Oid create_log_table(const char *name, const char *columns, Oid owner, Oid target, bool in_update) {
     char *log_sql = quote_qualified_identifier("memoria_state", name);
-    StringInfoData ddl;
-    initStringInfo(&ddl);
-    appendStringInfo(&ddl, "CREATE TABLE %s (bucket %s", log_sql, format_type_be(time_type));
-    // Base types: memoria writes the log with elevated rights, so no DEFAULT
-    // or CHECK of a user's domain may run there.
-    ListCell *lc;
-    foreach (lc, scope)
-        appendStringInfo(&ddl, ", %s %s", quote_identifier(get_attname(source, lfirst_int(lc), false)),
-                         column_type_sql(source, lfirst_int(lc), true));
     // Vacuumed often: every refresh deletes what it claims.
-    appendStringInfoString(&ddl, ") WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000)");
-    run_as_extension(ddl.data);
+    run_as_extension(psprintf("CREATE TABLE %s (%s) WITH (autovacuum_vacuum_scale_factor = 0, "
+                              "autovacuum_vacuum_threshold = 1000)",
+                              log_sql, columns));
     // Published by a FOR ALL TABLES publication, its DELETEs need a replica
     // identity: there is no key, so the whole row.
     run_as_extension(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", log_sql));
@@ -34,6 +25,19 @@ Oid create_dirty_log(int32 id, Oid source, Oid time_type, List *scope, Oid owner
     record_dependency(RelationRelationId, log, ExtensionRelationId, get_extension_oid("memoria", false),
                       DEPENDENCY_AUTO);
     return log;
+}
+
+Oid create_dirty_log(int32 id, Oid source, Oid time_type, List *scope, Oid owner, Oid target, bool in_update) {
+    StringInfoData cols;
+    initStringInfo(&cols);
+    appendStringInfo(&cols, "bucket %s", format_type_be(time_type));
+    // Base types: memoria writes the log with elevated rights, so no DEFAULT
+    // or CHECK of a user's domain may run there.
+    ListCell *lc;
+    foreach (lc, scope)
+        appendStringInfo(&cols, ", %s %s", quote_identifier(get_attname(source, lfirst_int(lc), false)),
+                         column_type_sql(source, lfirst_int(lc), true));
+    return create_log_table(psprintf("dirty_%d", id), cols.data, owner, target, in_update);
 }
 
 void check_log_pristine(Relation log) {

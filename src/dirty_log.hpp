@@ -13,6 +13,9 @@ namespace memoria {
 // rollup table and the extension (in_update: made by the update script,
 // not a member of the extension).  Returns it.
 Oid create_dirty_log(int32 id, Oid source, Oid time_type, List *scope, Oid owner, Oid target, bool in_update);
+// create_log_table: memoria_state.<name> (columns: their SQL), as the dirty
+// log is made (create_dirty_log, and a view source's link log).
+Oid create_log_table(const char *name, const char *columns, Oid owner, Oid target, bool in_update);
 
 // check_log_pristine: ERROR unless the log is still as memoria made it (no
 // trigger, rule, index, policy or check constraint): memoria writes it with

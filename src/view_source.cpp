@@ -347,22 +347,11 @@ List *captured_tables(const Rollup *r) {
 }
 
 Oid create_link_log(int32 id, int nkeys, Oid owner, Oid target) {
-    char *name = psprintf("links_%d", id);
-    char *log_sql = quote_qualified_identifier("memoria_state", name);
-    StringInfoData ddl;
-    initStringInfo(&ddl);
-    appendStringInfo(&ddl, "CREATE TABLE %s (link regclass NOT NULL", log_sql);
-    for (int k = 1; k <= nkeys; k++) appendStringInfo(&ddl, ", k%d bytea", k);
-    appendStringInfoString(&ddl, ") WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000)");
-    run_as_extension(ddl.data);
-    run_as_extension(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", log_sql));
-    run_as_extension(psprintf("GRANT SELECT, INSERT, DELETE ON %s TO %s", log_sql,
-                              quote_identifier(GetUserNameFromId(owner, false))));
-    Oid log = get_relname_relid(name, get_namespace_oid("memoria_state", false));
-    record_dependency(RelationRelationId, log, RelationRelationId, target, DEPENDENCY_AUTO);
-    record_dependency(RelationRelationId, log, ExtensionRelationId, get_extension_oid("memoria", false),
-                      DEPENDENCY_AUTO);
-    return log;
+    StringInfoData cols;
+    initStringInfo(&cols);
+    appendStringInfoString(&cols, "link regclass NOT NULL");
+    for (int k = 1; k <= nkeys; k++) appendStringInfo(&cols, ", k%d bytea", k);
+    return create_log_table(psprintf("links_%d", id), cols.data, owner, target, false);
 }
 
 int link_log_keys(Oid link_log) {

@@ -58,7 +58,7 @@ void attach_view_join(Rollup *r, char **problem);
 // table and the linked tables, with their partitions.
 List *captured_tables(const Rollup *r);
 
-// create_link_log: memoria_state.links_<id> (link oid, k1..kN text).
+// create_link_log: memoria_state.links_<id> (link regclass, k1..kN bytea).
 Oid create_link_log(int32 id, int nkeys, Oid owner, Oid target);
 
 // link_log_keys: how many key columns (k1..kN) a link log has.
