@@ -39,7 +39,7 @@ void follow_source_owner(const Rollup *r) {
     // The previous owner (unless it is gone, or owns the extension) loses
     // its grants: DROP ROLE then needs nothing of memoria's.
     bool old_exists = SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(r->granted_owner));
-    for (Oid log_oid : {r->dirty_log, r->link_log}) {
+    for (Oid log_oid : {r->dirty_log, r->link_log, r->delta_log}) {
         if (!OidIsValid(log_oid)) continue;
         const char *log = qualified_relation_name(log_oid);
         run_as_extension(psprintf("GRANT SELECT, INSERT, DELETE ON %s TO %s", log, to));
@@ -75,10 +75,11 @@ void adopt_rollup(const Rollup *r) {
     replace_dependency(RelationRelationId, r->target, ExtensionRelationId, ext, DEPENDENCY_NORMAL);
     replace_dependency(RelationRelationId, r->dirty_log, RelationRelationId, r->target, DEPENDENCY_AUTO);
     replace_dependency(RelationRelationId, r->dirty_log, ExtensionRelationId, ext, DEPENDENCY_AUTO);
-    if (OidIsValid(r->link_log)) {
-        replace_dependency(RelationRelationId, r->link_log, RelationRelationId, r->target, DEPENDENCY_AUTO);
-        replace_dependency(RelationRelationId, r->link_log, ExtensionRelationId, ext, DEPENDENCY_AUTO);
-    }
+    for (Oid log : {r->link_log, r->delta_log})
+        if (OidIsValid(log)) {
+            replace_dependency(RelationRelationId, log, RelationRelationId, r->target, DEPENDENCY_AUTO);
+            replace_dependency(RelationRelationId, log, ExtensionRelationId, ext, DEPENDENCY_AUTO);
+        }
     CommandCounterIncrement();
     reconcile_triggers(r, true);
     ensure_guard_trigger(r);

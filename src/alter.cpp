@@ -3,6 +3,7 @@
 // argument is checked and every step done in a subtransaction; dry_run rolls
 // it back, so its report is exactly what the real run would do, and changes
 // nothing.  Bucket, dimension, scope or filter changes need a new rollup.
+#include "additive.hpp"
 #include "adopt.hpp"
 #include "args.hpp"
 #include "expressions.hpp"
@@ -229,6 +230,10 @@ static void change_measures(Alteration *a) {
     if (char *problem = expressions_problem(now))
         arg_error(ERRCODE_INVALID_PARAMETER_VALUE, psprintf("add_measures: the rollup's %s", problem), NULL);
     record_function_dependencies(now);
+    // The additive path's partials are of the old measures: the log is
+    // made again for the new ones (or goes), with writers held off.
+    LockRelationOid(now->source, ShareRowExclusiveLock);
+    settle_delta_log(now, false);
     if (live_view_name(now, true) != NULL) create_live_view(now);
     if (a->add == NIL) return;
     // The new columns are filled by a backfill; refresh keeps every column

@@ -15,12 +15,27 @@
 #include "bucket.hpp"
 #include "capture.hpp"
 #include "catalog.hpp"
+#include "delta_set.hpp"
 #include "dirty_set.hpp"
 #include "guard.hpp"
 #include "triggers.hpp"
 #include "view_source.hpp"
 
 namespace memoria {
+
+// The additive path (additive.hpp) for one (trigger, relation): how an
+// inserted row becomes a group and the inputs of its partials.  Its memory
+// is its own context.
+struct DeltaCapture {
+    MemoryContext context;
+    const DeltaShape *shape;
+    ExprContext *econtext;
+    ExprState *filter;  // the rollup's WHERE; NULL: none
+    ExprState *arg[MAX_ADDITIVE_MEASURES];         // NULL for count(*)
+    ExprState *agg_filter[MAX_ADDITIVE_MEASURES];  // NULL: none
+    AttrNumber dim_attnum[MAX_ADDITIVE_DIMS];
+    TupleTableSlot *row_slot;  // a row trigger's row, for the expressions
+};
 
 // What the trigger needs to know about one (trigger, relation): cached per backend.
 struct CaptureTarget {
@@ -42,11 +57,15 @@ struct CaptureTarget {
     int nkeys;
     AttrNumber key_attnum[MAX_LINK_KEYS];
     FmgrInfo key_out[MAX_LINK_KEYS];  // their types' send functions
+    DeltaCapture *delta;  // inserts take the additive path; NULL: they dirty keys
 };
 
 static HTAB *capture_targets = NULL;           // backend lifetime
 static MemoryContext capture_cache_context = NULL;
 static StringInfoData key_buf;                 // scratch, in capture_cache_context
+// Additive-path contexts of invalidated targets: freed at the next trigger
+// call (an invalidation may arrive while a trigger is using one).
+static List *retired_contexts = NIL;
 
 // ---------------------------------------------------------------------------
 // The per-backend cache of trigger targets.
@@ -58,9 +77,25 @@ static void invalidate_capture_targets(Datum arg, Oid relid) {
     hash_seq_init(&status, capture_targets);
     CaptureTarget *t;
     while ((t = (CaptureTarget *) hash_seq_search(&status)) != NULL)
-        if (relid == InvalidOid || t->relid == relid)
+        if (relid == InvalidOid || t->relid == relid) {
+            if (t->delta != NULL) {
+                MemoryContext old = MemoryContextSwitchTo(capture_cache_context);
+                retired_contexts = lappend(retired_contexts, t->delta->context);
+                MemoryContextSwitchTo(old);
+            }
             hash_search(capture_targets, &t->trigger_oid, HASH_REMOVE, NULL);
+        }
 }
+
+static void free_retired_contexts(void) {
+    if (retired_contexts == NIL) return;
+    List *retired = retired_contexts;
+    retired_contexts = NIL;
+    ListCell *lc;
+    foreach (lc, retired) MemoryContextDelete((MemoryContext) lfirst(lc));
+    list_free(retired);
+}
+
 
 static void ensure_cache(void) {
     if (capture_targets != NULL) return;
@@ -102,6 +137,83 @@ static bool serves_table(Relation rel, Oid source) {
     if (RelationGetRelid(rel) == source) return true;
     if (!rel->rd_rel->relispartition) return false;
     return list_member_oid(get_partition_ancestors(RelationGetRelid(rel)), source);
+}
+
+// map_var_attnos: the source's attribute numbers in an expression made
+// those of rel (a partition, whose columns may be in another order).
+struct AttnoMap {
+    Oid source;
+    Relation rel;
+};
+static bool map_var_attnos(Node *node, void *context) {
+    if (node == NULL) return false;
+    if (IsA(node, Var)) {
+        AttnoMap *m = (AttnoMap *) context;
+        Var *v = (Var *) node;
+        v->varattno = v->varattnosyn = map_attnum(m->source, m->rel, v->varattno);
+        return false;
+    }
+    return expression_tree_walker(node, WALKER(map_var_attnos), context);
+}
+
+// prepare_expr: an expression of the plan, for rows of rel.
+static ExprState *prepare_expr(Expr *e, AttnoMap *map, bool qual) {
+    if (e == NULL) return NULL;
+    Node *copy = (Node *) copyObjectImpl(e);
+    if (RelationGetRelid(map->rel) != map->source) map_var_attnos(copy, map);
+    Expr *planned = expression_planner((Expr *) copy);
+    return qual ? ExecInitQual(make_ands_implicit(planned), NULL) : ExecInitExpr(planned, NULL);
+}
+
+// delta_capture_for: the additive path for rows of rel, or NULL when the
+// rollup does not take it (or its delta log is not as the plan needs).
+static DeltaCapture *delta_capture_for(const Rollup *r, Relation rel, const CaptureTarget *t) {
+    if (!OidIsValid(r->delta_log) || !t->trigger_mode || t->nscope > MAX_SCOPE) return NULL;
+    AdditivePlan plan;
+    if (additive_problem(r, &plan) != NULL) return NULL;
+    DeltaShape s;
+    memset(&s, 0, sizeof s);
+    s.log = r->delta_log;
+    s.dirty_log = r->dirty_log;
+    s.time_type = r->time_type;
+    s.ndims = r->ndims;
+    TupleDesc desc = RelationGetDescr(rel);
+    AttrNumber dim_attnum[MAX_ADDITIVE_DIMS];
+    for (int i = 0; i < r->ndims; i++) {
+        dim_attnum[i] = map_attnum(r->source, rel, r->dim_attnums[i]);
+        Form_pg_attribute att = TupleDescAttr(desc, dim_attnum[i] - 1);
+        s.dim_type[i] = getBaseType(att->atttypid);
+        s.dim_typlen[i] = att->attlen;
+        s.dim_typbyval[i] = att->attbyval;
+    }
+    s.nscope = r->nscope;
+    for (int i = 0; i < r->nscope; i++)
+        for (int j = 0; j < r->ndims; j++)
+            if (r->dim_attnums[j] == r->scope_attnums[i]) s.scope_dim[i] = j;
+    s.nmeasures = plan.nmeasures;
+    for (int i = 0; i < plan.nmeasures; i++) {
+        s.kind[i] = plan.kind[i];
+        s.partial_type[i] = plan.partial_type[i];
+        if (OidIsValid(plan.arg_type[i])) get_typlenbyval(plan.arg_type[i], &s.arg_typlen[i], &s.arg_typbyval[i]);
+        if (plan.kind[i] == MergeKind::Min || plan.kind[i] == MergeKind::Max)
+            s.cmp[i] = &lookup_type_cache(plan.arg_type[i], TYPECACHE_CMP_PROC_FINFO)->cmp_proc_finfo;
+    }
+    MemoryContext context = AllocSetContextCreate(capture_cache_context, "memoria delta capture", ALLOCSET_SMALL_SIZES);
+    MemoryContext old = MemoryContextSwitchTo(context);
+    DeltaCapture *d = (DeltaCapture *) palloc0(sizeof(DeltaCapture));
+    d->context = context;
+    d->shape = remember_delta_shape(&s);
+    memcpy(d->dim_attnum, dim_attnum, sizeof dim_attnum);
+    AttnoMap map = {r->source, rel};
+    d->filter = prepare_expr(plan.filter, &map, true);
+    for (int i = 0; i < plan.nmeasures; i++) {
+        d->arg[i] = prepare_expr(plan.arg[i], &map, false);
+        d->agg_filter[i] = prepare_expr(plan.agg_filter[i], &map, true);
+    }
+    d->econtext = CreateStandaloneExprContext();
+    d->row_slot = MakeSingleTupleTableSlot(CreateTupleDescCopy(desc), &TTSOpsHeapTuple);
+    MemoryContextSwitchTo(old);
+    return d;
 }
 
 static CaptureTarget *capture_target_for(TriggerData *td) {
@@ -207,6 +319,7 @@ static CaptureTarget *capture_target_for(TriggerData *td) {
     check_log_shape(log, &shape);
     table_close(log, AccessShareLock);
     remember_log_shape(&shape);
+    if (linked < 0) tmp.delta = delta_capture_for(r, rel, &tmp);
     t = (CaptureTarget *) hash_search(capture_targets, &tg->tgoid, HASH_ENTER, &found);
     *t = tmp;
     return t;
@@ -238,6 +351,52 @@ static void add_row_key(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
     if (build_row_key(t, tuple, desc)) dirty_set_add(key_buf.data, key_buf.len);
 }
 
+// add_delta_row: the additive path: an inserted row (in slot) folded into
+// its group's partials; nothing for a row the filter leaves out or with a
+// NULL time.
+static void add_delta_row(CaptureTarget *t, TupleTableSlot *slot) {
+    DeltaCapture *d = t->delta;
+    const DeltaShape *s = d->shape;
+    ExprContext *ec = d->econtext;
+    ResetExprContext(ec);
+    ec->ecxt_scantuple = slot;
+    MemoryContext old = MemoryContextSwitchTo(ec->ecxt_per_tuple_memory);
+    bool isnull;
+    Datum time = slot_getattr(slot, t->time_attnum, &isnull);
+    if (!isnull && (d->filter == NULL || ExecQual(d->filter, ec))) {
+        Datum bucket = bucket_of(&t->spec, time);
+        key_start(&key_buf, s->log, s->ndims);
+        key_put_bucket(&key_buf,
+                       t->spec.kind == TimeKind::Date ? (int64) DatumGetDateADT(bucket) : DatumGetInt64(bucket));
+        for (int i = 0; i < s->ndims; i++) {
+            Datum v = slot_getattr(slot, d->dim_attnum[i], &isnull);
+            if (!isnull) key_put_scope(&key_buf, i, v, s->dim_typlen[i], s->dim_typbyval[i]);
+        }
+        Datum values[MAX_ADDITIVE_MEASURES];
+        bool skip[MAX_ADDITIVE_MEASURES];
+        for (int i = 0; i < s->nmeasures; i++) {
+            values[i] = (Datum) 0;
+            skip[i] = d->agg_filter[i] != NULL && !ExecQual(d->agg_filter[i], ec);
+            if (!skip[i] && d->arg[i] != NULL) {
+                values[i] = ExecEvalExpr(d->arg[i], ec, &isnull);
+                skip[i] = isnull;
+            }
+        }
+        delta_add(s, key_buf.data, key_buf.len, values, skip);
+    }
+    MemoryContextSwitchTo(old);
+}
+
+static void add_inserted_row(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
+    if (t->delta == NULL || !additive_path) {
+        add_row_key(t, tuple, desc);
+        return;
+    }
+    ExecStoreHeapTuple(tuple, t->delta->row_slot, false);
+    add_delta_row(t, t->delta->row_slot);
+    ExecClearTuple(t->delta->row_slot);
+}
+
 // add_inserted_keys: the AFTER INSERT statement trigger; the key of every
 // row of the statement's transition table.
 static void add_inserted_keys(CaptureTarget *t, TriggerData *td) {
@@ -253,6 +412,10 @@ static void add_inserted_keys(CaptureTarget *t, TriggerData *td) {
                                                       ALLOCSET_SMALL_SIZES);
     tuplestore_rescan(rows);
     while (tuplestore_gettupleslot(rows, true, false, slot)) {
+        if (t->delta != NULL && additive_path) {
+            add_delta_row(t, slot);
+            continue;
+        }
         MemoryContext old = MemoryContextSwitchTo(row_context);
         bool has_key = build_key(t, [&](AttrNumber a, bool *isnull) { return slot_getattr(slot, a, isnull); });
         MemoryContextSwitchTo(old);
@@ -321,6 +484,7 @@ MEMORIA_FUNCTION(memoria_capture) {
     Datum row_result = PointerGetDatum(TRIGGER_FIRED_BEFORE(ev) && TRIGGER_FIRED_FOR_ROW(ev)
                                            ? (TRIGGER_FIRED_BY_UPDATE(ev) ? td->tg_newtuple : td->tg_trigtuple)
                                            : NULL);
+    free_retired_contexts();
     CaptureTarget *t = capture_target_for(td);
     if (t == NULL) return row_result;  // a rollup not in the catalog (yet)
     if (TRIGGER_FIRED_BY_TRUNCATE(ev)) {
@@ -351,6 +515,11 @@ MEMORIA_FUNCTION(memoria_capture) {
         }
         return row_result;
     }
-    add_row_key(t, td->tg_trigtuple, desc);
+    // An INSERT after the fact may take the additive path (a BEFORE
+    // trigger's row may never be stored).
+    if (TRIGGER_FIRED_BY_INSERT(ev) && TRIGGER_FIRED_AFTER(ev))
+        add_inserted_row(t, td->tg_trigtuple, desc);
+    else
+        add_row_key(t, td->tg_trigtuple, desc);
     return row_result;
 }

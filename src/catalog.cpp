@@ -11,7 +11,7 @@ enum RollupColumn {
     COL_ID, COL_NAME, COL_OWNER, COL_SOURCE, COL_TARGET, COL_DIRTY_LOG, COL_TIME_ATTNUM, COL_TIME_TYPE,
     COL_DIMENSIONS, COL_SCOPE, COL_MEASURES, COL_MEASURE_NAMES, COL_BUCKET, COL_TIME_ZONE, COL_FILTER,
     COL_INVALIDATION, COL_UPDATED_AT, COL_SAFETY_LAG, COL_SEARCH_PATH, COL_SETTINGS, COL_FREEZE_AFTER,
-    COL_LINK_LOG, COL_DIMENSION_EXPRS, NUM_ROLLUP_COLUMNS
+    COL_LINK_LOG, COL_DIMENSION_EXPRS, COL_DELTA_LOG, NUM_ROLLUP_COLUMNS
 };
 // Columns added by later versions: read as NULL (and not written) until
 // ALTER EXTENSION UPDATE.
@@ -21,7 +21,8 @@ static const struct {
     const char *since;
 } LATER_COLUMNS[] = {{COL_SETTINGS, "rollups", "settings"}, {COL_FREEZE_AFTER, "rollups", "freeze_after"},
                       {COL_LINK_LOG, "rollups", "link_log"},
-                      {COL_DIMENSION_EXPRS, "rollups", "dimension_exprs"}};
+                      {COL_DIMENSION_EXPRS, "rollups", "dimension_exprs"},
+                      {COL_DELTA_LOG, "rollups", "delta_log"}};
 static const struct {
     const char *name;
     Oid type;
@@ -33,7 +34,7 @@ static const struct {
     {"bucket", INTERVALOID},   {"time_zone", TEXTOID},     {"filter", TEXTOID},
     {"invalidation", TEXTOID}, {"updated_at_attnum", INT2OID}, {"safety_lag", INTERVALOID},
     {"search_path", TEXTOID},  {"settings", TEXTARRAYOID}, {"freeze_after", INTERVALOID},
-    {"link_log", REGCLASSOID}, {"dimension_exprs", TEXTARRAYOID},
+    {"link_log", REGCLASSOID}, {"dimension_exprs", TEXTARRAYOID}, {"delta_log", REGCLASSOID},
 };
 
 bool catalog_has_column(const char *table, const char *column) {
@@ -168,6 +169,7 @@ static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
     if (r->has_freeze) r->freeze_after = *DatumGetIntervalP(v[COL_FREEZE_AFTER]);
     r->target_attnums = live_columns(r->target, 1 + r->ndims + r->nmeasures);
     r->link_log = null[COL_LINK_LOG] ? InvalidOid : DatumGetObjectId(v[COL_LINK_LOG]);
+    r->delta_log = null[COL_DELTA_LOG] ? InvalidOid : DatumGetObjectId(v[COL_DELTA_LOG]);
     r->dim_exprs = null[COL_DIMENSION_EXPRS] ? NULL : nullable_text_array(v[COL_DIMENSION_EXPRS], r->ndims);
     char *problem;
     attach_view_join(r, &problem);  // (a view that no longer fits: the DDL hooks say why)
@@ -345,6 +347,8 @@ void insert_rollup(const Rollup *r) {
     if (!r->dim_exprs) nulls[COL_DIMENSION_EXPRS] = 'n';
     v[COL_LINK_LOG] = ObjectIdGetDatum(r->link_log);
     if (!OidIsValid(r->link_log)) nulls[COL_LINK_LOG] = 'n';
+    v[COL_DELTA_LOG] = ObjectIdGetDatum(r->delta_log);
+    if (!OidIsValid(r->delta_log)) nulls[COL_DELTA_LOG] = 'n';
     Oid types[NUM_ROLLUP_COLUMNS];
     Datum vals[NUM_ROLLUP_COLUMNS];
     char vnulls[NUM_ROLLUP_COLUMNS];
@@ -445,6 +449,16 @@ void set_dirty_log(int32 id, Oid log) {
     Datum values[2] = {Int32GetDatum(id), ObjectIdGetDatum(log)};
     SPI_connect();
     run_catalog("UPDATE memoria.rollups SET dirty_log = $2 WHERE id = $1", 2, types, values, NULL);
+    SPI_finish();
+}
+
+void set_delta_log(int32 id, Oid log) {
+    if (!catalog_has_column("rollups", "delta_log")) return;
+    Oid types[2] = {INT4OID, OIDOID};
+    Datum values[2] = {Int32GetDatum(id), ObjectIdGetDatum(log)};
+    SPI_connect();
+    run_catalog("UPDATE memoria.rollups SET delta_log = $2::regclass WHERE id = $1", 2, types, values,
+                OidIsValid(log) ? NULL : " n");
     SPI_finish();
 }
 

@@ -62,6 +62,9 @@ struct Rollup {
     AttrNumber *fact_scope_attnums;
     struct ViewJoin *join;  // a view source's join; NULL for a table
     Oid link_log;           // memoria_state.links_<id>, when the view joins other tables
+    // memoria_state.deltas_<id>: inserted rows' partial aggregates, when
+    // every measure can be merged (additive.hpp); InvalidOid otherwise.
+    Oid delta_log;
     // Restored elsewhere (pg_restore, pg_upgrade, a copied database) and not
     // adopted yet (adopt.cpp).
     bool restored;
@@ -100,6 +103,7 @@ void insert_rollup(const Rollup *r);  // and its state row
 void delete_rollup(int32 id);
 void set_refresh_interval(int32 id, const Interval *every);
 void set_dirty_log(int32 id, Oid log);
+void set_delta_log(int32 id, Oid log);  // InvalidOid: none
 void set_freeze_after(int32 id, const Interval *freeze_after);
 void rename_rollup(int32 id, const char *name);
 void set_measures(int32 id, List *measures, List *names);  // char * each

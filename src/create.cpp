@@ -17,6 +17,8 @@
 #include "adopt.hpp"
 #include "args.hpp"
 #include "ddl_guard.hpp"
+#include <initializer_list>
+#include "additive.hpp"
 #include "dirty_log.hpp"
 #include "expressions.hpp"
 #include "guard.hpp"
@@ -574,6 +576,7 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
         n.r.link_log = create_link_log(n.r.id, n.join->max_keys, n.r.owner, n.r.target);
     insert_rollup(&n.r);
     CommandCounterIncrement();
+    settle_delta_log(&n.r, false);
     reconcile_triggers(&n.r, true);
     ensure_guard_trigger(&n.r);
     record_function_dependencies(&n.r);
@@ -621,8 +624,9 @@ static void drop_one(Rollup *r, bool drop_table, bool cascade) {
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
     spi_exec(psprintf("DROP TABLE IF EXISTS %s", qualified_relation_name(r->dirty_log)), 0, NULL, NULL, NULL, false);
-    if (OidIsValid(r->link_log) && get_rel_name(r->link_log) != NULL)
-        spi_exec(psprintf("DROP TABLE %s", qualified_relation_name(r->link_log)), 0, NULL, NULL, NULL, false);
+    for (Oid log : {r->link_log, r->delta_log})
+        if (OidIsValid(log) && get_rel_name(log) != NULL)
+            spi_exec(psprintf("DROP TABLE %s", qualified_relation_name(log)), 0, NULL, NULL, NULL, false);
     if (drop_table)
         spi_exec(psprintf("DROP TABLE %s", qualified_relation_name(r->target)), 0, NULL, NULL, NULL, false);
     leave_catalog_session(cs);

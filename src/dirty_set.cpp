@@ -28,6 +28,7 @@
 // unwritten again; if it commits, the parent level owns the row.  A change of
 // a key whose row was written in a subtransaction gets a row of its own (a
 // refresh in the subtransaction may have consumed the first).
+#include "delta_set.hpp"
 #include "dirty_log.hpp"
 #include "dirty_set.hpp"
 #include "guard.hpp"
@@ -106,16 +107,14 @@ void key_put_scope(StringInfo buf, int i, Datum value, int16 typlen, bool typbyv
     }
 }
 
-// read_datum: the inverse of key_put_scope; copies into aligned memory.
-static Datum read_datum(const char **p, Form_pg_attribute att) {
-    if (att->attbyval) {
+Datum key_read_value(const char **p, int16 typlen, bool typbyval) {
+    if (typbyval) {
         Datum d;
         memcpy(&d, *p, sizeof d);
         *p += sizeof d;
         return d;
     }
-    Size len = att->attlen > 0 ? (Size) att->attlen
-               : att->attlen == -1 ? VARSIZE_ANY(*p) : strlen(*p) + 1;
+    Size len = typlen > 0 ? (Size) typlen : typlen == -1 ? VARSIZE_ANY(*p) : strlen(*p) + 1;
     char *copy = (char *) palloc(len);
     memcpy(copy, *p, len);
     *p += len;
@@ -242,7 +241,7 @@ static void rebuild_set(uint32 capacity, bool (*keep)(const DirtySlot *)) {
 static bool keep_all(const DirtySlot *) { return true; }
 static bool keep_unless_top_level(const DirtySlot *s) { return s->written_level != 1; }
 
-void dirty_set_add(const char *bytes, int len) {
+void dirty_set_add(const char *bytes, int len, bool may_flush) {
     ensure_dirty_set();
     MEMORIA_ASSERT(len > (int) sizeof(Oid) && dirty_keys->count <= dirty_keys->capacity / 4 * 3);
     uint32 hash = hash_bytes((const unsigned char *) bytes, len);
@@ -263,7 +262,7 @@ void dirty_set_add(const char *bytes, int len) {
         memcpy(s->bytes, bytes, len);
     }
     if (++dirty_keys->count > dirty_keys->capacity / 4 * 3) rebuild_set(dirty_keys->capacity * 2, keep_all);
-    if (++new_since_flush >= FLUSH_AT_KEYS) flush_dirty_keys(false);
+    if (++new_since_flush >= FLUSH_AT_KEYS && may_flush) flush_dirty_keys(false);
 }
 
 // decode_key: a serialized key's log row, into values/isnull (natts columns
@@ -282,7 +281,7 @@ static void decode_key(const char *bytes, TupleDesc desc, Datum *values, bool *i
             p += sizeof b;
             values[0] = TupleDescAttr(desc, 0)->atttypid == DATEOID ? DateADTGetDatum((DateADT) b) : Int64GetDatum(b);
         } else {
-            values[a] = read_datum(&p, TupleDescAttr(desc, a));
+            values[a] = key_read_value(&p, TupleDescAttr(desc, a)->attlen, TupleDescAttr(desc, a)->attbyval);
         }
     }
 }
@@ -381,6 +380,9 @@ static void forget_top_level_keys(void) {
 // mark them with the level that wrote them; with forget (or past the memory
 // bound), then drop the keys the top level holds (see the file comment).
 static void flush_dirty_keys(bool forget) {
+    // The additive path's partials first: those that cannot be written
+    // become dirty keys, written below.
+    flush_deltas();
     if (dirty_keys == NULL || dirty_keys->count == 0) return;
     int level = GetCurrentTransactionNestLevel();
     // Backend-lifetime contexts that keep their first block when reset: a
@@ -463,6 +465,7 @@ void flush_pending_keys(void) {
 void init_dirty_set(void) {
     RegisterXactCallback(dirty_set_xact_callback, NULL);
     RegisterSubXactCallback(dirty_set_subxact_callback, NULL);
+    init_delta_set();
 }
 
 }  // namespace memoria

@@ -22,8 +22,13 @@ void key_start(StringInfo buf, Oid dirty_log, int nscope);
 void key_put_bucket(StringInfo buf, int64 bucket);
 void key_put_scope(StringInfo buf, int i, Datum value, int16 typlen, bool typbyval);
 
-// dirty_set_add: add a key to this transaction's set.
-void dirty_set_add(const char *bytes, int len);
+// key_read_value: one value written by key_put_scope, at *p (moved past
+// it); copied into aligned memory.
+Datum key_read_value(const char **p, int16 typlen, bool typbyval);
+
+// dirty_set_add: add a key to this transaction's set (with may_flush, the
+// set may write its keys to the logs now).
+void dirty_set_add(const char *bytes, int len, bool may_flush = true);
 
 // LogShape: a dirty log's column types, as capture serializes its keys;
 // check_log_shape: ERROR unless the log has exactly these columns.

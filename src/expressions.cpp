@@ -58,8 +58,6 @@ Query *analyze_query(const char *sql, const char *what) {
     return q;
 }
 
-// PostgreSQL's tree walkers take an untyped callback.
-#define WALKER(f) ((bool (*)()) (void (*)()) (f))
 
 // time_dependent_walker: a call whose result depends on when it runs.
 static bool time_dependent_walker(Node *node, void *context) {

@@ -12,6 +12,7 @@
 // backfill not done) one row instead says from which bucket on.
 #include "args.hpp"
 #include "catalog.hpp"
+#include "delta_set.hpp"
 #include "dirty_set.hpp"
 #include "expressions.hpp"
 #include "guard.hpp"
@@ -256,8 +257,8 @@ void scan_own_rows(Oid log_oid, Put put) {
     Relation log = table_open(log_oid, AccessShareLock);
     TupleDesc desc = RelationGetDescr(log);
     TableScanDesc scan = table_beginscan(log, SnapshotAny, 0, NULL);
-    Datum values[1 + MAX_SCOPE];
-    bool isnull[1 + MAX_SCOPE];
+    Datum *values = (Datum *) palloc((desc->natts + 1) * sizeof(Datum));
+    bool *isnull = (bool *) palloc((desc->natts + 1) * sizeof(bool));
     HeapTuple tuple;
     while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL) {
         if (!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tuple->t_data))) continue;
@@ -270,6 +271,40 @@ void scan_own_rows(Oid log_oid, Put put) {
 
 void put_own_log_keys(LiveKeys *k) {
     scan_own_rows(k->r->dirty_log, [k](Datum *values, bool *isnull, int natts) { put_key(k, values, isnull, natts); });
+}
+
+// put_delta_keys: the keys of the additive path's pending partials (the
+// delta log's rows the query's snapshot sees, and this transaction's own:
+// written, or still in its set, made dirty keys now).  (Catalog session.)
+void put_delta_keys(LiveKeys *k) {
+    const Rollup *r = k->r;
+    demote_deltas_now();
+    if (!OidIsValid(r->delta_log) || get_rel_name(r->delta_log) == NULL) return;
+    // The delta log's bucket and scope columns (additive.hpp).
+    int ncols = 1 + r->nscope;
+    int *col = (int *) palloc(ncols * sizeof(int));
+    StringInfoData sql;
+    initStringInfo(&sql);
+    appendStringInfoString(&sql, "SELECT DISTINCT bucket");
+    col[0] = 0;
+    for (int i = 0; i < r->nscope; i++)
+        for (int j = 0; j < r->ndims; j++)
+            if (r->dim_attnums[j] == r->scope_attnums[i]) {
+                appendStringInfo(&sql, ", g%d", j + 1);
+                col[1 + i] = 1 + j;
+            }
+    appendStringInfo(&sql, " FROM %s", qualified_relation_name(r->delta_log));
+    read_at_query_snapshot(sql.data, 0, NULL, NULL);
+    put_result_keys(k);
+    Datum *picked = (Datum *) palloc(ncols * sizeof(Datum));
+    bool *picked_null = (bool *) palloc(ncols * sizeof(bool));
+    scan_own_rows(r->delta_log, [&](Datum *values, bool *isnull, int natts) {
+        for (int i = 0; i < ncols; i++) {
+            picked[i] = values[col[i]];
+            picked_null[i] = isnull[col[i]];
+        }
+        put_key(k, picked, picked_null, ncols);
+    });
 }
 
 // put_link_keys: the keys of the fact rows a view source's pending writes
@@ -389,6 +424,7 @@ MEMORIA_FUNCTION(memoria_live_keys) {
     k.rebuild = SPI_processed > 0 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     read_at_query_snapshot(psprintf("SELECT DISTINCT * FROM %s", qualified_relation_name(r->dirty_log)), 0, NULL, NULL);
     put_result_keys(&k);
+    put_delta_keys(&k);
     // This transaction's own writes not in the log yet.
     Relation log = table_open(r->dirty_log, AccessShareLock);
     TupleDesc log_desc = CreateTupleDescCopy(RelationGetDescr(log));

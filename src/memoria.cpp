@@ -1,6 +1,7 @@
 // memoria.cpp: the module's entry point.  _PG_init defines the GUCs and
 // registers the capture callbacks and the worker; everything else lives in
 // one file per concern (docs/design.md has the map).
+#include "additive.hpp"
 #include "capture.hpp"
 #include "guard.hpp"
 #include "worker.hpp"
@@ -18,6 +19,7 @@ int max_workers = 3;
 char *databases = NULL;
 bool preloaded = false;
 bool writing_rollup = false;
+bool additive_path = true;
 }  // namespace memoria
 
 using namespace memoria;
@@ -32,6 +34,11 @@ void _PG_init(void) {
     DefineCustomIntVariable("memoria.naptime", "Seconds the background worker sleeps between rounds.",
                             "Range 1 to 3600; default 10; reloadable (SIGHUP).", &naptime_seconds, 10, 1, 3600,
                             PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+    DefineCustomBoolVariable("memoria.additive_path",
+                             "Whether inserts into a rollup's source fold into partial aggregates that a refresh adds "
+                             "to the rollup (off: they dirty their keys, which a refresh recomputes).",
+                             "Default on; either way the rollup is exact.", &additive_path, true, PGC_USERSET, 0, NULL,
+                             NULL, NULL);
     preloaded = process_shared_preload_libraries_in_progress;
     // A PGC_POSTMASTER variable can only be defined while preloading (later
     // it is FATAL); without preloading there is no worker for it to size.

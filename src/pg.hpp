@@ -35,6 +35,7 @@ extern "C" {
 #include "commands/extension.h"
 #include "commands/tablecmds.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -59,6 +60,8 @@ extern "C" {
 #include "utils/regproc.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/datetime.h"
+#include "utils/datum.h"
+#include "utils/numeric.h"
 #include "utils/date.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -72,3 +75,6 @@ extern "C" {
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 }
+
+// PostgreSQL's tree walkers take an untyped callback.
+#define WALKER(f) ((bool (*)()) (void (*)()) (f))

@@ -419,6 +419,43 @@ static Claimed claim(const Rollup *r, bool limited, int64 max_keys, const Frozen
     return c;
 }
 
+// Merge: what merge_deltas did.
+struct Merge {
+    const Rollup *r;
+    const Frozen *fz;
+    int64 groups, upserted, discarded;
+};
+
+// merge_deltas: the additive path (additive.hpp): add the partials of the
+// inserts this snapshot sees to the rollup's rows (after the recompute,
+// whose keys' partials went with it).  Partials that cannot be added (an
+// overflow) become dirty keys, for the next refresh to recompute (and
+// isolate a key that fails); returns false then.
+static bool merge_deltas(const Rollup *r, const Frozen &fz, Outcome *o, int64 *frozen) {
+    if (!OidIsValid(r->delta_log) || get_rel_name(r->delta_log) == NULL) return true;
+    Merge m = {r, &fz, 0, 0, 0};
+    ErrorData *e = try_in_subtransaction(
+        [](void *arg) {
+            Merge *m = (Merge *) arg;
+            Oid type = m->r->time_type;
+            Datum open = m->fz->open;
+            spi_exec(merge_deltas_sql(m->r, m->fz->any), m->fz->any ? 1 : 0, &type, &open, NULL, false);
+            m->groups = spi_int64(1);
+            m->upserted = spi_int64(2);
+            m->discarded = spi_int64(3);
+        },
+        &m);
+    if (e != NULL) {
+        if (!key_specific(e->sqlerrcode)) ReThrowError(e);
+        spi_exec(demote_deltas_sql(r), 0, NULL, NULL, NULL, false);
+        return false;
+    }
+    o->keys += m.groups;
+    o->upserted += m.upserted;
+    *frozen += m.discarded;
+    return true;
+}
+
 // recompute_claimed: claim the keys (all, or max_keys) and recompute those
 // of buckets not frozen (*frozen counts the others' log rows); returns
 // whether the log is now drained of what this snapshot saw.  With f, key
@@ -429,7 +466,7 @@ static bool recompute_claimed(const Rollup *r, bool limited, int64 max_keys, con
     o->keys = o->upserted = o->deleted = 0;
     Claimed c = claim(r, limited, max_keys, fz, frozen);
     if (f == NULL) {
-        recompute_rows(r, c, o);
+        if (c.n > 0) recompute_rows(r, c, o);  // (none: only partials were pending)
     } else {
         // Key by key where needed; a batch goes on claiming (the failing
         // keys are out of the log until put back) until it has refreshed
@@ -516,6 +553,14 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
         o->record.status = "ok";
     } else if (pending) {
         drained = recompute_claimed(r, limited, max_keys, fz, o, &frozen, f);
+        bool limit_reached = !drained && limited && (f == NULL || (f->keys == 0 && f->untried == NIL));
+        if (!merge_deltas(r, fz, o, &frozen)) {
+            drained = false;
+        } else if (limit_reached) {
+            // (The partials it saw, left for the merge, are gone now.)
+            spi_exec(log_empty_sql(r), 0, NULL, NULL, NULL, false);
+            drained = spi_bool(1);
+        }
         o->record.status = "ok";
     }
     leave_rollup_session(session);

@@ -27,6 +27,8 @@ struct Names {
     List *tgt_scope;      // rollup table: bucket + scope columns
     List *tgt_measures;   // rollup table: measure columns
     List *log_cols;       // dirty log: bucket + scope columns
+    char *delta;          // qualified delta log (additive.hpp), or NULL
+    List *delta_key_cols; // its bucket + scope columns (like log_cols)
     bool measures_comparable;  // every measure type has an equality operator
     bool scope_not_null;       // every scope column is NOT NULL in the source
     bool dims_not_null;        // every dimension column is NOT NULL in the source
@@ -69,6 +71,14 @@ static Names names_for(const Rollup *r) {
         n.dims = lappend(n.dims, r->dim_exprs && r->dim_exprs[i] ? psprintf("(\n%s\n)", r->dim_exprs[i])
                                                                  : qualify(n.src, column_name(r->source, r->dim_attnums[i])));
         n.tgt_dims = lappend(n.tgt_dims, column_name(r->target, r->target_attnums[1 + i]));
+    }
+    if (OidIsValid(r->delta_log) && get_rel_name(r->delta_log) != NULL) {
+        n.delta = qualified_relation_name(r->delta_log);
+        n.delta_key_cols = list_make1(pstrdup("bucket"));
+        for (int i = 0; i < r->nscope; i++)
+            for (int j = 0; j < r->ndims; j++)
+                if (r->dim_attnums[j] == r->scope_attnums[i])
+                    n.delta_key_cols = lappend(n.delta_key_cols, psprintf("g%d", j + 1));
     }
     for (int i = 0; i < r->nscope; i++) {
         n.scope = lappend(n.scope, qualify(n.src, column_name(r->source, r->scope_attnums[i])));
@@ -294,6 +304,24 @@ char *recompute_keys_sql(const Rollup *r, int nranges) {
     }
     appendStringInfoString(&s, ",\n");
     append_fresh_cte(&s, r, n, psprintf("%sk.%sk0", p, p), from.data);
+    // The additive path's partials of those keys: this statement's snapshot
+    // sees their rows, so its result holds them (additive.hpp).
+    if (n.delta != NULL) {
+        appendStringInfo(&s, ",\n%sdeltas_gone AS (DELETE FROM %s AS %sd WHERE %sd.bucket = ANY ($%d) AND ", p, n.delta,
+                         p, p, 4 + 2 * nranges);
+        if (n.scope_not_null) {
+            appendStringInfoChar(&s, '(');
+            append_list(&s, n.delta_key_cols, psprintf("%sd", p));
+            appendStringInfo(&s, ") IN (SELECT * FROM %skeys))", p);
+        } else {
+            // (As one value of the log's type, like the rollup's rows below.)
+            appendStringInfo(&s, "%sd.ctid = ANY (ARRAY(\n    SELECT %sd2.ctid FROM %s AS %sd2 CROSS JOIN LATERAL (SELECT ",
+                             p, p, n.delta, p);
+            append_key_row(&s, n.delta_key_cols, psprintf("%sd2", p));
+            appendStringInfo(&s, "::%s AS %skey) AS %sdk\n    WHERE %sdk.%skey IN (SELECT %skey FROM %skeys))))", n.log, p,
+                             p, p, p, p, p);
+        }
+    }
     // 3. Replace the rollup rows of those keys.
     StringInfoData where;
     initStringInfo(&where);
@@ -346,6 +374,11 @@ char *recompute_window_sql(const Rollup *r, int flags) {
     initStringInfo(&s);
     appendStringInfoString(&s, "WITH ");
     if (claim_log) appendStringInfo(&s, "%sclaimed AS (DELETE FROM %s RETURNING 1),\n", p, n.log);
+    // The additive path's partials of the window (all of them with the
+    // log): its rows are in this statement's result (additive.hpp).
+    if (n.delta != NULL)
+        appendStringInfo(&s, "%sdeltas_gone AS (DELETE FROM %s%s),\n", p, n.delta,
+                         claim_log ? "" : " WHERE bucket BETWEEN $3 AND $4");
     append_window_fresh_cte(&s, r, n, exact_bounds);
     if (target_empty) {
         // Nothing to compare with or delete (a backfill's first pass): a plain insert.
@@ -415,14 +448,83 @@ Params recompute_keys_params(const Rollup *r, Datum claimed, int nranges, const 
     return p;
 }
 
+// deltas_exist: " OR EXISTS (SELECT 1 FROM <delta log>)", or "".
+static char *deltas_exist(const Rollup *r) {
+    Names n = names_for(r);
+    return n.delta ? psprintf(" OR EXISTS (SELECT 1 FROM %s)", n.delta) : pstrdup("");
+}
+
 char *log_state_sql(const Rollup *r) {
     char *log = qualified_relation_name(r->dirty_log);
     char *b = column_name(r->dirty_log, 1);
-    return psprintf("SELECT EXISTS (SELECT 1 FROM %s), EXISTS (SELECT 1 FROM %s WHERE %s IS NULL)", log, log, b);
+    return psprintf("SELECT EXISTS (SELECT 1 FROM %s)%s, EXISTS (SELECT 1 FROM %s WHERE %s IS NULL)", log,
+                    deltas_exist(r), log, b);
 }
 
 char *log_empty_sql(const Rollup *r) {
-    return psprintf("SELECT NOT EXISTS (SELECT 1 FROM %s)", qualified_relation_name(r->dirty_log));
+    return psprintf("SELECT NOT (EXISTS (SELECT 1 FROM %s)%s)", qualified_relation_name(r->dirty_log),
+                    deltas_exist(r));
+}
+
+char *merge_deltas_sql(const Rollup *r, bool frozen) {
+    Names n = names_for(r);
+    const char *p = n.p;
+    Relation log = table_open(r->delta_log, AccessShareLock);
+    TupleDesc desc = CreateTupleDescCopy(RelationGetDescr(log));
+    table_close(log, AccessShareLock);
+    if (desc->natts != 1 + r->ndims + r->nmeasures)
+        elog(ERROR, "memoria delta log of rollup \"%s\" does not have its measures' columns", r->name);
+    StringInfoData s;
+    initStringInfo(&s);
+    // 1. Claim every partial this snapshot sees; add up those of a group.
+    appendStringInfo(&s, "WITH %sd AS (DELETE FROM %s RETURNING *),\n%sm AS (SELECT bucket", p, n.delta, p);
+    for (int i = 0; i < r->ndims; i++) appendStringInfo(&s, ", g%d", i + 1);
+    for (int i = 0; i < r->nmeasures; i++) {
+        Form_pg_attribute att = TupleDescAttr(desc, 1 + r->ndims + i);
+        const char *col = NameStr(att->attname);
+        if (strncmp(col, "sum_", 4) == 0)
+            appendStringInfo(&s, ", sum(%s)::%s", col, format_type_be_qualified(att->atttypid));
+        else
+            appendStringInfo(&s, ", %.3s(%s)", col, col);  // min or max
+    }
+    appendStringInfo(&s, " FROM %sd%s GROUP BY bucket", p, frozen ? " WHERE bucket >= $1" : "");
+    for (int i = 0; i < r->ndims; i++) appendStringInfo(&s, ", g%d", i + 1);
+    // 2. Add them to the rollup rows (a new group is a new row).
+    appendStringInfo(&s, "),\n%sput AS (\n  INSERT INTO %s AS %st (", p, n.tgt, p);
+    append_list(&s, n.tgt_dims, NULL);
+    appendStringInfoString(&s, ", ");
+    append_list(&s, n.tgt_measures, NULL);
+    appendStringInfo(&s, ")\n  SELECT * FROM %sm\n  ON CONFLICT (", p);
+    append_list(&s, n.tgt_dims, NULL);
+    appendStringInfoString(&s, ") DO UPDATE SET ");
+    for (int i = 0; i < r->nmeasures; i++) {
+        const char *col = NameStr(TupleDescAttr(desc, 1 + r->ndims + i)->attname);
+        const char *m = (const char *) list_nth(n.tgt_measures, i);
+        if (i > 0) appendStringInfoString(&s, ", ");
+        if (strncmp(col, "sum_", 4) == 0)  // (NULL: no input yet, on either side)
+            appendStringInfo(&s, "%s = coalesce(%st.%s + EXCLUDED.%s, %st.%s, EXCLUDED.%s)", m, p, m, m, p, m, m);
+        else
+            appendStringInfo(&s, "%s = %s(%st.%s, EXCLUDED.%s)", m, strncmp(col, "min_", 4) == 0 ? "least" : "greatest",
+                             p, m, m);
+    }
+    appendStringInfoString(&s, "\n  RETURNING 1\n)");
+    appendStringInfo(&s, "\nSELECT (SELECT count(*) FROM %sm), (SELECT count(*) FROM %sput), ", p, p);
+    if (frozen)
+        appendStringInfo(&s, "(SELECT count(*) FROM %sd WHERE bucket < $1)", p);
+    else
+        appendStringInfoString(&s, "0::bigint");
+    return s.data;
+}
+
+char *demote_deltas_sql(const Rollup *r) {
+    Names n = names_for(r);
+    StringInfoData s;
+    initStringInfo(&s);
+    appendStringInfo(&s, "WITH %sd AS (DELETE FROM %s RETURNING *)\nINSERT INTO %s SELECT DISTINCT ", n.p, n.delta,
+                     n.log);
+    append_list(&s, n.delta_key_cols, NULL);
+    appendStringInfo(&s, " FROM %sd", n.p);
+    return s.data;
 }
 
 char *source_range_sql(const Rollup *r) {
@@ -541,9 +643,17 @@ char *expand_rebuild_sql(const Rollup *r) {
 
 char *pending_keys_sql(const Rollup *r) {
     // (A view source's writes to its joined tables count until a refresh
-    // turns them into keys.)
-    return psprintf("SELECT (SELECT count(*) FROM (SELECT DISTINCT * FROM %s) AS memoria_keys)%s%s%s",
-                    qualified_relation_name(r->dirty_log), OidIsValid(r->link_log) ? " + (SELECT count(*) FROM (SELECT DISTINCT * FROM " : "",
+    // turns them into keys; so do the additive path's partials.)
+    Names n = names_for(r);
+    StringInfoData deltas;
+    initStringInfo(&deltas);
+    if (n.delta) {
+        appendStringInfoString(&deltas, " UNION SELECT ");
+        append_list(&deltas, n.delta_key_cols, NULL);
+        appendStringInfo(&deltas, " FROM %s", n.delta);
+    }
+    return psprintf("SELECT (SELECT count(*) FROM (SELECT %s* FROM %s%s) AS memoria_keys)%s%s%s",
+                    n.delta ? "" : "DISTINCT ", qualified_relation_name(r->dirty_log), deltas.data, OidIsValid(r->link_log) ? " + (SELECT count(*) FROM (SELECT DISTINCT * FROM " : "",
                     OidIsValid(r->link_log) ? qualified_relation_name(r->link_log) : "",
                     OidIsValid(r->link_log) ? ") AS memoria_links)" : "");
 }

@@ -31,6 +31,15 @@ Params window_params(const Rollup *r, Datum first, Datum last);
 char *log_state_sql(const Rollup *r);
 // log_empty_sql: whether the dirty log is empty.
 char *log_empty_sql(const Rollup *r);
+// (Both count the delta log's partials as keys, additive.hpp.)
+
+// merge_deltas_sql: claim the delta log's partials, add up those of each
+// group and add them to the rollup's rows; returns one row: groups, rows
+// upserted, partials discarded.  With frozen, $1 is the first bucket not
+// frozen, and partials of earlier buckets are discarded.
+char *merge_deltas_sql(const Rollup *r, bool frozen);
+// demote_deltas_sql: the delta log's partials become dirty keys.
+char *demote_deltas_sql(const Rollup *r);
 
 // claim_keys_sql: delete and return the log rows of the dirty keys (all, or
 // with `limited` those of the first $1 keys by bucket, $1 bigint; with

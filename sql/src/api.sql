@@ -642,3 +642,12 @@ AS 'MODULE_PATHNAME', 'memoria_adopt'
 LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION memoria_internal.adopt(int) FROM PUBLIC;
+
+-- A rollup given the additive path (a delta log) if its measures allow it,
+-- or its delta log made again for its measures (the update script calls it
+-- for every rollup made before 0.7.0).
+CREATE OR REPLACE FUNCTION memoria_internal.settle_delta_log(rollup_id int) RETURNS void
+AS 'MODULE_PATHNAME', 'memoria_settle_delta_log'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION memoria_internal.settle_delta_log(int) FROM PUBLIC;

@@ -43,7 +43,8 @@ CREATE TABLE memoria.rollups (
     settings          text[],              -- 'name=value': the creator's DateStyle, IntervalStyle, ...
     freeze_after      interval,            -- buckets that ended longer ago never change (NULL: none)
     link_log          regclass,            -- a view source's log of writes to its joined tables (NULL: none)
-    dimension_exprs   text[]               -- per dimension, its expression (NULL: a column; all NULL: none)
+    dimension_exprs   text[],              -- per dimension, its expression (NULL: a column; all NULL: none)
+    delta_log         regclass             -- the additive path's log of inserted rows' partial aggregates (NULL: none)
 );
 
 -- One row per rollup: what refreshes did. Kept apart from the definition so that

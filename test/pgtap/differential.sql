@@ -8,8 +8,11 @@
 -- must equal a fresh GROUP BY of the source, row for row, and
 -- memoria.verify() must report nothing.
 -- Most statements commit on their own, as application writes do; one workload
--- runs as a single transaction inside a savepoint instead.
-SELECT plan(29);
+-- runs as a single transaction inside a savepoint instead.  Writers switch
+-- the additive path (memoria.additive_path) on and off at random: inserts
+-- then fold into partials or dirty their keys, mixed in one rollup, and the
+-- result must not depend on it.
+SELECT plan(33);
 DROP TABLE IF EXISTS diff_usage CASCADE;
 
 CREATE TABLE diff_usage (
@@ -37,6 +40,11 @@ PERFORM memoria.create_rollup('diff_hourly', 'diff_usage', 'at', ARRAY['model'],
     ARRAY['sum(tokens) AS tokens'], bucket => '1 hour', time_zone => 'Asia/Kolkata', scope => ARRAY[]::text[]);
 PERFORM memoria.create_rollup('diff_big', 'diff_usage', 'at', ARRAY['ws'],
     ARRAY['count(*) AS n', 'avg(tokens) AS avg_tokens'], bucket => '7 days', filter => 'tokens > 500');
+-- Additive: scope narrower than its dimensions, a nullable dimension,
+-- count(x), a sum with FILTER, min, and a rollup filter.
+PERFORM memoria.create_rollup('diff_add', 'diff_usage', 'at', ARRAY['ws', 'model'],
+    ARRAY['count(model) AS with_model', 'sum(tokens) FILTER (WHERE tokens > 500) AS big_tokens', 'min(at) AS first_at',
+          'count(*) AS n'], scope => ARRAY['ws'], filter => 'tokens > 100', time_zone => 'Europe/Berlin');
 PERFORM memoria.create_rollup('diff_ua', 'diff_usage', 'at', ARRAY['ws', 'model'],
     ARRAY['sum(tokens) AS tokens', 'count(*) AS events'], scope => ARRAY['ws'], filter => 'tokens > 100',
     invalidation => 'updated_at', updated_at_column => 'updated_at', safety_lag => '0 seconds');
@@ -70,6 +78,9 @@ DECLARE
 BEGIN
     PERFORM setseed(seed);
     FOR i IN 1 .. statements LOOP
+        IF random() < 0.1 THEN
+            PERFORM set_config('memoria.additive_path', (random() < 0.7)::text, false);
+        END IF;
         dice := random();
         IF dice < 0.25 THEN          -- multi-row insert
             n := 1 + floor(random() * 50)::int;
@@ -106,7 +117,7 @@ BEGIN
         ELSIF dice < 0.93 THEN       -- a refresh of everything dirty
             PERFORM memoria.refresh();
         ELSE                         -- a bounded refresh of one rollup
-            PERFORM memoria.refresh((ARRAY['diff_daily', 'diff_ws', 'diff_hourly', 'diff_big', 'diff_ua'])[1 + floor(random() * 5)::int],
+            PERFORM memoria.refresh((ARRAY['diff_daily', 'diff_ws', 'diff_hourly', 'diff_big', 'diff_ua', 'diff_add'])[1 + floor(random() * 6)::int],
                                     max_keys => 1 + floor(random() * 20)::int);
         END IF;
         IF commit_each THEN
@@ -130,6 +141,10 @@ FROM diff_usage GROUP BY 1, 2;
 CREATE VIEW pg_temp.truth_big AS
 SELECT memoria.bucket(at, '7 days', 'UTC') AS bucket, ws, count(*) AS n, avg(tokens) AS avg_tokens
 FROM diff_usage WHERE tokens > 500 GROUP BY 1, 2;
+CREATE VIEW pg_temp.truth_add AS
+SELECT date_trunc('day', at, 'Europe/Berlin') AS bucket, ws, model, count(model) AS with_model,
+       sum(tokens) FILTER (WHERE tokens > 500) AS big_tokens, min(at) AS first_at, count(*) AS n
+FROM diff_usage WHERE tokens > 100 GROUP BY 1, 2, 3;
 CREATE VIEW pg_temp.truth_ua AS
 SELECT date_trunc('day', at, 'UTC') AS bucket, ws, model, sum(tokens) AS tokens, count(*) AS events
 FROM diff_usage WHERE tokens > 100 GROUP BY 1, 2, 3;
@@ -157,6 +172,8 @@ BEGIN
                        label || ': weekly with filter equals GROUP BY');
     RETURN NEXT set_eq('SELECT * FROM memoria_rollup.diff_ua', 'SELECT * FROM pg_temp.truth_ua',
                        label || ': updated_at mode with filter equals GROUP BY');
+    RETURN NEXT set_eq('SELECT * FROM memoria_rollup.diff_add', 'SELECT * FROM pg_temp.truth_add',
+                       label || ': additive path (scope ws, FILTER, filter) equals GROUP BY');
 END $$;
 
 CALL pg_temp.run_workload(0.11, 1500, true);
@@ -175,10 +192,12 @@ SELECT * FROM pg_temp.check_all('seed 0.93, one transaction');
 SELECT is_empty($$
     SELECT * FROM memoria.verify('diff_daily') UNION ALL SELECT * FROM memoria.verify('diff_ws')
     UNION ALL SELECT * FROM memoria.verify('diff_hourly') UNION ALL SELECT * FROM memoria.verify('diff_big')
-    UNION ALL SELECT * FROM memoria.verify('diff_ua')
+    UNION ALL SELECT * FROM memoria.verify('diff_ua') UNION ALL SELECT * FROM memoria.verify('diff_add')
     UNION ALL SELECT v.* FROM memoria.rollups r, memoria.verify(r.name) v WHERE r.name ~ '^diff_[hdm]_'
 $$, 'memoria.verify reports nothing for any rollup');
 SELECT ok((SELECT count(*) FROM diff_usage) > 300, 'the workload left a substantial source');
+SELECT is((SELECT array_agg(name ORDER BY name) FROM memoria.rollups WHERE delta_log IS NOT NULL),
+          ARRAY['diff_add', 'diff_daily', 'diff_hourly'], 'the rollups whose measures merge take the additive path');
 SELECT ok((SELECT bool_and(pending_keys = 0) FROM memoria.status), 'no key is left pending');
 SELECT ok((SELECT bool_and(last_status IN ('ok', 'idle')) FROM memoria.status), 'no refresh failed');
 

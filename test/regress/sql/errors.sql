@@ -111,7 +111,8 @@ SELECT expect_error($$SELECT memoria.drop_rollup(NULL)$$);
 SELECT expect_error($$SELECT memoria.alter_rollup('r', refresh_interval => '0 seconds')$$);
 SELECT expect_error($$CALL memoria.run('no_such_rollup')$$);
 
--- Nothing was left behind by the failures: one rollup, one log, two triggers.
+-- Nothing was left behind by the failures: one rollup, its two logs (keys, and
+-- partials of inserts), two triggers.
 SELECT name FROM memoria.rollups;
 SELECT count(*) FROM pg_class WHERE relnamespace = 'memoria_state'::regnamespace;
 SELECT count(*) FROM pg_class WHERE relnamespace = 'memoria_rollup'::regnamespace AND relkind = 'r';

@@ -88,6 +88,8 @@ CREATE TABLE public.dirty_2_before_0_3_0 ();
 
 ALTER EXTENSION memoria UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'memoria';
+-- 0.7.0: rollups whose measures merge take the additive path.
+SELECT name, delta_log IS NOT NULL AS additive FROM memoria.rollups ORDER BY 1;
 -- The update repairs the rollups made before it: logs owned by the
 -- extension, this version's triggers, replica sessions captured.
 SELECT r.name, pg_get_userbyid(c.relowner) = (SELECT pg_get_userbyid(nspowner) FROM pg_namespace
