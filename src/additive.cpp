@@ -29,6 +29,11 @@ static bool writer_unsafe_walker(Node *node, void *context) {
         case T_NullTest:
         case T_BooleanTest:
         case T_OpExpr:
+        case T_DistinctExpr:
+        case T_NullIfExpr:
+        case T_CaseExpr:
+        case T_CaseWhen:
+        case T_CoalesceExpr:
         case T_FuncExpr:
         case T_ScalarArrayOpExpr:
         case T_List:
@@ -117,11 +122,23 @@ char *delta_log_columns_sql(const Rollup *r, const AdditivePlan *plan) {
 void settle_delta_log(Rollup *r, bool in_update) {
     if (!catalog_has_column("rollups", "delta_log")) return;  // (the SQL is older than 0.7.0)
     Oid old = r->delta_log;
-    if (OidIsValid(old) && get_rel_name(old) != NULL) {
-        // Its partials become dirty keys, as the rollup's owner.
+    bool has_old = OidIsValid(old) && get_rel_name(old) != NULL;
+    // The old log first: this waits for every writer that wrote partials to
+    // it (they hold it until they end, and a writer through a partition
+    // holds no lock on the source); later ones find it gone and write keys.
+    // Then the source, which keeps new writers out until this commits.
+    if (has_old) LockRelationOid(old, AccessExclusiveLock);
+    LockRelationOid(r->source, ShareRowExclusiveLock);
+    if (has_old) {
+        // Its partials become dirty keys, as the rollup's owner, read with a
+        // snapshot that sees every commit (the caller's may be older: under
+        // REPEATABLE READ, taken before the wait).  Nobody else can change
+        // the log now.
         SPI_connect();
         RollupSession session = enter_rollup_session(r);
-        spi_exec(demote_deltas_sql(r), 0, NULL, NULL, NULL, false);
+        SPIPlanPtr plan = SPI_prepare(demote_deltas_sql(r), 0, NULL);
+        if (plan == NULL || SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot, false, false, 0) < 0)
+            elog(ERROR, "memoria: could not turn the partials of rollup \"%s\" into keys", r->name);
         leave_rollup_session(session);
         SPI_finish();
         run_as_extension(psprintf("DROP TABLE %s", qualified_relation_name(old)));
@@ -151,7 +168,6 @@ MEMORIA_FUNCTION(memoria_settle_delta_log) {
     Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
     if (r == NULL || r->restored || !OidIsValid(r->fact)) PG_RETURN_VOID();
     lock_rollup(r->id);
-    LockRelationOid(r->source, ShareRowExclusiveLock);
     settle_delta_log(r, creating_extension);
     PG_RETURN_VOID();
 }

@@ -61,10 +61,10 @@ char *additive_problem(const Rollup *r, AdditivePlan *plan);
 // of the measure's type; the name says how it merges).
 char *delta_log_columns_sql(const Rollup *r, const AdditivePlan *plan);
 
-// settle_delta_log: give the rollup a delta log if its measures allow one
-// and it has none, or drop it if they no longer do (its partials become
-// dirty keys first); the caller holds a lock on the source that keeps
-// writers out.  Records it in the catalog and in *r.
+// settle_delta_log: give the rollup a delta log for its measures now, if
+// they allow one; the old one (if any) goes, its partials made dirty keys
+// first.  Locks the old log and then the source (writers wait until commit).
+// Records it in the catalog and in *r.
 void settle_delta_log(Rollup *r, bool in_update);
 
 }  // namespace memoria

@@ -87,6 +87,10 @@ void adopt_rollup(const Rollup *r) {
     record_function_dependencies(r);
     follow_source_owner(r);
     mark_adopted(r->id);
+    // Writers cached its capture while it was restored (without the
+    // additive path, capture.cpp): they look again.
+    ListCell *lc;
+    foreach (lc, find_all_inheritors(r->source, NoLock, NULL)) CacheInvalidateRelcacheByRelid(lfirst_oid(lc));
     CommandCounterIncrement();
 }
 

@@ -232,7 +232,6 @@ static void change_measures(Alteration *a) {
     record_function_dependencies(now);
     // The additive path's partials are of the old measures: the log is
     // made again for the new ones (or goes), with writers held off.
-    LockRelationOid(now->source, ShareRowExclusiveLock);
     settle_delta_log(now, false);
     if (live_view_name(now, true) != NULL) create_live_view(now);
     if (a->add == NIL) return;

@@ -167,10 +167,28 @@ static ExprState *prepare_expr(Expr *e, AttnoMap *map, bool qual) {
 
 // delta_capture_for: the additive path for rows of rel, or NULL when the
 // rollup does not take it (or its delta log is not as the plan needs).
+struct PlanJob {
+    const Rollup *r;
+    AdditivePlan *plan;
+    bool ok;
+};
+
 static DeltaCapture *delta_capture_for(const Rollup *r, Relation rel, const CaptureTarget *t) {
-    if (!OidIsValid(r->delta_log) || !t->trigger_mode || t->nscope > MAX_SCOPE) return NULL;
+    // A restored rollup not adopted yet: its table already counts the rows a
+    // parallel pg_restore may still load (their keys are a harmless
+    // recompute; partials would count them twice).
+    if (!OidIsValid(r->delta_log) || !t->trigger_mode || t->nscope > MAX_SCOPE || r->restored) return NULL;
+    // The analysis in a subtransaction, rolled back: whatever it leaves goes
+    // (the expressions' trees stay, in this memory context).
     AdditivePlan plan;
-    if (additive_problem(r, &plan) != NULL) return NULL;
+    PlanJob job = {r, &plan, false};
+    (void) try_in_subtransaction(
+        [](void *arg) {
+            PlanJob *j = (PlanJob *) arg;
+            j->ok = additive_problem(j->r, j->plan) == NULL;
+        },
+        &job, false);
+    if (!job.ok) return NULL;
     DeltaShape s;
     memset(&s, 0, sizeof s);
     s.log = r->delta_log;
@@ -387,8 +405,17 @@ static void add_delta_row(CaptureTarget *t, TupleTableSlot *slot) {
     MemoryContextSwitchTo(old);
 }
 
+// additive: whether this write takes the additive path.  Not for the apply
+// worker of logical replication (replica role): a FOR ALL TABLES publication
+// brings the publisher's partials along, in the same transaction as the rows
+// they count; the keys written here then have those partials recomputed
+// away rather than added to what this server counts itself.
+static bool additive(const CaptureTarget *t) {
+    return t->delta != NULL && additive_path && SessionReplicationRole != SESSION_REPLICATION_ROLE_REPLICA;
+}
+
 static void add_inserted_row(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) {
-    if (t->delta == NULL || !additive_path) {
+    if (!additive(t)) {
         add_row_key(t, tuple, desc);
         return;
     }
@@ -412,7 +439,7 @@ static void add_inserted_keys(CaptureTarget *t, TriggerData *td) {
                                                       ALLOCSET_SMALL_SIZES);
     tuplestore_rescan(rows);
     while (tuplestore_gettupleslot(rows, true, false, slot)) {
-        if (t->delta != NULL && additive_path) {
+        if (additive(t)) {
             add_delta_row(t, slot);
             continue;
         }

@@ -475,6 +475,16 @@ static bool first_timestamptz(TimestampTz *out) {
     return !isnull;
 }
 
+bool needs_backfill(const Rollup *r) {
+    Oid type = INT4OID;
+    Datum value = Int32GetDatum(r->id);
+    SPI_connect();
+    run_catalog("SELECT needs_backfill FROM memoria.rollup_state WHERE rollup_id = $1", 1, &type, &value, NULL);
+    bool needs = spi_bool(1);
+    SPI_finish();
+    return needs;
+}
+
 TimestampTz lock_rollup_state(const Rollup *r) {
     Oid type = INT4OID;
     Datum value = Int32GetDatum(r->id);

@@ -110,6 +110,7 @@ void set_measures(int32 id, List *measures, List *names);  // char * each
 // mark_needs_backfill: the rollup must be backfilled again (new measures);
 // any backfill in progress starts over.
 void mark_needs_backfill(int32 id);
+bool needs_backfill(const Rollup *r);
 void set_granted_owner(int32 id, Oid owner);
 void mark_adopted(int32 id);
 void count_frozen_discarded(int32 id, int64 n);

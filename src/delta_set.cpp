@@ -253,7 +253,10 @@ void delta_add(const DeltaShape *shape, const char *key, int len, const Datum *v
     g->level = Max(g->level, level);
     max_level = Max(max_level, level);
     if (!g->poisoned && !fold(g, values, skip)) g->poisoned = true;
-    if (level == 1 ? count >= FLUSH_AT_GROUPS : count >= MAX_GROUPS) flush_deltas();
+    if (level == 1 ? count >= FLUSH_AT_GROUPS : count >= MAX_GROUPS) {
+        flush_deltas();
+        dirty_set_flush_if_due();  // (the groups made dirty keys, in a subtransaction)
+    }
 }
 
 // shape_fits: whether the log has the columns the shape writes.

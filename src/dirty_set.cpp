@@ -456,6 +456,10 @@ static void dirty_set_xact_callback(XactEvent event, void *arg) {
     }
 }
 
+void dirty_set_flush_if_due(void) {
+    if (new_since_flush >= FLUSH_AT_KEYS) flush_dirty_keys(false);
+}
+
 void flush_pending_keys(void) {
     flush_dirty_keys(true);
     // Make the rows just written visible to the caller's next statements.

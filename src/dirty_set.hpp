@@ -40,6 +40,10 @@ struct LogShape {
 void remember_log_shape(const LogShape *shape);
 void check_log_shape(Relation log, const LogShape *shape);
 
+// dirty_set_flush_if_due: write the set's keys now if enough new ones have
+// gathered (after keys were added with may_flush false).
+void dirty_set_flush_if_due(void);
+
 // flush_pending_keys: write this backend's pending keys to the logs now
 // (refresh calls it, so that it sees the caller's own earlier writes).
 void flush_pending_keys(void);

@@ -346,6 +346,10 @@ Query *analyze_expressions(const Rollup *r, Node **raw, char **problem) {
         MemoryContextSwitchTo(mcxt);
         ErrorData *e = CopyErrorData();
         FlushErrorState();
+        // A cancel, a shutdown or a lack of memory is not the expressions' fault.
+        if (e->sqlerrcode == ERRCODE_QUERY_CANCELED || e->sqlerrcode == ERRCODE_OUT_OF_MEMORY ||
+            ERRCODE_TO_CATEGORY(e->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION)
+            ReThrowError(e);
         *problem = psprintf("its %s would fail: %s", expressions_word(r), e->message);
         q = NULL;
     }

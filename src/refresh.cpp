@@ -512,6 +512,7 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
     TimestampTz horizon = 0;
     bool scanned_more = scan_updated(r, scanned, &horizon);
     bool rebuild_waits = older_writers_running(r);
+    bool backfilling = OidIsValid(r->delta_log) && needs_backfill(r);
     RollupSession session = enter_rollup_session(r);
     // A view source: the writes to its joined tables become fact keys first.
     translate_links(r);
@@ -552,9 +553,15 @@ static void refresh_keys(const Rollup *r, bool limited, int64 max_keys, Outcome 
         run_counts(recompute_window_sql(r, WINDOW_CLAIM_LOG | (exact ? WINDOW_EXACT_BOUNDS : 0)), p, o);
         o->record.status = "ok";
     } else if (pending) {
+        // Measures added and not backfilled yet are NULL in the rollup's
+        // rows: a partial would fill them with itself alone.  Until the
+        // backfill, inserts are recomputed like any other change.
+        bool merge = OidIsValid(r->delta_log) && !backfilling;
+        if (OidIsValid(r->delta_log) && backfilling && get_rel_name(r->delta_log) != NULL)
+            spi_exec(demote_deltas_sql(r), 0, NULL, NULL, NULL, false);
         drained = recompute_claimed(r, limited, max_keys, fz, o, &frozen, f);
         bool limit_reached = !drained && limited && (f == NULL || (f->keys == 0 && f->untried == NIL));
-        if (!merge_deltas(r, fz, o, &frozen)) {
+        if (merge && !merge_deltas(r, fz, o, &frozen)) {
             drained = false;
         } else if (limit_reached) {
             // (The partials it saw, left for the merge, are gone now.)

@@ -61,6 +61,9 @@ FOR z IN 1 .. 3 LOOP
         ARRAY['sum(tokens)::bigint AS tokens', 'sum(events)::bigint AS events'], bucket => '1 month',
         time_zone => (ARRAY['UTC', 'Europe/Berlin', 'Asia/Kathmandu'])[z]);
 END LOOP;
+-- Backfilled (of an empty source): from here on inserts may take the
+-- additive path (a rollup waiting for its backfill recomputes them).
+PERFORM memoria.refresh_window(name, '-infinity', 'infinity') FROM memoria.rollups;
 END $$;
 
 -- random_at: a time in the 20 days from 2026-03-20 (over the US and EU DST changes).
