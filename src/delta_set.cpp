@@ -6,7 +6,7 @@
 // max), kept in a hash table under TopTransactionContext.  The groups are
 // written to the delta logs, one row each, just before the transaction
 // commits or prepares (dirty_set.cpp's flush calls flush_deltas first),
-// and early whenever FLUSH_AT_GROUPS have gathered; written groups are
+// and early whenever they hold MAX_DELTA_BYTES; written groups are
 // forgotten, so memory stays bounded.
 //
 // Partials must count exactly the rows that commit.  So they are written
@@ -15,7 +15,7 @@
 // they go to the dirty log as dirty keys instead (the refresh recomputes
 // them from the rows that did commit).  The same happens to a group whose
 // sum would overflow, to every group when a subtransaction gathers more
-// than MAX_GROUPS or asks for a flush, and to groups whose delta log is
+// than MAX_DELTA_BYTES or asks for a flush, and to groups whose delta log is
 // gone or no longer has their shape.
 #include "delta_set.hpp"
 #include "dirty_log.hpp"
@@ -23,8 +23,10 @@
 
 namespace memoria {
 
-static const uint32 FLUSH_AT_GROUPS = 16384;  // top level: write them
-static const uint32 MAX_GROUPS = 65536;       // in a subtransaction: dirty keys instead
+// Groups kept before they are written (at the top level) or made keys (in a
+// subtransaction): about 8 MB.  A group written is forgotten, so the more a
+// transaction keeps, the fewer rows it writes for keys it sees again.
+static const Size MAX_DELTA_BYTES = 8 * 1024 * 1024;
 
 struct DeltaGroup {
     uint32 hash;
@@ -37,9 +39,21 @@ struct DeltaGroup {
     bool *nulls;  // no input yet (sums, min, max)
 };
 
+// A slot of the table: the group's hash beside it, so that a probe touches
+// the group's memory only when the hashes match.
+struct DeltaSlot {
+    uint32 hash;
+    DeltaGroup *group;
+};
+
 static MemoryContext delta_context = NULL;  // child of TopTransactionContext
-static DeltaGroup **groups = NULL;          // open addressing, at most 3/4 full
-static uint32 capacity = 0, count = 0;
+static DeltaSlot *groups = NULL;            // open addressing, at most 3/4 full
+// Groups are carved from blocks of GROUP_BLOCK bytes (palloc would round
+// each up to a power of two): freed all at once with delta_context.
+static const Size GROUP_BLOCK = 256 * 1024;
+static char *block_free = NULL;
+static Size block_left = 0;
+static uint32 capacity = 0, count = 0, poisoned = 0;
 static int max_level = 0;
 static bool flushing = false;
 
@@ -49,26 +63,55 @@ static List *shapes = NIL;                  // of DeltaShape *
 static void reset_state(void) {
     delta_context = NULL;
     groups = NULL;
-    capacity = count = 0;
+    block_free = NULL;
+    block_left = 0;
+    capacity = count = poisoned = 0;
     max_level = 0;
 }
 
-static DeltaGroup **find_group(DeltaGroup **table, uint32 cap, uint32 hash, const char *bytes, uint32 len) {
+static DeltaSlot *find_group(DeltaSlot *table, uint32 cap, uint32 hash, const char *bytes, uint32 len) {
     uint32 mask = cap - 1;
     for (uint32 i = hash & mask;; i = (i + 1) & mask) {
-        DeltaGroup *g = table[i];
-        if (g == NULL || (g->hash == hash && g->len == len && memcmp(g->bytes, bytes, len) == 0)) return &table[i];
+        DeltaSlot *s = &table[i];
+        if (s->group == NULL ||
+            (s->hash == hash && s->group->len == len && memcmp(s->group->bytes, bytes, len) == 0))
+            return s;
     }
+}
+
+static DeltaSlot *new_table(uint32 cap) {
+    return (DeltaSlot *) MemoryContextAllocZero(delta_context, cap * sizeof(DeltaSlot));
+}
+
+static void put_group(DeltaSlot *table, uint32 cap, DeltaGroup *g) {
+    DeltaSlot *s = find_group(table, cap, g->hash, g->bytes, g->len);
+    s->hash = g->hash;
+    s->group = g;
 }
 
 static void grow(void) {
     uint32 cap = capacity * 2;
-    DeltaGroup **table = (DeltaGroup **) MemoryContextAllocZero(delta_context, cap * sizeof(DeltaGroup *));
+    DeltaSlot *table = new_table(cap);
     for (uint32 i = 0; i < capacity; i++)
-        if (groups[i] != NULL) *find_group(table, cap, groups[i]->hash, groups[i]->bytes, groups[i]->len) = groups[i];
+        if (groups[i].group != NULL) put_group(table, cap, groups[i].group);
     pfree(groups);
     groups = table;
     capacity = cap;
+}
+
+// carve: size bytes (zeroed) for a group, from the current block.
+static char *carve(Size size) {
+    size = MAXALIGN(size);
+    if (size > block_left) {
+        Size block = Max(GROUP_BLOCK, size);
+        block_free = (char *) MemoryContextAlloc(delta_context, block);
+        block_left = block;
+    }
+    char *p = block_free;
+    block_free += size;
+    block_left -= size;
+    memset(p, 0, size);
+    return p;
 }
 
 // Key layout (dirty_set.hpp): the log's oid, a null flag per column
@@ -117,16 +160,18 @@ static void forget(void) {
 // demote_where: the groups `pick` accepts become dirty keys and leave.
 static void demote_where(bool (*pick)(const DeltaGroup *, const void *), const void *arg) {
     if (groups == NULL) return;
-    DeltaGroup **table = (DeltaGroup **) MemoryContextAllocZero(delta_context, capacity * sizeof(DeltaGroup *));
+    DeltaSlot *table = new_table(capacity);
     uint32 kept = 0;
+    poisoned = 0;
     for (uint32 i = 0; i < capacity; i++) {
-        DeltaGroup *g = groups[i];
+        DeltaGroup *g = groups[i].group;
         if (g == NULL) continue;
         if (pick(g, arg)) {
             demote(g);
         } else {
-            *find_group(table, capacity, g->hash, g->bytes, g->len) = g;
+            put_group(table, capacity, g);
             kept++;
+            if (g->poisoned) poisoned++;
         }
     }
     pfree(groups);
@@ -230,30 +275,38 @@ void delta_add(const DeltaShape *shape, const char *key, int len, const Datum *v
     if (groups == NULL) {
         delta_context = AllocSetContextCreate(TopTransactionContext, "memoria deltas", ALLOCSET_DEFAULT_SIZES);
         capacity = 256;
-        groups = (DeltaGroup **) MemoryContextAllocZero(delta_context, capacity * sizeof(DeltaGroup *));
+        groups = new_table(capacity);
     }
     uint32 hash = hash_bytes((const unsigned char *) key, len);
-    DeltaGroup **slot = find_group(groups, capacity, hash, key, (uint32) len);
-    DeltaGroup *g = *slot;
-    if (g == NULL) {
-        g = (DeltaGroup *) MemoryContextAllocZero(delta_context, sizeof(DeltaGroup));
+    DeltaSlot *slot = find_group(groups, capacity, hash, key, (uint32) len);
+    DeltaGroup *g = slot->group;
+    bool created = g == NULL;
+    if (created) {
+        // One allocation: the group, its partials, its key.
+        int n = shape->nmeasures;
+        char *mem = carve(MAXALIGN(sizeof(DeltaGroup)) + MAXALIGN(n * sizeof(Datum)) + n + len);
+        g = (DeltaGroup *) mem;
+        g->vals = (Datum *) (mem + MAXALIGN(sizeof(DeltaGroup)));
+        g->nulls = (bool *) ((char *) g->vals + MAXALIGN(n * sizeof(Datum)));
+        g->bytes = (char *) g->nulls + n;
         g->hash = hash;
         g->len = (uint32) len;
         g->shape = shape;
-        g->bytes = (char *) MemoryContextAlloc(delta_context, len);
         memcpy(g->bytes, key, len);
-        g->vals = (Datum *) MemoryContextAllocZero(delta_context, (shape->nmeasures + 1) * sizeof(Datum));
-        g->nulls = (bool *) MemoryContextAlloc(delta_context, (shape->nmeasures + 1) * sizeof(bool));
         for (int i = 0; i < shape->nmeasures; i++)
             g->nulls[i] = shape->kind[i] != MergeKind::CountStar && shape->kind[i] != MergeKind::Count;
-        *slot = g;
+        slot->hash = hash;
+        slot->group = g;
         if (++count > capacity / 4 * 3) grow();
     }
     int level = GetCurrentTransactionNestLevel();
     g->level = Max(g->level, level);
     max_level = Max(max_level, level);
-    if (!g->poisoned && !fold(g, values, skip)) g->poisoned = true;
-    if (level == 1 ? count >= FLUSH_AT_GROUPS : count >= MAX_GROUPS) {
+    if (!g->poisoned && !fold(g, values, skip)) {
+        g->poisoned = true;
+        poisoned++;
+    }
+    if (created && (count & 255) == 0 && MemoryContextMemAllocated(delta_context, true) > MAX_DELTA_BYTES) {
         flush_deltas();
         dirty_set_flush_if_due();  // (the groups made dirty keys, in a subtransaction)
     }
@@ -297,7 +350,7 @@ static bool write_log(Oid log, const DeltaShape *shape) {
     CommandId cid = GetCurrentCommandId(true);
     BulkInsertState bistate = count > (uint32) BATCH ? GetBulkInsertState() : NULL;
     for (uint32 i = 0; i < capacity; i++) {
-        DeltaGroup *g = groups[i];
+        DeltaGroup *g = groups[i].group;
         if (g == NULL || g->poisoned || g->shape->log != log) continue;
         if (n == made) slots[made++] = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
         TupleTableSlot *slot = slots[n];
@@ -329,13 +382,13 @@ static bool pick_poisoned(const DeltaGroup *g, const void *) { return g->poisone
 // write_deltas: every group to its log (poisoned ones, and those of a log
 // that cannot take them, as dirty keys); then forget them all.
 static void write_deltas(void) {
-    demote_where(pick_poisoned, NULL);
+    if (poisoned > 0) demote_where(pick_poisoned, NULL);
     List *logs = NIL;
     List *shapes_of = NIL;
     for (uint32 i = 0; i < capacity; i++)
-        if (groups[i] != NULL && !list_member_oid(logs, groups[i]->shape->log)) {
-            logs = lappend_oid(logs, groups[i]->shape->log);
-            shapes_of = lappend(shapes_of, (void *) groups[i]->shape);
+        if (groups[i].group != NULL && !list_member_oid(logs, groups[i].group->shape->log)) {
+            logs = lappend_oid(logs, groups[i].group->shape->log);
+            shapes_of = lappend(shapes_of, (void *) groups[i].group->shape);
         }
     ListCell *lc, *sc;
     forboth (lc, logs, sc, shapes_of) {
@@ -371,9 +424,12 @@ static void delta_subxact_callback(SubXactEvent event, SubTransactionId my, SubT
     int level = GetCurrentTransactionNestLevel();
     if (level > max_level) return;
     for (uint32 i = 0; i < capacity; i++) {
-        DeltaGroup *g = groups[i];
+        DeltaGroup *g = groups[i].group;
         if (g == NULL || g->level < level) continue;
-        if (event == SUBXACT_EVENT_ABORT_SUB) g->poisoned = true;
+        if (event == SUBXACT_EVENT_ABORT_SUB && !g->poisoned) {
+            g->poisoned = true;
+            poisoned++;
+        }
         g->level = level - 1;
     }
     max_level = level - 1;
