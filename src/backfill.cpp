@@ -58,3 +58,20 @@ MEMORIA_FUNCTION(memoria_backfill_state) {
     if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE) elog(ERROR, "return type must be a row type");
     return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), out, nulls));
 }
+
+// memoria_internal.source_rows(name): the planner's estimate of the rows in
+// the rollup's source (its fact table and partitions): backfill sizes its
+// slices by it.
+MEMORIA_FUNCTION(memoria_source_rows) {
+    Rollup *r = load_rollup(name_arg(fcinfo));
+    double rows = 0;
+    ListCell *lc;
+    foreach (lc, find_all_inheritors(OidIsValid(r->fact) ? r->fact : r->source, NoLock, NULL)) {
+        HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
+        if (!HeapTupleIsValid(tup)) continue;
+        Form_pg_class c = (Form_pg_class) GETSTRUCT(tup);
+        if (c->relkind == RELKIND_RELATION && c->reltuples > 0) rows += c->reltuples;
+        ReleaseSysCache(tup);
+    }
+    PG_RETURN_FLOAT8(rows);
+}

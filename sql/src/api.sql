@@ -403,8 +403,16 @@ SET search_path = pg_catalog, pg_temp;
 
 -- A procedure with a SET clause cannot COMMIT, so this one has none and uses
 -- qualified names only.  CALL it outside a transaction block.
+-- The planner's estimate of the rows in a rollup's source (backfill's slices).
+CREATE OR REPLACE FUNCTION memoria_internal.source_rows(name text) RETURNS float8
+AS 'MODULE_PATHNAME', 'memoria_source_rows'
+LANGUAGE C STABLE STRICT;
+
+-- slice NULL: slices of about SLICE_ROWS (10 million) source rows, by the
+-- planner's estimate and the source's time range (one slice for a smaller
+-- source: each slice reads its range of the source once).
 CREATE OR REPLACE PROCEDURE memoria.backfill(name text, window_start timestamptz DEFAULT NULL,
-                                  window_end timestamptz DEFAULT NULL, slice interval DEFAULT interval '1 month')
+                                  window_end timestamptz DEFAULT NULL, slice interval DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
     src_lo timestamptz;
@@ -422,9 +430,9 @@ DECLARE
     progress real;
     eta interval;
 BEGIN
-    IF slice IS NULL OR slice OPERATOR(pg_catalog.<=) interval '0' THEN
+    IF slice OPERATOR(pg_catalog.<=) interval '0' THEN
         RAISE EXCEPTION 'slice must be a positive interval' USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'For example slice => ''1 month'' or ''7 days''.';
+            HINT = 'For example slice => ''1 month'' or ''7 days'', or NULL to size slices by the source''s rows.';
     END IF;
     SELECT r.lo, r.hi INTO src_lo, src_hi FROM memoria_internal.source_range(backfill.name) r;
     lo := coalesce(window_start, src_lo);
@@ -435,6 +443,16 @@ BEGIN
                                                 window_start IS NULL AND window_end IS NULL);
         COMMIT;
         RETURN;
+    END IF;
+    IF slice IS NULL THEN
+        slice := greatest(interval '1 day',
+                          (src_hi OPERATOR(pg_catalog.-) src_lo OPERATOR(pg_catalog.+) interval '1 microsecond')
+                          OPERATOR(pg_catalog.*) (1e7::float8 OPERATOR(pg_catalog./)
+                                                  greatest(memoria_internal.source_rows(backfill.name), 1e7::float8)));
+        -- (Whole: the source fits one slice.)
+        IF memoria_internal.source_rows(backfill.name) OPERATOR(pg_catalog.<=) 1e7 THEN
+            slice := hi OPERATOR(pg_catalog.-) lo;
+        END IF;
     END IF;
     cur := lo;
     SELECT * INTO state FROM memoria_internal.backfill_state(backfill.name, NULL, NULL, NULL, NULL, NULL);

@@ -39,6 +39,12 @@ CALL memoria.backfill('bf_daily', window_start => '2026-02-01', window_end => '2
 SELECT count(*) AS differences FROM memoria.verify('bf_daily');
 CALL memoria.backfill('bf_daily', slice => '0 days');
 CALL memoria.backfill('bf_daily', slice => '-1 day');
+-- slice NULL (the default): slices of about ten million source rows by the
+-- planner's estimate; one for a smaller source.
+ANALYZE bf;
+-- (Its NOTICEs carry timings: only the estimate it sizes slices by is shown.)
+CALL memoria.backfill('bf_daily', slice => NULL);
+SELECT memoria_internal.source_rows('bf_daily') > 0 AS estimated, needs_backfill FROM memoria.status WHERE rollup = 'bf_daily';
 
 -- pg_cron lives in another database here: a clear error with a hint.
 SELECT memoria.schedule('bf_daily', '*/5 * * * *');
