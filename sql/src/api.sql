@@ -406,7 +406,8 @@ SET search_path = pg_catalog, pg_temp;
 -- The planner's estimate of the rows in a rollup's source (backfill's slices).
 CREATE OR REPLACE FUNCTION memoria_internal.source_rows(name text) RETURNS float8
 AS 'MODULE_PATHNAME', 'memoria_source_rows'
-LANGUAGE C STABLE STRICT;
+LANGUAGE C STABLE STRICT
+SET search_path = pg_catalog, pg_temp;
 
 -- slice NULL: slices of about SLICE_ROWS (10 million) source rows, by the
 -- planner's estimate and the source's time range (one slice for a smaller
