@@ -4,6 +4,10 @@
 // scope values): the rollup rows of that bucket and scope must be
 // recomputed -- and adds them to this transaction's dirty set
 // (dirty_set.cpp), which writes them to the dirty logs before commit.
+// An inserted row of a rollup on the additive path (additive.hpp) is instead
+// folded into its group's partial aggregate (delta_set.cpp): the rollup's
+// filter, the measures' arguments and FILTERs are evaluated here, from
+// expressions parsed once per (trigger, relation) in the rollup's session.
 //
 // Which rollup a trigger serves comes from memoria's own catalog, never from
 // the trigger's arguments (anyone may attach memoria.capture() to a table of
