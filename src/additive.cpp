@@ -149,7 +149,7 @@ void settle_delta_log(Rollup *r, bool in_update) {
         // (A name left by a dropped rollup with the same id cannot exist:
         // the log goes with its rollup table.)
         r->delta_log = create_log_table(psprintf("deltas_%d", r->id), delta_log_columns_sql(r, &plan), r->owner,
-                                        r->target, in_update);
+                                        r->target, in_update, false);
     }
     set_delta_log(r->id, r->delta_log);
     // Writers' cached capture plans name the old log: make them look again.

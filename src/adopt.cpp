@@ -42,7 +42,7 @@ void follow_source_owner(const Rollup *r) {
     for (Oid log_oid : {r->dirty_log, r->link_log, r->delta_log}) {
         if (!OidIsValid(log_oid)) continue;
         const char *log = qualified_relation_name(log_oid);
-        run_as_extension(psprintf("GRANT SELECT, INSERT, DELETE ON %s TO %s", log, to));
+        run_as_extension(psprintf("GRANT %s ON %s TO %s", log_privileges(r, log_oid), log, to));
         if (old_exists && r->granted_owner != extension_owner())
             run_as_extension(psprintf("REVOKE ALL ON %s FROM %s", log,
                                       quote_identifier(GetUserNameFromId(r->granted_owner, false))));

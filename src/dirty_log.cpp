@@ -5,7 +5,11 @@
 
 namespace memoria {
 
-Oid create_log_table(const char *name, const char *columns, Oid owner, Oid target, bool in_update) {
+const char *log_privileges(const Rollup *r, Oid log) {
+    return log == r->delta_log ? "SELECT, DELETE" : "SELECT, INSERT, DELETE";
+}
+
+Oid create_log_table(const char *name, const char *columns, Oid owner, Oid target, bool in_update, bool with_insert) {
     char *log_sql = quote_qualified_identifier("memoria_state", name);
     // Vacuumed often: every refresh deletes what it claims.
     run_as_extension(psprintf("CREATE TABLE %s (%s) WITH (autovacuum_vacuum_scale_factor = 0, "
@@ -14,7 +18,7 @@ Oid create_log_table(const char *name, const char *columns, Oid owner, Oid targe
     // Published by a FOR ALL TABLES publication, its DELETEs need a replica
     // identity: there is no key, so the whole row.
     run_as_extension(psprintf("ALTER TABLE %s REPLICA IDENTITY FULL", log_sql));
-    run_as_extension(psprintf("GRANT SELECT, INSERT, DELETE ON %s TO %s", log_sql,
+    run_as_extension(psprintf("GRANT %s ON %s TO %s", with_insert ? "SELECT, INSERT, DELETE" : "SELECT, DELETE", log_sql,
                               quote_identifier(GetUserNameFromId(owner, false))));
     Oid log = get_relname_relid(name, get_namespace_oid("memoria_state", false));
     // Made by the update script (renew_dirty_log), it would become a member

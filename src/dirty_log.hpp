@@ -15,7 +15,13 @@ namespace memoria {
 Oid create_dirty_log(int32 id, Oid source, Oid time_type, List *scope, Oid owner, Oid target, bool in_update);
 // create_log_table: memoria_state.<name> (columns: their SQL), as the dirty
 // log is made (create_dirty_log, and a view source's link log).
-Oid create_log_table(const char *name, const char *columns, Oid owner, Oid target, bool in_update);
+// The owner may read and claim its rows; it may add rows to a log where a
+// forged row costs only a recompute (with_insert), not to the delta log,
+// whose rows are added to the rollup as they are.
+Oid create_log_table(const char *name, const char *columns, Oid owner, Oid target, bool in_update,
+                     bool with_insert = true);
+// log_privileges: what the rollup's owner is granted on one of its logs.
+const char *log_privileges(const Rollup *r, Oid log);
 
 // check_log_pristine: ERROR unless the log is still as memoria made it (no
 // trigger, rule, index, policy or check constraint): memoria writes it with

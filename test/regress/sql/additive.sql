@@ -161,6 +161,37 @@ COMMIT;
 SELECT status FROM memoria.refresh('ad_daily');
 SELECT * FROM ad_check();
 
+-- The rollup's owner may read and claim the partials, not add any: a forged
+-- partial would go into the rollup as it is (forged keys only cost a
+-- recompute).  After REASSIGN OWNED the new owner gets the same.
+CREATE ROLE ad_owner;
+CREATE ROLE ad_heir;
+CREATE TABLE ad_own (at timestamptz NOT NULL, k int NOT NULL);
+ALTER TABLE ad_own OWNER TO ad_owner;
+SET ROLE ad_owner;
+SELECT memoria.create_rollup('ad_own', 'ad_own', 'at', '{k}', '{count(*) AS n}') IS NOT NULL AS created;
+SELECT status FROM memoria.refresh_window('ad_own', '-infinity', 'infinity');
+INSERT INTO ad_own VALUES ('2026-05-01', 1), ('2026-05-01', 1);
+RESET ROLE;
+SELECT (SELECT delta_log FROM memoria.rollups WHERE name = 'ad_own') AS ad_own_deltas \gset
+SET ROLE ad_owner;
+INSERT INTO :ad_own_deltas VALUES ('2026-05-01', 1, 1000000);
+SELECT status FROM memoria.refresh('ad_own');
+SELECT n FROM memoria_rollup.ad_own;
+RESET ROLE;
+REASSIGN OWNED BY ad_owner TO ad_heir;
+INSERT INTO ad_own VALUES ('2026-05-01', 1);
+SELECT status FROM memoria.refresh('ad_own');
+SET ROLE ad_heir;
+INSERT INTO :ad_own_deltas VALUES ('2026-05-01', 1, 1000000);
+INSERT INTO ad_own VALUES ('2026-05-01', 1);
+SELECT status FROM memoria.refresh('ad_own');
+SELECT n FROM memoria_rollup.ad_own;
+RESET ROLE;
+SELECT memoria.drop_rollup('ad_own', drop_table => true);
+DROP TABLE ad_own;
+DROP ROLE ad_owner, ad_heir;
+
 -- Many groups in subtransactions: memory stays bounded (they become keys,
 -- written as they gather).
 CREATE TABLE ad_many (at timestamptz NOT NULL, g int);
