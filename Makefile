@@ -3,12 +3,12 @@ EXTENSION  = memoria
 MODULE_big = memoria
 OBJS = src/memoria.o src/guard.o src/bucket.o src/session.o src/catalog.o src/args.o src/statements.o \
        src/expressions.o src/dirty_log.o src/triggers.o src/dirty_set.o src/capture.o src/horizon.o src/create.o \
-       src/ddl_guard.o src/adopt.o src/alter.o src/refresh.o src/verify.o src/backfill.o src/worker.o src/cron.o src/live.o src/view_source.o src/additive.o src/delta_set.o
+       src/ddl_guard.o src/adopt.o src/alter.o src/refresh.o src/verify.o src/backfill.o src/worker.o src/cron.o src/live.o src/view_source.o src/additive.o src/delta_set.o src/citus.o
 # Install scripts: one per release, and the update path between them.  The
 # current release's are built from sql/src/ (catalog.sql, api.sql and the
 # update's parts), so the install and the update share one API definition.
-EXT_VERSION = 0.7.0
-DATA_built = sql/memoria--$(EXT_VERSION).sql sql/memoria--0.6.0--$(EXT_VERSION).sql
+EXT_VERSION = 0.8.0
+DATA_built = sql/memoria--$(EXT_VERSION).sql sql/memoria--0.7.0--$(EXT_VERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard sql/memoria--*.sql))
 PGFILEDESC = "memoria - exact incremental rollups"
 
@@ -38,12 +38,12 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sql/memoria--$(EXT_VERSION).sql: sql/src/catalog.sql sql/src/api.sql
+sql/memoria--$(EXT_VERSION).sql: sql/src/catalog.sql sql/src/api.sql sql/src/citus.sql
 	{ echo '-- memoria $(EXT_VERSION) (built from sql/src/ by make: edit those files).'; \
 	  printf '%s\n' '\echo Use "CREATE EXTENSION memoria" to load this file. \quit'; cat $^; } > $@
-sql/memoria--0.6.0--$(EXT_VERSION).sql: sql/src/update--0.6.0--$(EXT_VERSION)-pre.sql sql/src/api.sql \
-                                    sql/src/update--0.6.0--$(EXT_VERSION)-post.sql
-	{ echo '-- memoria 0.6.0 -> $(EXT_VERSION) (built from sql/src/ by make: edit those files).'; \
+sql/memoria--0.7.0--$(EXT_VERSION).sql: sql/src/update--0.7.0--$(EXT_VERSION)-pre.sql sql/src/api.sql sql/src/citus.sql \
+                                    sql/src/update--0.7.0--$(EXT_VERSION)-post.sql
+	{ echo '-- memoria 0.7.0 -> $(EXT_VERSION) (built from sql/src/ by make: edit those files).'; \
 	  printf '%s\n' '\echo Use "ALTER EXTENSION memoria UPDATE" to load this file. \quit'; cat $^; } > $@
 
 # Every object depends on every header (PGXS tracks no header dependencies:

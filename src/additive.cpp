@@ -1,6 +1,7 @@
 // additive.cpp: which rollups take the additive path, and their delta logs
 // (additive.hpp).  The writer's side is delta_set.cpp and capture.cpp; the
 // refresh's statements are in statements.cpp.
+#include "citus.hpp"
 #include "additive.hpp"
 #include "dirty_log.hpp"
 #include "expressions.hpp"
@@ -145,7 +146,10 @@ void settle_delta_log(Rollup *r, bool in_update) {
     }
     r->delta_log = InvalidOid;
     AdditivePlan plan;
-    if (additive_problem(r, &plan) == NULL) {
+    // A shard of a Citus table (citus.hpp) keeps the recompute path: its
+    // writer may be a distributed transaction, whose savepoints Citus sends
+    // to the other nodes, so the writer's analysis cannot use one.
+    if (!citus_shard(r->source) && additive_problem(r, &plan) == NULL) {
         // (A name left by a dropped rollup with the same id cannot exist:
         // the log goes with its rollup table.)
         r->delta_log = create_log_table(psprintf("deltas_%d", r->id), delta_log_columns_sql(r, &plan), r->owner,

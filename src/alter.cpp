@@ -3,6 +3,7 @@
 // argument is checked and every step done in a subtransaction; dry_run rolls
 // it back, so its report is exactly what the real run would do, and changes
 // nothing.  Bucket, dimension, scope or filter changes need a new rollup.
+#include "citus.hpp"
 #include "additive.hpp"
 #include "adopt.hpp"
 #include "args.hpp"
@@ -282,6 +283,10 @@ using namespace memoria;
 // refresh_interval only, returning void.)
 MEMORIA_FUNCTION(memoria_alter_rollup) {
     const char *name = name_arg(fcinfo);
+    if (citus_rollup_exists(name))
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("alter_rollup does not change distributed rollups yet: \"%s\" is one", name),
+                        errhint("Drop it and create it again with the new definition.")));
     Alteration a;
     memset(&a, 0, sizeof a);
     a.r = load_rollup(name);

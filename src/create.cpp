@@ -16,6 +16,7 @@
 //     the triggers go with the rollup table; all of it with DROP EXTENSION.
 #include "adopt.hpp"
 #include "args.hpp"
+#include "citus.hpp"
 #include "ddl_guard.hpp"
 #include <initializer_list>
 #include "additive.hpp"
@@ -69,7 +70,13 @@ static AttrNumber source_column(Oid source, const char *col, const char *argname
 
 
 // NewRollup: create_rollup's arguments once validated.
+// What a call makes: a whole rollup; only its table (a rollup of a Citus
+// table: citus.hpp); or a rollup of one shard into the rollup table's
+// co-located shard, which exists already.
+enum class CreateMode { Whole, TableOnly, IntoShard };
+
 struct NewRollup {
+    CreateMode mode;
     Rollup r;             // the catalog row to be (id, target, dirty_log: later)
     char *src;            // the source, quoted
     char *time_column;
@@ -373,6 +380,7 @@ static void resolve_target(FunctionCallInfo fcinfo, NewRollup *n) {
     }
     n->target_nsp = RangeVarGetCreationNamespace(n->target_rv);
     n->target_sql = quote_qualified_identifier(get_namespace_name(n->target_nsp), n->target_rv->relname);
+    if (n->mode == CreateMode::IntoShard) return;  // check_shard_target, later
     if (OidIsValid(get_relname_relid(n->target_rv->relname, n->target_nsp)))
         arg_error(ERRCODE_DUPLICATE_TABLE, psprintf("target table %s already exists", n->target_sql),
                   "memoria creates the rollup table itself; choose another name or drop the table.");
@@ -406,9 +414,12 @@ static void check_plans(const NewRollup *n) {
     SPI_finish();
 }
 
+static Oid shard_target(const NewRollup *n);
+
 // create_rollup_table: the rollup table; returns it.  (The search_path is
 // pinned already: the type and collation names below are written for it.)
 static Oid create_rollup_table(const NewRollup *n) {
+    if (n->mode == CreateMode::IntoShard) return shard_target(n);
     StringInfoData ddl;
     initStringInfo(&ddl);
     appendStringInfo(&ddl, "CREATE TABLE %s (bucket %s NOT NULL", n->target_sql, format_type_be(n->r.time_type));
@@ -505,6 +516,45 @@ static Oid create_rollup_table(const NewRollup *n) {
     return target;
 }
 
+// shard_target: the existing shard a rollup of a source shard writes (the
+// rollup table's co-located shard, made by Citus from the table
+// create_rollup made in TableOnly mode): the caller's, with exactly the
+// columns this rollup's table would have.
+static Oid shard_target(const NewRollup *n) {
+    Oid target = get_relname_relid(n->target_rv->relname, n->target_nsp);
+    if (!OidIsValid(target) || get_rel_relkind(target) != RELKIND_RELATION || !pg_class_ownercheck(target, GetUserId()))
+        arg_error(ERRCODE_WRONG_OBJECT_TYPE, psprintf("target %s is not a table of yours", n->target_sql),
+                  "A shard's rollup writes the rollup table's co-located shard.");
+    List *want = list_make1(psprintf("bucket %s", format_type_be(n->r.time_type)));
+    ListCell *lc, *lc2, *lc3;
+    forthree (lc, n->dims, lc2, n->dim_names, lc3, n->dim_exprs) {
+        const Dimension *dim = (const Dimension *) lfirst(lc3);
+        char *type = dim ? format_type_with_typemod(dim->type, dim->typmod) : column_type_sql(n->r.source, lfirst_int(lc));
+        want = lappend(want, psprintf("%s %s", quote_identifier((const char *) lfirst(lc2)), type));
+    }
+    foreach (lc, n->measures) {
+        Measure *m = (Measure *) lfirst(lc);
+        want = lappend(want, psprintf("%s %s", quote_identifier(m->alias), format_type_with_typemod(m->type, m->typmod)));
+    }
+    List *have = NIL;
+    Relation rel = table_open(target, AccessShareLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    for (int i = 0; i < desc->natts; i++) {
+        Form_pg_attribute att = TupleDescAttr(desc, i);
+        if (att->attisdropped) continue;
+        have = lappend(have, psprintf("%s %s", quote_identifier(NameStr(att->attname)),
+                                      format_type_with_typemod(att->atttypid, att->atttypmod)));
+    }
+    table_close(rel, AccessShareLock);
+    bool same = list_length(want) == list_length(have);
+    forboth (lc, want, lc2, have) same = same && strcmp((const char *) lfirst(lc), (const char *) lfirst(lc2)) == 0;
+    if (!same)
+        arg_error(ERRCODE_DATATYPE_MISMATCH, psprintf("target %s does not have this rollup's columns", n->target_sql),
+                  "A shard's rollup writes a shard of the rollup table made for it.");
+    record_dependency(RelationRelationId, target, RelationRelationId, n->r.source, DEPENDENCY_NORMAL);
+    return target;
+}
+
 static AttrNumber *attnum_array(List *l, int *n) {
     *n = list_length(l);
     AttrNumber *a = (AttrNumber *) palloc((*n + 1) * sizeof(AttrNumber));
@@ -527,10 +577,12 @@ static void recorded_settings(Rollup *r) {
 
 using namespace memoria;
 
-MEMORIA_FUNCTION(memoria_create_rollup) {
+// create: create_rollup's work, in one of the modes.
+static Datum create(FunctionCallInfo fcinfo, CreateMode mode) {
     // 1. Validate every argument; create nothing yet.
     NewRollup n;
     memset(&n, 0, sizeof n);
+    n.mode = mode;
     recorded_settings(&n.r);
     n.r.owner = GetUserId();
     check_name_and_source(fcinfo, &n);
@@ -568,6 +620,11 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
                              0, false);
     n.r.id = next_rollup_id();
     n.r.target = create_rollup_table(&n);
+    if (mode == CreateMode::TableOnly) {
+        if (n.default_target) citus_grant_rollup_schema(n.r.owner);
+        AtEOXact_GUC(true, guc_nest);
+        PG_RETURN_OID(n.r.target);
+    }
     int ncols = 1 + n.r.ndims + n.r.nmeasures;
     n.r.target_attnums = (AttrNumber *) palloc(ncols * sizeof(AttrNumber));
     for (int k = 0; k < ncols; k++) n.r.target_attnums[k] = (AttrNumber) (k + 1);
@@ -580,7 +637,7 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     reconcile_triggers(&n.r, true);
     ensure_guard_trigger(&n.r);
     record_function_dependencies(&n.r);
-    create_live_view(&n.r);
+    if (mode == CreateMode::Whole) create_live_view(&n.r);  // (a shard's has none: Citus refuses views on workers)
     if (n.r.updated_at_attnum != 0) {
         // Rows stamped up to the horizon are the backfill's; later ones are
         // found by refresh.  The capture trigger created above holds off
@@ -592,6 +649,29 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     AtEOXact_GUC(true, guc_nest);
     wake_worker_pool_at_commit();  // its first refresh is due
     PG_RETURN_OID(n.r.target);
+}
+
+MEMORIA_FUNCTION(memoria_create_rollup) {
+    // A distributed source: the co-located mode (citus.hpp).
+    if (!PG_ARGISNULL(1) && citus_table(PG_GETARG_OID(1))) return citus_forward(fcinfo, "citus_create_rollup");
+    if (!PG_ARGISNULL(0) && citus_rollup_exists(text_to_cstring(PG_GETARG_TEXT_PP(0))))
+        arg_error(ERRCODE_DUPLICATE_OBJECT, psprintf("rollup \"%s\" already exists", text_to_cstring(PG_GETARG_TEXT_PP(0))),
+                  "Drop it first with memoria.drop_rollup(), or choose another name.");
+    return create(fcinfo, CreateMode::Whole);
+}
+
+// memoria_internal.create_rollup_part(create_rollup's arguments, mode):
+// 'table' makes the rollup table only; 'shard' makes a rollup of a source
+// shard into its existing target shard (citus.hpp).
+MEMORIA_FUNCTION(memoria_create_rollup_part) {
+    const char *mode = PG_ARGISNULL(13) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(13));
+    if (strcmp(mode, "table") == 0) return create(fcinfo, CreateMode::TableOnly);
+    if (strcmp(mode, "shard") == 0) {
+        if (PG_ARGISNULL(12)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "target must not be NULL", NULL);
+        return create(fcinfo, CreateMode::IntoShard);
+    }
+    arg_error(ERRCODE_INVALID_PARAMETER_VALUE, psprintf("mode \"%s\" is not 'table' or 'shard'", mode), NULL);
+    pg_unreachable();
 }
 
 // drop_one: drop rollup r (see memoria_drop_rollup); the rollups of its
@@ -647,6 +727,7 @@ MEMORIA_FUNCTION(memoria_drop_rollup) {
     if (PG_ARGISNULL(0)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL", NULL);
     bool drop_table = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
     bool cascade = PG_NARGS() > 2 && !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);  // (no cascade before 0.5.0)
+    if (citus_rollup_exists(text_to_cstring(PG_GETARG_TEXT_PP(0)))) return citus_forward(fcinfo, "citus_drop_rollup");
     Rollup *r = load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
     drop_one(r, drop_table, cascade);
     PG_RETURN_VOID();

@@ -5,6 +5,7 @@
 // failing raises an ERROR, which undoes the DDL.  Then the capture triggers
 // are brought in line (triggers.cpp).  Also: the update script's repair, and
 // the entry points of older SQL versions.
+#include "citus.hpp"
 #include "adopt.hpp"
 #include "args.hpp"
 #include "ddl_guard.hpp"
@@ -506,6 +507,7 @@ MEMORIA_FUNCTION(memoria_on_sql_drop) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) elog(ERROR, "memoria._on_sql_drop() must be called as an event trigger");
     if (in_own_ddl()) PG_RETURN_VOID();  // memoria dropping one of its triggers
     Dropped d = dropped_objects();
+    citus_check_drop(d.relations);
     ListCell *lc;
     foreach (lc, all_rollups()) after_drop((const Rollup *) lfirst(lc), d);
     PG_RETURN_VOID();

@@ -19,6 +19,7 @@
 //   6. records the outcome in memoria.rollup_state.  A failure rolls back the
 //      subtransaction only; the error is then recorded in the outer
 //      transaction, so it survives, and the other rollups go on.
+#include "citus.hpp"
 #include "adopt.hpp"
 #include "dirty_log.hpp"
 #include "refresh.hpp"
@@ -728,6 +729,8 @@ MEMORIA_FUNCTION(memoria_refresh) {
     if (limited && max_keys < 0)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("max_keys must not be negative"),
                         errhint("Use NULL to refresh every dirty key.")));
+    if (!PG_ARGISNULL(0) && citus_rollup_exists(text_to_cstring(PG_GETARG_TEXT_PP(0))))
+        return citus_forward(fcinfo, "citus_refresh");
     List *rollups = PG_ARGISNULL(0) ? load_rollups() : list_make1(load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0))));
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -745,6 +748,7 @@ MEMORIA_FUNCTION(memoria_refresh) {
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
         SPI_finish();
     }
+    if (PG_ARGISNULL(0)) citus_append_refreshes(fcinfo);
     return (Datum) 0;
 }
 
@@ -765,6 +769,7 @@ MEMORIA_FUNCTION(memoria_refresh_order) {
 
 MEMORIA_FUNCTION(memoria_refresh_window) {
     const char *name = name_arg(fcinfo);
+    if (citus_rollup_exists(name)) return citus_forward(fcinfo, "citus_refresh_window");
     TimestampTz ws, we;
     window_args(fcinfo, &ws, &we);
     Rollup *r = load_rollup(name);

@@ -1,5 +1,6 @@
 // verify.cpp: memoria.verify() (rollup rows that differ from a fresh
 // aggregation of the source) and memoria._pending_keys() (for status).
+#include "citus.hpp"
 #include "guard.hpp"
 #include "statements.hpp"
 #include "args.hpp"
@@ -8,6 +9,7 @@ using namespace memoria;
 
 MEMORIA_FUNCTION(memoria_verify) {
     const char *name = name_arg(fcinfo);
+    if (citus_rollup_exists(name)) return citus_forward(fcinfo, "citus_verify");
     TimestampTz ws, we;
     window_args(fcinfo, &ws, &we);
     Rollup *r = load_rollup(name);

@@ -341,6 +341,12 @@ BEGIN
         -- rollup sees what this run just refreshed below it.
         SELECT o.name FROM memoria_internal.refresh_order() AS o(name)
         WHERE run.name IS NULL OR o.name OPERATOR(pg_catalog.=) run.name
+        UNION ALL
+        -- Then the rollups of distributed tables (src/citus.hpp).
+        SELECT c.name FROM memoria.citus_rollups c
+        WHERE (run.name IS NULL OR c.name OPERATOR(pg_catalog.=) run.name)
+          AND pg_catalog.pg_has_role((SELECT k.relowner FROM pg_catalog.pg_class k
+                                      WHERE k.oid OPERATOR(pg_catalog.=) c.source), 'MEMBER')
     LOOP
         done := 0;
         failure := NULL;
@@ -434,6 +440,11 @@ BEGIN
     IF slice OPERATOR(pg_catalog.<=) interval '0' THEN
         RAISE EXCEPTION 'slice must be a positive interval' USING ERRCODE = 'invalid_parameter_value',
             HINT = 'For example slice => ''1 month'' or ''7 days'', or NULL to size slices by the source''s rows.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM memoria.citus_rollups c WHERE c.name OPERATOR(pg_catalog.=) backfill.name) THEN
+        -- A rollup of a distributed table: each shard rollup fills on its node.
+        PERFORM memoria_internal.citus_backfill(backfill.name, window_start, window_end);
+        RETURN;
     END IF;
     SELECT r.lo, r.hi INTO src_lo, src_hi FROM memoria_internal.source_range(backfill.name) r;
     lo := coalesce(window_start, src_lo);

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# bench/citus.sh [--rows N] [--runs R] [--out DIR]: a rollup of a Citus
+# distributed table (src/citus.hpp) on a coordinator and two workers, each a
+# throwaway cluster on this machine.  Needs Citus (../shared/vendor/build-citus.sh).
+#
+#   1. write overhead: the same N-row load (default 1M) into two identical
+#      distributed tables, one without a rollup and one with a daily rollup
+#      (its shard rollups made, so every shard captures): one INSERT ... SELECT
+#      through the coordinator, then 1000-row INSERTs; throughput ratio
+#      (no rollup / with rollup time, higher is better; goal >= 0.90);
+#   2. refresh after 1% churn scattered over 30 days: memoria.refresh()
+#      against the strongest bound, a pushed-down INSERT ... SELECT ... GROUP
+#      BY ... ON CONFLICT of exactly the dirty keys' rows into a co-located
+#      copy of the rollup table, the keys given for free (ratio memoria /
+#      bound, lower is better; goal <= 1.3).
+# R runs (default 3) of each, alternating; medians.  Writes DIR/citus.md
+# (default bench/results) and prints it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tools/common.sh
+export PATH=$PG_BIN:$PATH
+
+ROWS=1000000
+RUNS=3
+OUT=bench/results
+while [ $# -gt 0 ]; do
+    case $1 in
+        --rows) ROWS=$2; shift 2 ;;
+        --runs) RUNS=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        *) echo "usage: bench/citus.sh [--rows N] [--runs R] [--out DIR]" >&2; exit 2 ;;
+    esac
+done
+if [ ! -f "$($PG_BIN/pg_config --pkglibdir)/citus.so" ]; then
+    echo "bench/citus.sh: Citus is not installed (see README, \"Citus\")" >&2
+    exit 2
+fi
+mkdir -p "$OUT"
+DIR=$(mktemp -d /tmp/memoria-citusbench.XXXXXX)
+chmod 755 "$DIR"
+PORT=${MEMORIA_BENCH_PORT:-54361}
+trap 'for n in c w1 w2; do stop_cluster "$DIR/$n"; done' EXIT
+i=0
+for n in c w1 w2; do
+    start_cluster "$DIR/$n" $((PORT + i)) "shared_preload_libraries = 'citus, memoria'" "memoria.enabled = off" \
+        "shared_buffers = '512MB'" "work_mem = '64MB'" "max_wal_size = '8GB'" "jit = off" "autovacuum = off" \
+        "max_prepared_transactions = 100" "citus.node_conninfo = 'sslmode=prefer'" "citus.local_hostname = '$DIR/$n'"
+    psql -X -q -h "$DIR/$n" -p $((PORT + i)) -U postgres -d postgres -c "CREATE EXTENSION citus"
+    i=$((i + 1))
+done
+export PGHOST=$DIR/c PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+# ms SQL: the server-side milliseconds of one statement (psql's \timing).
+ms() { psql -X -q -v ON_ERROR_STOP=1 -c '\timing on' -c "$1" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+q -c "SELECT citus_set_coordinator_host('$DIR/c', $PORT)" \
+  -c "SELECT citus_add_node('$DIR/w1', $((PORT + 1)))" -c "SELECT citus_add_node('$DIR/w2', $((PORT + 2)))" >/dev/null
+q >/dev/null <<SQL
+CREATE EXTENSION memoria;
+CREATE TABLE plain (id bigserial, created_at timestamptz NOT NULL, ws int NOT NULL, model text NOT NULL, tokens bigint NOT NULL);
+CREATE TABLE rolled (LIKE plain INCLUDING ALL);
+SELECT create_distributed_table('plain', 'ws', shard_count => 8);
+SELECT create_distributed_table('rolled', 'ws', colocate_with => 'plain');
+SELECT memoria.create_rollup('rolled_daily', 'rolled', 'created_at', ARRAY['ws', 'model'],
+                             ARRAY['sum(tokens) AS tokens', 'count(*) AS n']);
+SQL
+q -c "SELECT status FROM memoria.refresh('rolled_daily')" >/dev/null   # makes the shard rollups
+load() {  # load TABLE ROWS: one INSERT ... SELECT of ROWS rows over 30 days
+    echo "INSERT INTO $1 (created_at, ws, model, tokens)
+          SELECT timestamptz '2026-11-01' + (random() * 30 * 86400) * interval '1 second', (random() * 199)::int,
+                 'm' || (g % 4), g % 1000 FROM generate_series(1, $2) g"
+}
+batches() {  # batches TABLE: 100 INSERTs of 1000 rows, in one psql session
+    for b in $(seq 1 100); do load "$1" 1000; echo ";"; done
+}
+
+echo "== 1. write overhead ($ROWS rows)"
+: > "$DIR/ins_plain"; : > "$DIR/ins_rolled"; : > "$DIR/b_plain"; : > "$DIR/b_rolled"
+for run in $(seq 1 "$RUNS"); do
+    q -c "TRUNCATE plain" -c "TRUNCATE rolled" -c "SELECT status FROM memoria.refresh('rolled_daily')" >/dev/null
+    ms "$(load plain "$ROWS")" >> "$DIR/ins_plain"
+    ms "$(load rolled "$ROWS")" >> "$DIR/ins_rolled"
+    for t in plain rolled; do
+        s=$(date +%s.%N); batches $t | q >/dev/null; e=$(date +%s.%N)
+        awk -v s="$s" -v e="$e" 'BEGIN {printf "%.1f\n", (e - s) * 1000}' >> "$DIR/b_$t"
+    done
+    q -c "SELECT status FROM memoria.refresh('rolled_daily')" >/dev/null
+done
+ins_plain=$(median < "$DIR/ins_plain"); ins_rolled=$(median < "$DIR/ins_rolled")
+b_plain=$(median < "$DIR/b_plain"); b_rolled=$(median < "$DIR/b_rolled")
+differences=$(q -c "SELECT count(*) FROM memoria.verify('rolled_daily')")
+
+echo "== 2. refresh after 1% churn"
+# The bound's table: a co-located copy of the rollup table, kept by hand.
+q <<'SQL' >/dev/null
+CREATE TABLE bound (LIKE memoria_rollup.rolled_daily INCLUDING ALL);
+SELECT create_distributed_table('bound', 'ws', colocate_with => 'rolled');
+INSERT INTO bound SELECT * FROM memoria_rollup.rolled_daily;
+CREATE TABLE dirty (bucket timestamptz, ws int, model text);
+SELECT create_distributed_table('dirty', 'ws', colocate_with => 'rolled');
+SQL
+: > "$DIR/r_memoria"; : > "$DIR/r_bound"; : > "$DIR/r_keys"
+for run in $(seq 1 "$RUNS"); do
+    k=$((run * 7 % 100))
+    q -c "TRUNCATE dirty" -c "INSERT INTO dirty SELECT DISTINCT memoria.bucket(created_at, '1 day', 'UTC'), ws, model
+                              FROM rolled WHERE id % 100 = $k" \
+      -c "UPDATE rolled SET tokens = tokens + 1 WHERE id % 100 = $k" >/dev/null
+    q -c "SELECT count(*) FROM dirty" >> "$DIR/r_keys"
+    ms "SELECT * FROM memoria.refresh('rolled_daily')" >> "$DIR/r_memoria"
+    ms "INSERT INTO bound
+        SELECT d.bucket, r.ws, r.model, sum(r.tokens), count(*)
+        FROM rolled r JOIN dirty d ON d.ws = r.ws AND d.model = r.model
+         AND r.created_at >= d.bucket AND r.created_at < d.bucket + interval '1 day'
+        GROUP BY d.bucket, r.ws, r.model
+        ON CONFLICT (bucket, ws, model) DO UPDATE SET tokens = excluded.tokens, n = excluded.n" >> "$DIR/r_bound"
+done
+r_memoria=$(median < "$DIR/r_memoria"); r_bound=$(median < "$DIR/r_bound"); keys=$(median < "$DIR/r_keys")
+bound_differences=$(q -c "SELECT count(*) FROM (SELECT * FROM bound EXCEPT SELECT * FROM memoria_rollup.rolled_daily) x")
+differences2=$(q -c "SELECT count(*) FROM memoria.verify('rolled_daily')")
+
+cores=$(nproc)
+{
+    echo "# memoria on Citus: a coordinator and two workers on one machine ($cores cores)"
+    echo
+    echo "bench/citus.sh --rows $ROWS --runs $RUNS; medians of $RUNS runs; $(date -u +%Y-%m-%d)."
+    echo "A distributed table of $ROWS usage events over 30 days, 200 workspaces, 4 models, 8 shards;"
+    echo "a daily rollup grouped by (workspace, model), co-located. All three servers share the machine."
+    echo
+    echo "| measure | no rollup / bound | memoria | ratio | goal |"
+    echo "| --- | --- | --- | --- | --- |"
+    echo "| INSERT ... SELECT of $ROWS rows (ms) | $ins_plain | $ins_rolled | $(ratio "$ins_plain" "$ins_rolled") throughput | >= 0.90 |"
+    echo "| 100 INSERTs of 1000 rows (ms) | $b_plain | $b_rolled | $(ratio "$b_plain" "$b_rolled") throughput | >= 0.90 |"
+    echo "| refresh after 1% churn, $keys dirty keys (ms) | $r_bound | $r_memoria | $(ratio "$r_memoria" "$r_bound") x the bound | <= 1.3 |"
+    echo
+    echo "verify() after the loads: $differences differences; after the churn: $differences2;"
+    echo "the bound's table differs from the rollup in $bound_differences rows."
+} | tee "$OUT/citus.md"

@@ -1,0 +1,1 @@
+-- memoria 0.7.0 -> 0.8.0, last part: nothing to repair.

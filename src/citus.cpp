@@ -1,0 +1,201 @@
+// citus.cpp: finding Citus tables and distributed rollups, and handing
+// memoria's entry points over to sql/src/citus.sql for them (citus.hpp).
+#include <initializer_list>
+
+#include "citus.hpp"
+#include "guard.hpp"
+#include "session.hpp"
+
+namespace memoria {
+
+bool citus_table(Oid rel) {
+    if (!OidIsValid(get_extension_oid("citus", true))) return false;
+    if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE))) return false;
+    Oid type = OIDOID;
+    Datum value = ObjectIdGetDatum(rel);
+    SPI_connect();
+    spi_exec("SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1", 1, &type, &value, NULL, true);
+    bool found = SPI_processed > 0;
+    SPI_finish();
+    return found;
+}
+
+bool citus_shard(Oid rel) {
+    if (!OidIsValid(get_extension_oid("citus", true))) return false;
+    if (!OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE))) return false;
+    // A shard is named <table>_<shard id>, in its table's schema.
+    const char *name = get_rel_name(rel);
+    const char *digits = name ? strrchr(name, '_') : NULL;
+    if (digits == NULL || digits[1] == '\0' || strspn(digits + 1, "0123456789") != strlen(digits + 1) ||
+        strlen(digits + 1) > 18)
+        return false;
+    Oid types[3] = {INT8OID, TEXTOID, OIDOID};
+    Datum values[3] = {Int64GetDatum(strtoll(digits + 1, NULL, 10)),
+                       CStringGetTextDatum(pnstrdup(name, digits - name)),
+                       ObjectIdGetDatum(get_rel_namespace(rel))};
+    SPI_connect();
+    spi_exec("SELECT 1 FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid "
+             "WHERE s.shardid = $1 AND c.relname = $2 AND c.relnamespace = $3",
+             3, types, values, NULL, true);
+    bool found = SPI_processed > 0;
+    SPI_finish();
+    return found;
+}
+
+bool citus_rollup_exists(const char *name) {
+    Oid nsp = get_namespace_oid("memoria", true);
+    // (Before 0.8.0's SQL there is no such table.)
+    if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("citus_rollups", nsp))) return false;
+    Oid type = TEXTOID;
+    Datum value = CStringGetTextDatum(name);
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT 1 FROM memoria.citus_rollups WHERE name = $1", 1, &type, &value, NULL, true);
+    bool found = SPI_processed > 0;
+    leave_catalog_session(cs);
+    SPI_finish();
+    return found;
+}
+
+void citus_grant_rollup_schema(Oid owner) {
+    char *grant = psprintf("GRANT CREATE ON SCHEMA memoria_rollup TO %s", quote_identifier(GetUserNameFromId(owner, false)));
+    Oid type = TEXTOID;
+    Datum value = CStringGetTextDatum(grant);
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT nodename, nodeport, result FROM pg_catalog.run_command_on_workers($1) WHERE NOT success", 1, &type,
+             &value, NULL, false);
+    if (SPI_processed > 0)
+        ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+                        errmsg("could not let %s create the rollup table's shards in schema memoria_rollup on node %s:%s: %s",
+                               GetUserNameFromId(owner, false), SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+                               SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
+                               SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3)),
+                        errhint("Every worker must be up; or give the rollup a target in a schema of yours.")));
+    leave_catalog_session(cs);
+    SPI_finish();
+}
+
+Datum citus_forward(FunctionCallInfo fcinfo, const char *function) {
+    HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+    if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
+    Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(tup);
+    int nargs = proc->pronargs;
+    Oid argtypes[FUNC_MAX_ARGS];
+    memcpy(argtypes, proc->proargtypes.values, nargs * sizeof(Oid));
+    ReleaseSysCache(tup);
+    List *name = list_make2(makeString(pstrdup("memoria_internal")), makeString(pstrdup(function)));
+    Oid fn = LookupFuncName(name, nargs, argtypes, false);
+    FmgrInfo flinfo;
+    fmgr_info(fn, &flinfo);
+    LOCAL_FCINFO(call, FUNC_MAX_ARGS);
+    InitFunctionCallInfoData(*call, &flinfo, fcinfo->nargs, fcinfo->fncollation, fcinfo->context, fcinfo->resultinfo);
+    for (int i = 0; i < fcinfo->nargs; i++) call->args[i] = fcinfo->args[i];
+    Datum result = FunctionCallInvoke(call);
+    fcinfo->isnull = call->isnull;
+    return result;
+}
+
+void citus_check_drop(List *relations) {
+    Oid nsp = get_namespace_oid("memoria", true);
+    Oid catalog = OidIsValid(nsp) ? get_relname_relid("citus_rollups", nsp) : InvalidOid;
+    if (relations == NIL || !OidIsValid(catalog) || list_member_oid(relations, catalog)) return;
+    Oid type = OIDARRAYOID;
+    Datum value = oid_array_datum(relations);
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT name, source = ANY ($1::pg_catalog.regclass[]) "
+             "FROM memoria.citus_rollups WHERE source = ANY ($1::pg_catalog.regclass[]) "
+             "OR target = ANY ($1::pg_catalog.regclass[]) LIMIT 1",
+             1, &type, &value, NULL, true);
+    leave_catalog_session(cs);
+    if (SPI_processed > 0) {
+        HeapTuple row = SPI_tuptable->vals[0];
+        TupleDesc desc = SPI_tuptable->tupdesc;
+        bool source = strcmp(SPI_getvalue(row, desc, 2), "t") == 0;
+        ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+                        errmsg("cannot drop the %s of rollup \"%s\"", source ? "source table" : "rollup table",
+                               SPI_getvalue(row, desc, 1)),
+                        errhint("Drop the rollup first with memoria.drop_rollup('%s').  (Citus' undistribute_table and "
+                                "alter_distributed_table drop and re-create the table, so they are refused too.)",
+                                SPI_getvalue(row, desc, 1))));
+    }
+    SPI_finish();
+}
+
+void citus_append_refreshes(FunctionCallInfo fcinfo) {
+    Oid nsp = get_namespace_oid("memoria", true);
+    if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("citus_rollups", nsp))) return;
+    ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    Oid type = INT8OID;
+    Datum value = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+    char null = PG_ARGISNULL(1) ? 'n' : ' ';
+    SPI_connect();
+    spi_exec("SELECT * FROM memoria_internal.citus_refresh(NULL, $1)", 1, &type, &value, &null, false);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        Datum values[8];
+        bool nulls[8];
+        heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    SPI_finish();
+}
+
+}  // namespace memoria
+
+using namespace memoria;
+
+// memoria_internal.citus_record(name, source, target, definition): a new
+// distributed rollup's catalog row (sql/src/citus.sql, citus_create_rollup),
+// written as the extension's owner for a caller who owns both tables.
+MEMORIA_FUNCTION(memoria_citus_record) {
+    for (int i = 0; i < 4; i++)
+        if (PG_ARGISNULL(i)) ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("argument %d must not be NULL", i + 1)));
+    Oid source = PG_GETARG_OID(1), target = PG_GETARG_OID(2);
+    for (Oid rel : {source, target})
+        if (!pg_class_ownercheck(rel, GetUserId()) || !citus_table(rel))
+            ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                            errmsg("%s is not a distributed table of yours", qualified_relation_name(rel))));
+    Oid types[4] = {TEXTOID, REGCLASSOID, REGCLASSOID, JSONBOID};
+    Datum values[4] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2), PG_GETARG_DATUM(3)};
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("INSERT INTO memoria.citus_rollups (name, source, target, definition) VALUES ($1, $2, $3, $4)", 4, types,
+             values, NULL, false);
+    leave_catalog_session(cs);
+    SPI_finish();
+    PG_RETURN_VOID();
+}
+
+// memoria_internal.citus_forget(name): drop a distributed rollup's catalog
+// row, and the rollup table's dependencies on its source and on memoria
+// (it stays a plain distributed table).  For a caller who may manage it.
+MEMORIA_FUNCTION(memoria_citus_forget) {
+    if (PG_ARGISNULL(0)) ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("name must not be NULL")));
+    Oid type = TEXTOID;
+    Datum value = PG_GETARG_DATUM(0);
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("DELETE FROM memoria.citus_rollups WHERE name = $1 RETURNING source, target", 1, &type, &value, NULL,
+             false);
+    leave_catalog_session(cs);
+    if (SPI_processed != 1)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
+                        errmsg("rollup \"%s\" does not exist", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+    bool isnull;
+    Oid source = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    Oid target = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+    SPI_finish();
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(source));
+    if (HeapTupleIsValid(tup)) {
+        Oid owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+        ReleaseSysCache(tup);
+        if (!can_manage(owner))
+            ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                            errmsg("must be a member of the owner of rollup \"%s\"", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+    }
+    deleteDependencyRecordsForSpecific(RelationRelationId, target, DEPENDENCY_NORMAL, RelationRelationId, source);
+    deleteDependencyRecordsForClass(RelationRelationId, target, ExtensionRelationId, DEPENDENCY_NORMAL);
+    CommandCounterIncrement();
+    PG_RETURN_VOID();
+}

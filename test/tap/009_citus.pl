@@ -1,0 +1,299 @@
+# Rollups of Citus distributed tables (src/citus.hpp): a coordinator and two
+# workers.  After every kind of write -- through the coordinator and on a
+# worker, multi-shard transactions (two-phase commit), COPY, TRUNCATE -- and
+# after shard moves, a split and a rebalance with keys pending and writers
+# running, and a worker killed during a refresh, each rollup equals a fresh
+# GROUP BY of its source.  Dropping a rollup leaves no trigger, log or
+# catalog row of memoria's on any node.
+#
+# Needs Citus (../shared/vendor/build-citus.sh builds it from the vendored
+# source); skipped where it is not installed.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+
+my $libdir = `pg_config --pkglibdir`;
+chomp $libdir;
+plan skip_all => "Citus is not installed ($libdir/citus.so is missing): see README, \"Citus\""
+  unless -f "$libdir/citus.so";
+
+# Shard splits decode WAL with Citus' own output plugin; a server that lists
+# the plugins it allows must allow it.
+my $plugins = (`postgres --describe-config 2>/dev/null` =~ /^output_plugin_libraries\t/m)
+  ? "output_plugin_libraries = 'pgoutput, test_decoding, citus'" : '';
+
+my @nodes;
+for my $name ('coordinator', 'worker1', 'worker2') {
+    my $node = PostgreSQL::Test::Cluster->new($name);
+    $node->init(allows_streaming => 'logical');
+    $node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'citus,memoria'
+max_prepared_transactions = 100
+max_worker_processes = 32
+citus.node_conninfo = 'sslmode=prefer'
+memoria.enabled = off
+});
+    $node->append_conf('postgresql.conf', $plugins);
+    # How Citus reaches this node from itself (shard moves): its socket.
+    $node->append_conf('postgresql.conf', "citus.local_hostname = '" . $node->host . "'");
+    $node->start;
+    $node->safe_psql('postgres', 'CREATE EXTENSION citus');
+    push @nodes, $node;
+}
+my ($coord, $w1, $w2) = @nodes;
+$coord->safe_psql('postgres', sprintf(q{
+    SELECT citus_set_coordinator_host('%s', %d);
+    SELECT citus_add_node('%s', %d);
+    SELECT citus_add_node('%s', %d);
+    CREATE EXTENSION memoria;
+}, $coord->host, $coord->port, $w1->host, $w1->port, $w2->host, $w2->port));
+is($w1->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'memoria'"),
+   $coord->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'memoria'"),
+   'CREATE EXTENSION memoria reached the workers');
+
+sub fails_like {
+    my ($node, $sql, $re, $label) = @_;
+    my ($ret, $out, $err) = $node->psql('postgres', $sql);
+    isnt($ret, 0, "$label: refused");
+    like($err, $re, "$label: says why");
+}
+
+# ---------------------------------------------------------------------------
+# Lifecycle: a rollup made before the table is distributed, then after.
+# ---------------------------------------------------------------------------
+$coord->safe_psql('postgres', q{
+    CREATE TABLE usage (id bigserial, created_at timestamptz NOT NULL, ws int NOT NULL, model text NOT NULL,
+                        tokens bigint NOT NULL);
+    INSERT INTO usage (created_at, ws, model, tokens)
+    SELECT timestamptz '2026-03-20' + (g % 400) * interval '1 hour', g % 40, 'm' || (g % 3), g
+    FROM generate_series(1, 8000) g;
+    SELECT memoria.create_rollup('usage_daily', 'usage', 'created_at', ARRAY['ws', 'model'],
+        ARRAY['sum(tokens) AS tokens', 'count(*) AS n', 'count(DISTINCT tokens % 5) AS kinds'],
+        time_zone => 'Europe/Berlin');
+});
+fails_like($coord, "SELECT create_distributed_table('usage', 'ws', shard_count => 8)", qr/trigger/i,
+           'distributing a source that has a local rollup');
+$coord->safe_psql('postgres', q{
+    SELECT memoria.drop_rollup('usage_daily', drop_table => true);
+    SELECT create_distributed_table('usage', 'ws', shard_count => 8);
+    SELECT memoria.create_rollup('usage_daily', 'usage', 'created_at', ARRAY['ws', 'model'],
+        ARRAY['sum(tokens) AS tokens', 'count(*) AS n', 'count(DISTINCT tokens % 5) AS kinds'],
+        time_zone => 'Europe/Berlin');
+    SELECT memoria.create_rollup('usage_hourly', 'usage', 'created_at', ARRAY['ws'],
+        ARRAY['max(tokens) AS top', 'sum(tokens) AS tokens'], bucket => '1 hour', filter => 'tokens > 10');
+});
+is($coord->safe_psql('postgres', "SELECT state FROM memoria.citus_status WHERE rollup = 'usage_daily'"),
+   'needs_backfill', 'a new distributed rollup needs its backfill');
+is($coord->safe_psql('postgres', "SELECT partmethod FROM pg_dist_partition WHERE logicalrelid = 'memoria_rollup.usage_daily'::regclass"),
+   'h', 'the rollup table is distributed');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition p, pg_dist_partition q
+    WHERE p.logicalrelid = 'usage'::regclass AND q.logicalrelid = 'memoria_rollup.usage_daily'::regclass
+      AND p.colocationid = q.colocationid}), '1', 'co-located with its source');
+fails_like($coord, "SELECT memoria.create_rollup('by_model', 'usage', 'created_at', ARRAY['model'], ARRAY['count(*) AS n'])",
+           qr/distribution column "ws" .* must be a dimension of the rollup's scope/,
+           'a rollup that does not group by the distribution column');
+fails_like($coord, "SELECT memoria.create_rollup('usage_daily', 'usage', 'created_at', ARRAY['ws'], ARRAY['count(*) AS n'])",
+           qr/already exists/, 'a taken name');
+$coord->safe_psql('postgres', q{
+    CREATE TABLE plans (id int PRIMARY KEY, name text);
+    SELECT create_reference_table('plans');
+});
+fails_like($coord, "SELECT memoria.create_rollup('plans_r', 'plans', 'name', ARRAY['id'], ARRAY['count(*) AS n'])",
+           qr/not distributed by hash/, 'a reference table');
+$coord->safe_psql('postgres', "CALL memoria.backfill('usage_daily'); CALL memoria.backfill('usage_hourly')");
+
+# exact(label): refresh every rollup; each equals a GROUP BY of the source,
+# and verify() agrees.
+my %group_by = (
+    usage_daily => q{SELECT memoria.bucket(created_at, '1 day', 'Europe/Berlin') AS bucket, ws, model,
+                            sum(tokens) AS tokens, count(*) AS n, count(DISTINCT tokens % 5) AS kinds
+                     FROM usage GROUP BY 1, 2, 3},
+    usage_hourly => q{SELECT memoria.bucket(created_at, '1 hour', 'UTC') AS bucket, ws, max(tokens) AS top,
+                             sum(tokens) AS tokens
+                      FROM usage WHERE tokens > 10 GROUP BY 1, 2},
+);
+sub exact {
+    my ($label) = @_;
+    my $status = $coord->safe_psql('postgres',
+        "SELECT string_agg(rollup || ' ' || status || coalesce(' ' || error, ''), '; ' ORDER BY rollup) FROM memoria.refresh()");
+    unlike($status, qr/error|busy/, "$label: refreshed ($status)");
+    for my $r (sort keys %group_by) {
+        my $diff = $coord->safe_psql('postgres', qq{
+            WITH fresh AS MATERIALIZED ($group_by{$r}),
+                 kept AS MATERIALIZED (SELECT * FROM memoria_rollup.$r)
+            SELECT (SELECT count(*) FROM (SELECT * FROM fresh EXCEPT ALL SELECT * FROM kept) a)
+                 + (SELECT count(*) FROM (SELECT * FROM kept EXCEPT ALL SELECT * FROM fresh) b)});
+        is($diff, '0', "$label: $r equals a GROUP BY of the source");
+        is($coord->safe_psql('postgres', "SELECT count(*) FROM memoria.verify('$r')"), '0', "$label: $r verifies");
+    }
+}
+exact('backfilled');
+
+# ---------------------------------------------------------------------------
+# The differential workload.
+# ---------------------------------------------------------------------------
+my $seed = $ENV{MEMORIA_SEED} // time;
+srand($seed);
+note("workload seed $seed (MEMORIA_SEED=$seed reproduces it)");
+sub day { sprintf("(timestamptz '2026-03-20' + interval '%d minutes')", int(rand(14 * 24 * 60))) }
+my @writes = (
+    sub { sprintf(q{INSERT INTO usage (created_at, ws, model, tokens)
+                    SELECT %s + g * interval '17 minutes', (g * 7 + %d) %% 40, 'm' || (g %% 4), g %% 97
+                    FROM generate_series(1, %d) g}, day(), int(rand(40)), 1 + int(rand(300))) },
+    # (Citus evaluates a STABLE expression only without column references.)
+    sub { sprintf(q{UPDATE usage SET created_at = %s WHERE id %% 23 = %d}, day(), int(rand(23))) },
+    sub { sprintf(q{UPDATE usage SET model = 'm%d', tokens = tokens + 3 WHERE ws = %d AND id %% 5 = %d},
+                  int(rand(5)), int(rand(40)), int(rand(5))) },
+    sub { sprintf(q{DELETE FROM usage WHERE ws = %d AND id %% 7 = %d}, int(rand(40)), int(rand(7))) },
+    # A multi-shard transaction: two-phase commit across both workers.
+    sub { sprintf(q{BEGIN; UPDATE usage SET tokens = tokens + 1 WHERE id %% 11 = %d;
+                    DELETE FROM usage WHERE id %% 101 = %d;
+                    INSERT INTO usage (created_at, ws, model, tokens) VALUES (%s, 1, 'm9', 9), (%s, 2, 'm9', 9);
+                    COMMIT}, int(rand(11)), int(rand(101)), day(), day()) },
+    # A transaction rolled back: nothing of it may count.
+    sub { sprintf(q{BEGIN; DELETE FROM usage WHERE ws = %d; ROLLBACK}, int(rand(40))) },
+);
+for my $round (1 .. 12) {
+    for (1 .. 8) {
+        $coord->safe_psql('postgres', $writes[int(rand(@writes))]->());
+    }
+    # On a worker: Citus routes it from there (and runs its own shards locally).
+    $w1->safe_psql('postgres', sprintf(q{
+        INSERT INTO usage (created_at, ws, model, tokens) SELECT %s, g %% 40, 'w1', g FROM generate_series(1, 60) g;
+        UPDATE usage SET tokens = tokens * 2 WHERE ws = %d AND model = 'w1'}, day(), int(rand(40))));
+    $w2->safe_psql('postgres', sprintf(q{DELETE FROM usage WHERE ws = %d AND id %% 3 = 0}, int(rand(40))));
+    # COPY through the coordinator.
+    my $rows = join('', map { sprintf("2026-03-%02d 12:00:00+00\t%d\tcopy\t%d\n", 16 + $_ % 14, $_ % 40, $_) } 1 .. 200);
+    $coord->safe_psql('postgres', "COPY usage (created_at, ws, model, tokens) FROM STDIN;\n$rows\\.\n");
+    $coord->safe_psql('postgres', 'TRUNCATE usage') if $round == 6;
+    # Refresh now and then (a limited one too), so keys pile up in between.
+    $coord->safe_psql('postgres', "SELECT * FROM memoria.refresh('usage_daily', 50)") if $round % 3 == 1;
+    $coord->safe_psql('postgres', 'SELECT * FROM memoria.refresh()') if $round % 4 == 2;
+    $coord->safe_psql('postgres', 'CALL memoria.run()') if $round % 5 == 3;  # the pg_cron entry point
+}
+exact('after the random workload');
+
+# ---------------------------------------------------------------------------
+# Shard moves, a split and a rebalance, with keys pending and writers busy.
+# ---------------------------------------------------------------------------
+my $pgbench_script = "$PostgreSQL::Test::Utils::tmp_check/citus_writes.sql";
+PostgreSQL::Test::Utils::append_to_file($pgbench_script, q{
+\set ws random(0, 39)
+INSERT INTO usage (created_at, ws, model, tokens) VALUES (timestamptz '2026-03-20' + random() * interval '14 days', :ws, 'bench', :ws);
+UPDATE usage SET tokens = tokens + 1 WHERE ws = :ws AND id % 50 = 7;
+DELETE FROM usage WHERE ws = :ws AND id % 997 = 5;
+});
+sub with_writers {
+    my ($label, $sql) = @_;
+    # Keys pending in the logs of the shards about to move.
+    $coord->safe_psql('postgres', 'UPDATE usage SET tokens = tokens + 1 WHERE id % 13 = 0');
+    my ($out, $err) = ('', '');
+    my $bench = IPC::Run::start(
+        ['pgbench', '-n', '-c', '2', '-T', '4', '-f', $pgbench_script, '-h', $coord->host, '-p', $coord->port,
+         'postgres'], '>', \$out, '2>', \$err);
+    sleep 1;
+    $coord->safe_psql('postgres', $sql);
+    $bench->finish;
+    like($out, qr/number of transactions actually processed: [1-9]/, "$label: writers ran throughout");
+    exact($label);
+}
+my ($shard, $from) = split /\|/, $coord->safe_psql('postgres', q{
+    SELECT s.shardid, n.nodeport FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+    JOIN pg_dist_node n USING (groupid) WHERE s.logicalrelid = 'usage'::regclass ORDER BY 1 LIMIT 1});
+my ($to_host, $to_port) = $from == $w1->port ? ($w2->host, $w2->port) : ($w1->host, $w1->port);
+my ($from_host) = $from == $w1->port ? $w1->host : $w2->host;
+with_writers('after a shard move (logical replication)',
+    "SELECT citus_move_shard_placement($shard, '$from_host', $from, '$to_host', $to_port, shard_transfer_mode => 'force_logical')");
+my ($split_shard, $lo, $hi) = split /\|/, $coord->safe_psql('postgres', q{
+    SELECT shardid, shardminvalue, shardmaxvalue FROM pg_dist_shard WHERE logicalrelid = 'usage'::regclass ORDER BY 1 DESC LIMIT 1});
+my $mid = int(($lo + $hi) / 2);
+my $split_node = $coord->safe_psql('postgres', qq{
+    SELECT n.nodeid FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) WHERE p.shardid = $split_shard});
+with_writers('after a shard split',
+    "SELECT citus_split_shard_by_split_points($split_shard, ARRAY['$mid'], ARRAY[$split_node, $split_node], shard_transfer_mode => 'force_logical')");
+with_writers('after a rebalance', q{SELECT rebalance_table_shards('usage', shard_transfer_mode => 'block_writes')});
+$coord->safe_psql('postgres', 'CALL citus_cleanup_orphaned_resources()');
+is($coord->safe_psql('postgres', 'SELECT shard_groups = shard_rollups FROM memoria.citus_status WHERE rollup = \'usage_daily\''),
+   't', 'every shard group has its shard rollup');
+my $shard_rollups = 0;
+$shard_rollups += $_->safe_psql('postgres', "SELECT count(*) FROM memoria.rollups") for @nodes;
+is($shard_rollups, 2 * $coord->safe_psql('postgres', "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'usage'::regclass"),
+   'old placements took their shard rollups with them');
+
+# ---------------------------------------------------------------------------
+# A worker killed during a refresh.
+# ---------------------------------------------------------------------------
+$coord->safe_psql('postgres', q{
+    INSERT INTO usage (created_at, ws, model, tokens)
+    SELECT timestamptz '2026-03-20' + (g % 300) * interval '1 hour', g % 40, 'late', g FROM generate_series(1, 60000) g});
+# A session on worker1 holds one of its source shards, so that the refresh
+# there is under way and waits; worker1 dies then.
+my $held = $coord->safe_psql('postgres', sprintf(q{
+    SELECT shard_name('usage'::regclass, s.shardid) FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+    JOIN pg_dist_node n USING (groupid) WHERE s.logicalrelid = 'usage'::regclass AND n.nodeport = %d LIMIT 1},
+    $w1->port));
+my ($hout, $herr, $rout, $rerr) = ('', '', '', '');
+my $holder = IPC::Run::start(
+    ['psql', '-X', '-h', $w1->host, '-p', $w1->port, '-d', 'postgres', '-c',
+     "SET citus.enable_manual_changes_to_shards = on; BEGIN; LOCK TABLE $held IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120)"], '>', \$hout, '2>', \$herr);
+$w1->poll_query_until('postgres', "SELECT count(*) > 0 FROM pg_locks WHERE relation = '$held'::regclass AND mode = 'AccessExclusiveLock' AND granted")
+  or die 'the lock holder did not start';
+my $refresh = IPC::Run::start(
+    ['psql', '-X', '-At', '-h', $coord->host, '-p', $coord->port, '-d', 'postgres', '-c',
+     "SELECT status || coalesce(' ' || error, '') FROM memoria.refresh('usage_daily')"],
+    '>', \$rout, '2>', \$rerr);
+ok($w1->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
+                                        WHERE wait_event_type = 'Lock' AND query LIKE '%memoria.refresh%'}),
+   'the refresh on worker1 is under way, waiting');
+$w1->stop('immediate');
+$refresh->finish;
+$holder->finish;
+like($rout, qr/^error .*shard/, "the refresh reports the shard it lost ($rout)");
+my $during = $coord->safe_psql('postgres', "SELECT status FROM memoria.refresh('usage_daily')");
+is($during, 'error', 'a refresh with a worker down says error');
+$w1->start;
+exact('after a worker was killed and came back');
+
+# ---------------------------------------------------------------------------
+# Privileges, DROP TABLE, drop_rollup.
+# ---------------------------------------------------------------------------
+$coord->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
+fails_like($coord, "SET ROLE mallory; SELECT * FROM memoria.refresh('usage_daily')", qr/must be a member of the owner/,
+           'another role refreshing it');
+fails_like($coord, "SET ROLE mallory; SELECT memoria.drop_rollup('usage_daily')", qr/must be a member of the owner/,
+           'another role dropping it');
+fails_like($coord, "INSERT INTO memoria_rollup.usage_daily VALUES (now(), 1, 'forged', 1, 1, 1)",
+           qr/memoria maintains its rows/, 'a write to the rollup table, through Citus');
+fails_like($coord, 'DROP TABLE usage', qr/depends on table usage/, 'DROP TABLE of the source');
+# Citus' conversions drop the table with CASCADE: that would take the rollup
+# table along silently, so no CASCADE drops a distributed rollup's tables.
+fails_like($coord, 'DROP TABLE usage CASCADE', qr/cannot drop the source table of rollup "usage_daily"/,
+           'DROP TABLE ... CASCADE of the source');
+fails_like($coord, "SELECT undistribute_table('usage')", qr/cannot drop the source table of rollup/,
+           'undistribute_table of the source');
+fails_like($coord, "SELECT alter_distributed_table('usage', shard_count => 4, cascade_to_colocated => true)",
+           qr/cannot drop the source table of rollup/, 'alter_distributed_table of the source');
+fails_like($coord, "SELECT undistribute_table('memoria_rollup.usage_hourly')", qr/cannot drop the rollup table of rollup/,
+           'undistribute_table of the rollup table');
+exact('after the refused conversions');
+$coord->safe_psql('postgres', q{
+    SELECT memoria.drop_rollup('usage_daily', drop_table => true);
+    SELECT memoria.drop_rollup('usage_hourly');
+});
+for my $node (@nodes) {
+    is($node->safe_psql('postgres', q{
+        SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'zz\_memoria\_%')
+             + (SELECT count(*) FROM memoria.rollups)
+             + (SELECT count(*) FROM pg_class WHERE relnamespace = 'memoria_state'::regnamespace)}),
+       '0', $node->name . ': no trigger, rollup or log of memoria left');
+}
+is($coord->safe_psql('postgres', "SELECT count(*) FROM memoria.citus_rollups"), '0', 'no definition left');
+is($coord->safe_psql('postgres', "SELECT to_regclass('memoria_rollup.usage_hourly') IS NOT NULL"), 't',
+   'without drop_table the rollup table stays');
+$coord->safe_psql('postgres', 'DROP TABLE usage CASCADE');
+
+$_->stop for @nodes;
+done_testing();
