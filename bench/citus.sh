@@ -6,13 +6,15 @@
 #   1. write overhead: the same N-row load (default 1M) into two identical
 #      distributed tables, one without a rollup and one with a daily rollup
 #      (its shard rollups made, so every shard captures): one INSERT ... SELECT
-#      through the coordinator, then 1000-row INSERTs; throughput ratio
-#      (no rollup / with rollup time, higher is better; goal >= 0.90);
+#      through the coordinator, then 1000-row INSERTs with Citus' default
+#      connection cache and with a connection per shard cached; throughput
+#      ratio (no rollup / with rollup time, higher is better; goal >= 0.90);
 #   2. refresh after 1% churn scattered over 30 days: memoria.refresh()
 #      against the strongest bound, a pushed-down INSERT ... SELECT ... GROUP
 #      BY ... ON CONFLICT of exactly the dirty keys' rows into a co-located
 #      copy of the rollup table, the keys given for free (ratio memoria /
-#      bound, lower is better; goal <= 1.3).
+#      bound, lower is better; goal <= 1.3); and a refresh with nothing to
+#      do (the fan-out alone).
 # R runs (default 3) of each, alternating; medians.  Writes DIR/citus.md
 # (default bench/results) and prints it.
 set -euo pipefail
@@ -72,24 +74,30 @@ load() {  # load TABLE ROWS: one INSERT ... SELECT of ROWS rows over 30 days
           SELECT timestamptz '2026-11-01' + (random() * 30 * 86400) * interval '1 second', (random() * 199)::int,
                  'm' || (g % 4), g % 1000 FROM generate_series(1, $2) g"
 }
-batches() {  # batches TABLE: 100 INSERTs of 1000 rows, in one psql session
+batches() {  # batches TABLE CONNS: 100 INSERTs of 1000 rows, in one psql session
+    echo "SET citus.max_cached_conns_per_worker = $2;"
     for b in $(seq 1 100); do load "$1" 1000; echo ";"; done
 }
 
 echo "== 1. write overhead ($ROWS rows)"
-: > "$DIR/ins_plain"; : > "$DIR/ins_rolled"; : > "$DIR/b_plain"; : > "$DIR/b_rolled"
+: > "$DIR/ins_plain"; : > "$DIR/ins_rolled"; : > "$DIR/b_plain"; : > "$DIR/b_rolled"; : > "$DIR/c_plain"; : > "$DIR/c_rolled"
 for run in $(seq 1 "$RUNS"); do
     q -c "TRUNCATE plain" -c "TRUNCATE rolled" -c "SELECT status FROM memoria.refresh('rolled_daily')" >/dev/null
     ms "$(load plain "$ROWS")" >> "$DIR/ins_plain"
     ms "$(load rolled "$ROWS")" >> "$DIR/ins_rolled"
-    for t in plain rolled; do
-        s=$(date +%s.%N); batches $t | q >/dev/null; e=$(date +%s.%N)
-        awk -v s="$s" -v e="$e" 'BEGIN {printf "%.1f\n", (e - s) * 1000}' >> "$DIR/b_$t"
+    # With Citus' default connection cache (one per worker: most shard
+    # statements start a backend), then with one connection per shard cached.
+    for conns in 1 8; do
+        for t in plain rolled; do
+            s=$(date +%s.%N); batches $t $conns | q >/dev/null; e=$(date +%s.%N)
+            awk -v s="$s" -v e="$e" 'BEGIN {printf "%.1f\n", (e - s) * 1000}' >> "$DIR/$([ $conns = 1 ] && echo b || echo c)_$t"
+        done
     done
     q -c "SELECT status FROM memoria.refresh('rolled_daily')" >/dev/null
 done
 ins_plain=$(median < "$DIR/ins_plain"); ins_rolled=$(median < "$DIR/ins_rolled")
 b_plain=$(median < "$DIR/b_plain"); b_rolled=$(median < "$DIR/b_rolled")
+c_plain=$(median < "$DIR/c_plain"); c_rolled=$(median < "$DIR/c_rolled")
 differences=$(q -c "SELECT count(*) FROM memoria.verify('rolled_daily')")
 
 echo "== 2. refresh after 1% churn"
@@ -117,6 +125,10 @@ for run in $(seq 1 "$RUNS"); do
         ON CONFLICT (bucket, ws, model) DO UPDATE SET tokens = excluded.tokens, n = excluded.n" >> "$DIR/r_bound"
 done
 r_memoria=$(median < "$DIR/r_memoria"); r_bound=$(median < "$DIR/r_bound"); keys=$(median < "$DIR/r_keys")
+# What a refresh with nothing to do costs: the fan-out to every shard group.
+: > "$DIR/noop"
+for run in $(seq 1 5); do ms "SELECT * FROM memoria.refresh('rolled_daily')" >> "$DIR/noop"; done
+noop=$(median < "$DIR/noop")
 bound_differences=$(q -c "SELECT count(*) FROM (SELECT * FROM bound EXCEPT SELECT * FROM memoria_rollup.rolled_daily) x")
 differences2=$(q -c "SELECT count(*) FROM memoria.verify('rolled_daily')")
 
@@ -132,7 +144,10 @@ cores=$(nproc)
     echo "| --- | --- | --- | --- | --- |"
     echo "| INSERT ... SELECT of $ROWS rows (ms) | $ins_plain | $ins_rolled | $(ratio "$ins_plain" "$ins_rolled") throughput | >= 0.90 |"
     echo "| 100 INSERTs of 1000 rows (ms) | $b_plain | $b_rolled | $(ratio "$b_plain" "$b_rolled") throughput | >= 0.90 |"
+    echo "| the same, citus.max_cached_conns_per_worker = 8 (ms) | $c_plain | $c_rolled | $(ratio "$c_plain" "$c_rolled") throughput | >= 0.90 |"
     echo "| refresh after 1% churn, $keys dirty keys (ms) | $r_bound | $r_memoria | $(ratio "$r_memoria" "$r_bound") x the bound | <= 1.3 |"
+    echo
+    echo "A refresh with nothing to do (the fan-out to 8 shard groups on two workers): $noop ms."
     echo
     echo "verify() after the loads: $differences differences; after the churn: $differences2;"
     echo "the bound's table differs from the rollup in $bound_differences rows."

@@ -57,7 +57,10 @@ bool citus_rollup_exists(const char *name) {
     return found;
 }
 
-void citus_grant_rollup_schema(Oid owner) {
+// grant_rollup_schema: the grant create_rollup gives a rollup's owner on
+// schema memoria_rollup, on every worker too: Citus creates the rollup
+// table's shards there as the owner.
+static void grant_rollup_schema(Oid owner) {
     char *grant = psprintf("GRANT CREATE ON SCHEMA memoria_rollup TO %s", quote_identifier(GetUserNameFromId(owner, false)));
     Oid type = TEXTOID;
     Datum value = CStringGetTextDatum(grant);
@@ -73,6 +76,105 @@ void citus_grant_rollup_schema(Oid owner) {
                                SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3)),
                         errhint("Every worker must be up; or give the rollup a target in a schema of yours.")));
     leave_catalog_session(cs);
+    SPI_finish();
+}
+
+// explicit_search_path: a search_path with "$user" spelled out as the
+// current user: the shard rollups, made later by whoever refreshes, resolve
+// the expressions as their creator did.
+static char *explicit_search_path(const char *search_path) {
+    List *names;
+    char *raw = pstrdup(search_path);
+    if (!SplitIdentifierString(raw, ',', &names)) return pstrdup(search_path);
+    StringInfoData out;
+    initStringInfo(&out);
+    ListCell *lc;
+    foreach (lc, names) {
+        const char *name = (const char *) lfirst(lc);
+        if (strcmp(name, "$user") == 0) name = GetUserNameFromId(GetUserId(), false);
+        appendStringInfo(&out, "%s%s", out.len > 0 ? ", " : "", quote_identifier(name));
+    }
+    return out.data;
+}
+
+void citus_distribute_rollup_table(FunctionCallInfo fcinfo, Oid source, Oid target, bool default_schema,
+                                   const char *search_path) {
+    Oid type = OIDOID;
+    Datum value = ObjectIdGetDatum(source);
+    SPI_connect();
+    spi_exec("SELECT pg_catalog.column_to_column_name(logicalrelid, partkey) FROM pg_catalog.pg_dist_partition "
+             "WHERE logicalrelid = $1 AND partmethod = 'h'",
+             1, &type, &value, NULL, true);
+    if (SPI_processed != 1)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("source %s is not a hash-distributed Citus table", qualified_relation_name(source))));
+    char *column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+    SPI_finish();
+    if (default_schema && !superuser_arg(GetUserId())) grant_rollup_schema(GetUserId());
+    // As the caller, who owns both tables.
+    Oid types[3] = {REGCLASSOID, TEXTOID, TEXTOID};
+    Datum values[3] = {ObjectIdGetDatum(target), CStringGetTextDatum(column),
+                       CStringGetTextDatum(qualified_relation_name(source))};
+    SPI_connect();
+    spi_exec("SELECT pg_catalog.create_distributed_table($1, $2, colocate_with => $3)", 3, types, values, NULL, false);
+    SPI_finish();
+    // The definition each shard rollup is made from: create_rollup's arguments.
+    Oid dtypes[12] = {TEXTOID, REGCLASSOID, REGCLASSOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
+                      INTERVALOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID};
+    Datum dvalues[12];
+    char dnulls[12];
+    int args[8] = {2, 3, 4, 5, 6, 7, 8};  // time_column .. filter
+    dvalues[0] = PG_GETARG_DATUM(0);
+    dvalues[1] = ObjectIdGetDatum(source);
+    dvalues[2] = ObjectIdGetDatum(target);
+    dnulls[0] = dnulls[1] = dnulls[2] = ' ';
+    for (int i = 0; i < 7; i++) {
+        dvalues[3 + i] = PG_ARGISNULL(args[i]) ? (Datum) 0 : PG_GETARG_DATUM(args[i]);
+        dnulls[3 + i] = PG_ARGISNULL(args[i]) ? 'n' : ' ';
+    }
+    dvalues[10] = CStringGetTextDatum(explicit_search_path(search_path));
+    dnulls[10] = ' ';
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("INSERT INTO memoria.citus_rollups (name, source, target, definition) VALUES ($1, $2, $3, "
+             "pg_catalog.jsonb_build_object('name', $1, 'time_column', $4, 'dimensions', $5, 'measures', $6, "
+             "'bucket', $7, 'time_zone', $8, 'scope', $9, 'filter', $10, 'search_path', $11))",
+             11, dtypes, dvalues, dnulls, false);
+    leave_catalog_session(cs);
+    SPI_finish();
+}
+
+bool citus_rollups_exist(void) {
+    Oid nsp = get_namespace_oid("memoria", true);
+    if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("citus_rollups", nsp))) return false;
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT 1 FROM memoria.citus_rollups LIMIT 1", 0, NULL, NULL, NULL, true);
+    bool found = SPI_processed > 0;
+    leave_catalog_session(cs);
+    SPI_finish();
+    return found;
+}
+
+void citus_check_ddl(List *tables) {
+    if (tables == NIL || !citus_rollups_exist()) return;
+    Oid type = OIDARRAYOID;
+    Datum value = oid_array_datum(tables);
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT name FROM memoria.citus_rollups WHERE source = ANY ($1::pg_catalog.regclass[]) ORDER BY 1", 1,
+             &type, &value, NULL, true);
+    leave_catalog_session(cs);
+    List *names = NIL;
+    for (uint64 i = 0; i < SPI_processed; i++)
+        names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+    ListCell *lc;
+    foreach (lc, names) {
+        // As whoever changed the table: its owner, or a superuser.
+        Oid ntype = TEXTOID;
+        Datum name = CStringGetTextDatum((const char *) lfirst(lc));
+        spi_exec("SELECT memoria_internal.citus_validate($1)", 1, &ntype, &name, NULL, false);
+    }
     SPI_finish();
 }
 
@@ -144,28 +246,6 @@ void citus_append_refreshes(FunctionCallInfo fcinfo) {
 }  // namespace memoria
 
 using namespace memoria;
-
-// memoria_internal.citus_record(name, source, target, definition): a new
-// distributed rollup's catalog row (sql/src/citus.sql, citus_create_rollup),
-// written as the extension's owner for a caller who owns both tables.
-MEMORIA_FUNCTION(memoria_citus_record) {
-    for (int i = 0; i < 4; i++)
-        if (PG_ARGISNULL(i)) ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("argument %d must not be NULL", i + 1)));
-    Oid source = PG_GETARG_OID(1), target = PG_GETARG_OID(2);
-    for (Oid rel : {source, target})
-        if (!pg_class_ownercheck(rel, GetUserId()) || !citus_table(rel))
-            ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-                            errmsg("%s is not a distributed table of yours", qualified_relation_name(rel))));
-    Oid types[4] = {TEXTOID, REGCLASSOID, REGCLASSOID, JSONBOID};
-    Datum values[4] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2), PG_GETARG_DATUM(3)};
-    SPI_connect();
-    CatalogSession cs = enter_catalog_session();
-    spi_exec("INSERT INTO memoria.citus_rollups (name, source, target, definition) VALUES ($1, $2, $3, $4)", 4, types,
-             values, NULL, false);
-    leave_catalog_session(cs);
-    SPI_finish();
-    PG_RETURN_VOID();
-}
 
 // memoria_internal.citus_forget(name): drop a distributed rollup's catalog
 // row, and the rollup table's dependencies on its source and on memoria

@@ -26,10 +26,20 @@ bool citus_table(Oid rel);
 bool citus_shard(Oid rel);
 // citus_rollup_exists: whether memoria.citus_rollups has a rollup of this name.
 bool citus_rollup_exists(const char *name);
-// citus_grant_rollup_schema: the grant create_rollup gives a rollup's owner
-// on schema memoria_rollup, on every worker too (Citus creates the rollup
-// table's shards there as the owner).
-void citus_grant_rollup_schema(Oid owner);
+// citus_distribute_rollup_table: create_rollup of a distributed source
+// (memoria_internal.create_rollup_part, mode 'table'): distribute its new
+// table `target` co-located with `source`, and record the rollup in
+// memoria.citus_rollups with its definition (create_rollup's arguments in
+// fcinfo; search_path, the caller's).
+void citus_distribute_rollup_table(FunctionCallInfo fcinfo, Oid source, Oid target, bool default_schema,
+                                   const char *search_path);
+// citus_rollups_exist: whether this node has distributed rollups (is their
+// coordinator).
+bool citus_rollups_exist(void);
+// citus_check_ddl: after DDL on tables (the ddl_command_end hook): the
+// distributed rollups of those tables must still be valid definitions (each
+// shard rollup is made from it again after a shard move), else ERROR.
+void citus_check_ddl(List *tables);
 // citus_check_drop: ERROR if a dropped relation is a distributed rollup's
 // source or table (the sql_drop hook): unlike a rollup of a local table, no
 // CASCADE drops a distributed rollup, because Citus' own table conversions

@@ -70,10 +70,11 @@ static AttrNumber source_column(Oid source, const char *col, const char *argname
 
 
 // NewRollup: create_rollup's arguments once validated.
-// What a call makes: a whole rollup; only its table (a rollup of a Citus
-// table: citus.hpp); or a rollup of one shard into the rollup table's
-// co-located shard, which exists already.
-enum class CreateMode { Whole, TableOnly, IntoShard };
+// What a call makes: a whole rollup; only its table, distributed and
+// recorded as a rollup of a Citus table (citus.hpp); a rollup of one shard
+// into the rollup table's co-located shard, which exists already; or
+// nothing: the arguments are checked against the source as it is now.
+enum class CreateMode { Whole, TableOnly, IntoShard, Validate };
 
 struct NewRollup {
     CreateMode mode;
@@ -591,11 +592,12 @@ static Datum create(FunctionCallInfo fcinfo, CreateMode mode) {
     check_measures(fcinfo, &n);
     check_bucket_and_filter(fcinfo, &n);
     check_invalidation(fcinfo, &n);
-    if (rollup_name_taken(n.r.name))
+    if (rollup_name_taken(n.r.name) || (mode == CreateMode::TableOnly && citus_rollup_exists(n.r.name)))
         arg_error(ERRCODE_DUPLICATE_OBJECT, psprintf("rollup \"%s\" already exists", n.r.name),
                   "Drop it first with memoria.drop_rollup(), or choose another name.");
-    resolve_target(fcinfo, &n);
+    if (mode != CreateMode::Validate) resolve_target(fcinfo, &n);
     check_plans(&n);
+    if (mode == CreateMode::Validate) PG_RETURN_NULL();
     n.r.dim_attnums = attnum_array(n.dims, &n.r.ndims);
     ListCell *lc;
     int k = 0;
@@ -621,7 +623,7 @@ static Datum create(FunctionCallInfo fcinfo, CreateMode mode) {
     n.r.id = next_rollup_id();
     n.r.target = create_rollup_table(&n);
     if (mode == CreateMode::TableOnly) {
-        if (n.default_target) citus_grant_rollup_schema(n.r.owner);
+        citus_distribute_rollup_table(fcinfo, n.r.source, n.r.target, n.default_target, n.r.search_path);
         AtEOXact_GUC(true, guc_nest);
         PG_RETURN_OID(n.r.target);
     }
@@ -660,17 +662,19 @@ MEMORIA_FUNCTION(memoria_create_rollup) {
     return create(fcinfo, CreateMode::Whole);
 }
 
-// memoria_internal.create_rollup_part(create_rollup's arguments, mode):
-// 'table' makes the rollup table only; 'shard' makes a rollup of a source
-// shard into its existing target shard (citus.hpp).
+// memoria_internal.create_rollup_part(create_rollup's arguments, mode) for
+// rollups of Citus tables (citus.hpp): 'table' makes the rollup table,
+// distributes it and records the rollup; 'shard' makes a rollup of a source
+// shard into its existing target shard; 'validate' checks the arguments.
 MEMORIA_FUNCTION(memoria_create_rollup_part) {
     const char *mode = PG_ARGISNULL(13) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(13));
     if (strcmp(mode, "table") == 0) return create(fcinfo, CreateMode::TableOnly);
+    if (strcmp(mode, "validate") == 0) return create(fcinfo, CreateMode::Validate);
     if (strcmp(mode, "shard") == 0) {
         if (PG_ARGISNULL(12)) arg_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "target must not be NULL", NULL);
         return create(fcinfo, CreateMode::IntoShard);
     }
-    arg_error(ERRCODE_INVALID_PARAMETER_VALUE, psprintf("mode \"%s\" is not 'table' or 'shard'", mode), NULL);
+    arg_error(ERRCODE_INVALID_PARAMETER_VALUE, psprintf("mode \"%s\" is not 'table', 'shard' or 'validate'", mode), NULL);
     pg_unreachable();
 }
 

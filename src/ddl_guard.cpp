@@ -326,6 +326,7 @@ static void ddl_end_on_tables(void) {
         "  UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN down ON i.inhparent = down.relid"
         ") SELECT relid FROM up UNION SELECT relid FROM down",
         0, NULL, NULL);
+    citus_check_ddl(tables);
     // Views replaced (CREATE OR REPLACE VIEW): their rollups are rebuilt.
     List *replaced = query_oids("SELECT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c "
                                 "WHERE c.command_tag = 'CREATE VIEW'",

@@ -723,6 +723,18 @@ static bool recompute_window(const Rollup *r, Datum first, Datum last, bool whol
 
 using namespace memoria;
 
+// without_shard_rollups: the rollups, less the shard rollups of this node's
+// distributed rollups (a coordinator holding shards): those refresh through
+// their distributed rollup's fan-out, in transactions of their own.
+static List *without_shard_rollups(List *rollups) {
+    if (!citus_rollups_exist()) return rollups;
+    List *kept = NIL;
+    ListCell *lc;
+    foreach (lc, rollups)
+        if (!citus_shard(((const Rollup *) lfirst(lc))->source)) kept = lappend(kept, lfirst(lc));
+    return kept;
+}
+
 MEMORIA_FUNCTION(memoria_refresh) {
     bool limited = !PG_ARGISNULL(1);
     int64 max_keys = limited ? PG_GETARG_INT64(1) : 0;
@@ -731,7 +743,8 @@ MEMORIA_FUNCTION(memoria_refresh) {
                         errhint("Use NULL to refresh every dirty key.")));
     if (!PG_ARGISNULL(0) && citus_rollup_exists(text_to_cstring(PG_GETARG_TEXT_PP(0))))
         return citus_forward(fcinfo, "citus_refresh");
-    List *rollups = PG_ARGISNULL(0) ? load_rollups() : list_make1(load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+    List *rollups = PG_ARGISNULL(0) ? without_shard_rollups(load_rollups())
+                                    : list_make1(load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0))));
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     ListCell *lc;
@@ -755,7 +768,7 @@ MEMORIA_FUNCTION(memoria_refresh) {
 // memoria_internal.refresh_order(): the rollups the caller may refresh, in
 // the order memoria.run() takes them (lower levels of a chain first).
 MEMORIA_FUNCTION(memoria_refresh_order) {
-    List *rollups = load_rollups();
+    List *rollups = without_shard_rollups(load_rollups());
     InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
     ListCell *lc;

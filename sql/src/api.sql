@@ -282,6 +282,10 @@ DECLARE result interval;
 BEGIN
     SELECT s.lag INTO result FROM memoria.status s WHERE s.rollup = lag.name;
     IF NOT FOUND THEN
+        -- A rollup of a distributed table: its shard groups' (src/citus.hpp).
+        SELECT s.lag INTO result FROM memoria_internal.citus_status(lag.name) s;
+    END IF;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'rollup "%" does not exist', lag.name
             USING ERRCODE = 'undefined_object',
                   HINT = 'See SELECT rollup FROM memoria.status for the rollups you can see.';

@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS memoria.citus_rollups (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE memoria.citus_rollups IS 'memoria: rollups of Citus distributed tables (one shard rollup per shard group on its node)';
--- Written only by memoria (memoria_internal.citus_record / citus_forget);
+-- Written only by memoria (create_rollup_part, citus_forget);
 -- each role reads the rows of the sources it may manage.
 REVOKE ALL ON memoria.citus_rollups FROM PUBLIC;
 GRANT SELECT ON memoria.citus_rollups TO PUBLIC;
@@ -40,12 +40,6 @@ LANGUAGE C VOLATILE CALLED ON NULL INPUT;
 -- (No SET search_path: as create_rollup, the caller's resolves the
 -- expressions.  Anyone may call it: it checks what create_rollup checks, and
 -- a shard rollup writes only an existing table of the caller's.)
-
-CREATE OR REPLACE FUNCTION memoria_internal.citus_record(name text, source regclass, target regclass,
-                                                         definition jsonb)
-RETURNS void AS 'MODULE_PATHNAME', 'memoria_citus_record'
-LANGUAGE C VOLATILE CALLED ON NULL INPUT
-SET search_path = pg_catalog, pg_temp;
 
 CREATE OR REPLACE FUNCTION memoria_internal.citus_forget(name text)
 RETURNS void AS 'MODULE_PATHNAME', 'memoria_citus_forget'
@@ -74,9 +68,10 @@ END $$;
 
 -- citus_create_rollup: create_rollup for a Citus table (its arguments).  The
 -- rollup table is made and checked as for any rollup, then distributed by
--- the source's distribution column, co-located with it.  Its shard rollups
--- are made by the first refresh or backfill: Citus runs them in connections
--- of their own, which cannot see the shards of an uncommitted table.
+-- the source's distribution column, co-located with it (create_rollup_part,
+-- mode 'table').  Its shard rollups are made by the first refresh or
+-- backfill: Citus runs them in connections of their own, which cannot see
+-- the shards of an uncommitted table.
 CREATE OR REPLACE FUNCTION memoria_internal.citus_create_rollup(
     name text, source regclass, time_column text, dimensions text[], measures text[], bucket interval,
     time_zone text, scope text[], filter text, invalidation text, updated_at_column text, safety_lag interval,
@@ -110,19 +105,10 @@ BEGIN
         RAISE EXCEPTION 'invalidation: a rollup of a distributed table supports ''trigger'' only'
             USING ERRCODE = 'feature_not_supported', HINT = 'Leave invalidation at its default.';
     END IF;
-    IF EXISTS (SELECT 1 FROM memoria.citus_rollups r WHERE r.name OPERATOR(pg_catalog.=) citus_create_rollup.name) THEN
-        RAISE EXCEPTION 'rollup "%" already exists', name
-            USING ERRCODE = 'duplicate_object', HINT = 'Drop it first with memoria.drop_rollup(), or choose another name.';
-    END IF;
-    -- Checks every argument as create_rollup does, and makes the table.
+    -- Checks every argument as create_rollup does, makes the table,
+    -- distributes it co-located with the source and records the rollup.
     rollup_table := memoria_internal.create_rollup_part(name, source, time_column, dimensions, measures, bucket,
         time_zone, scope, filter, invalidation, updated_at_column, safety_lag, target, 'table');
-    PERFORM pg_catalog.create_distributed_table(rollup_table, distribution_column,
-                                                colocate_with => source::text);
-    PERFORM memoria_internal.citus_record(name, source, rollup_table, pg_catalog.jsonb_build_object(
-        'time_column', time_column, 'dimensions', dimensions, 'measures', measures, 'bucket', bucket,
-        'time_zone', time_zone, 'scope', scope, 'filter', filter,
-        'search_path', pg_catalog.current_setting('search_path')));
     RETURN rollup_table;
 END $$;
 
@@ -137,8 +123,49 @@ SET search_path = pg_catalog, pg_temp AS $$
                    CASE WHEN make
                         THEN format('memoria_internal.citus_shard(%%L, %%L, %s)',
                                     replace(quote_literal(c.definition::text), '%', '%%'))
-                        ELSE 'memoria_internal.citus_shard_rollup(%2$L)' END)
+                        ELSE 'memoria_internal.citus_existing_shard_rollup(%2$L)' END)
 $$;
+
+-- citus_check_locks: refuse to fan out from a transaction that holds more
+-- than a read lock on the rollup's tables (it wrote the source, or made the
+-- rollup): the nodes' own transactions would wait for it, and it for them.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_check_locks(c memoria.citus_rollups, what text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_locks l
+               WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                 AND l.relation IN (c.source, c.target) AND l.mode <> 'AccessShareLock') THEN
+        RAISE EXCEPTION '% of rollup "%" cannot run in a transaction that wrote to its source or made it', what, c.name
+            USING ERRCODE = 'active_sql_transaction',
+                  HINT = 'It runs on each node in a transaction of its own, which would wait for this one: '
+                         'commit first, then call it.';
+    END IF;
+END $$;
+
+-- citus_validate: the distributed rollup's definition still holds for its
+-- source as it is now (after DDL on it: the shard rollups are made from
+-- it again after every shard move); ERROR otherwise.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_validate(name text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c memoria.citus_rollups := memoria_internal.citus_rollup(name);
+    d jsonb := c.definition;
+BEGIN
+    PERFORM set_config('search_path', d->>'search_path', true);
+    PERFORM memoria_internal.create_rollup_part(c.name, c.source, d->>'time_column',
+        ARRAY(SELECT jsonb_array_elements_text(d->'dimensions')), ARRAY(SELECT jsonb_array_elements_text(d->'measures')),
+        (d->>'bucket')::interval, d->>'time_zone',
+        CASE WHEN jsonb_typeof(d->'scope') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(d->'scope')) END,
+        d->>'filter', 'trigger', NULL, interval '5 minutes', NULL, 'validate');
+EXCEPTION WHEN OTHERS THEN
+    RAISE EXCEPTION 'this change would break rollup "%": %', c.name, SQLERRM
+        USING ERRCODE = 'dependent_objects_still_exist',
+              HINT = 'A rollup of a distributed table is made again from its definition on every shard move; '
+                     'drop the rollup first (memoria.drop_rollup), change the table, then create the rollup again.';
+END $$;
 
 -- citus_fan_out: run memoria's refresh or refresh_window on every shard
 -- rollup (command: its row as JSON); one row for the distributed rollup:
@@ -158,6 +185,12 @@ DECLARE
     no_watermark boolean := false;
 BEGIN
     rollup := c.name; keys_refreshed := 0; rows_upserted := 0; rows_deleted := 0; watermark := 'infinity';
+    BEGIN
+        PERFORM memoria_internal.citus_check_locks(c, 'a refresh');
+    EXCEPTION WHEN active_sql_transaction THEN
+        status := 'error'; watermark := NULL; error := SQLERRM; duration := clock_timestamp() - started;
+        RETURN;
+    END;
     FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
                                                                memoria_internal.citus_command(c, template, true))
     LOOP
@@ -261,12 +294,15 @@ DECLARE
     c memoria.citus_rollups := memoria_internal.citus_rollup(name);
     p record;
 BEGIN
+    PERFORM memoria_internal.citus_check_locks(c, 'drop_rollup');
     PERFORM pg_advisory_xact_lock(1835363697, hashtext(c.name));
     -- The shard rollups first (their triggers, logs and state on each node),
     -- in the nodes' own transactions: if this transaction then fails, the
     -- next refresh makes them again, from their source shards.
+    -- One at a time: dropping a rollup may change its owner's grant on
+    -- schema memoria_rollup, one catalog row for all of a node's.
     FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
-                 'SELECT memoria_internal.citus_drop_shard_rollup(%2$L)')
+                 'SELECT memoria_internal.citus_drop_shard_rollup(%2$L)', parallel => false)
     LOOP
         IF NOT p.success THEN
             RAISE EXCEPTION 'could not drop the shard rollup of shard % on %:%: %', p.shardid2, p.nodename,
@@ -294,9 +330,9 @@ BEGIN
     RAISE NOTICE 'rollup "%": every shard backfilled (% keys)', name, r.keys_refreshed;
 END $$;
 
--- citus_status: each distributed rollup the caller may see, from its shard
--- rollups' state on their nodes.
-CREATE OR REPLACE FUNCTION memoria_internal.citus_status()
+-- citus_status: each distributed rollup the caller may see (or the one
+-- named), from its shard rollups' state on their nodes.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_status(name text DEFAULT NULL)
 RETURNS TABLE (rollup text, source regclass, target regclass, shard_groups int, shard_rollups int,
                watermark timestamptz, lag interval, pending_keys bigint, needs_backfill boolean,
                state text, errors text)
@@ -308,12 +344,14 @@ DECLARE
     o jsonb;
     no_watermark boolean;
 BEGIN
-    FOR c IN SELECT * FROM memoria.citus_rollups r ORDER BY r.name LOOP
+    FOR c IN SELECT * FROM memoria.citus_rollups r WHERE citus_status.name IS NULL OR r.name = citus_status.name
+             ORDER BY r.name LOOP
         rollup := c.name; source := c.source; target := c.target;
         shard_groups := 0; shard_rollups := 0; watermark := 'infinity'; pending_keys := 0;
         needs_backfill := false; errors := NULL; no_watermark := false; state := 'idle';
         FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
-            'SELECT pg_catalog.row_to_json(s)::text FROM memoria.status s WHERE s.target = %2$L::regclass')
+            'SELECT pg_catalog.row_to_json(s)::text FROM memoria.status s
+             WHERE s.target = memoria_internal.citus_regclass(%2$L)')
         LOOP
             shard_groups := shard_groups + 1;
             IF NOT p.success OR coalesce(p.result, '') = '' THEN
@@ -353,37 +391,69 @@ COMMENT ON VIEW memoria.citus_status IS 'memoria: each rollup of a Citus distrib
 -- On the node holding a pair of co-located shards.
 -- ---------------------------------------------------------------------------
 
+-- citus_regclass: a shard's name as Citus gives it (shard_name(): unqualified
+-- in schema public) as a regclass.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_regclass(shard text) RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (CASE WHEN cardinality(parse_ident(shard)) = 1 THEN 'public.' || shard ELSE shard END)::regclass
+$$;
+
 -- citus_shard_rollup: the name of the shard rollup writing target_shard
 -- (NULL: none yet).
 CREATE OR REPLACE FUNCTION memoria_internal.citus_shard_rollup(target_shard text) RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT i.rollup FROM memoria.rollups_info i WHERE i.target = target_shard::regclass
+    SELECT i.rollup FROM memoria.rollups_info i WHERE i.target = memoria_internal.citus_regclass(target_shard)
 $$;
+
+-- citus_existing_shard_rollup: citus_shard_rollup, or an ERROR saying so.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_existing_shard_rollup(target_shard text) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE shard_rollup text := memoria_internal.citus_shard_rollup(target_shard);
+BEGIN
+    IF shard_rollup IS NULL THEN
+        RAISE EXCEPTION 'shard % has no shard rollup yet (a new rollup, or a shard moved or split)', target_shard
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    RETURN shard_rollup;
+END $$;
 
 -- citus_shard: the shard rollup of (source_shard, target_shard), made now if
 -- missing, from the distributed rollup's definition: a new rollup, or shards
 -- that moved or split (whatever keys they had pending stayed behind with
 -- their old node's log).  Either way it is filled again from its source
--- shard before anything reads its watermark.
+-- shard before anything reads its watermark.  It is made as the rollup
+-- table's owner (who made the distributed rollup), whoever refreshes; named
+-- after the distributed rollup and its table shard's id (short enough for
+-- any name, unique on the node).
 CREATE OR REPLACE FUNCTION memoria_internal.citus_shard(source_shard text, target_shard text, definition jsonb)
 RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     shard_rollup text := memoria_internal.citus_shard_rollup(target_shard);
+    src regclass := memoria_internal.citus_regclass(source_shard);
+    tgt regclass := memoria_internal.citus_regclass(target_shard);
     d jsonb := definition;
+    prefix text := d->>'name';
+    owner text;
+    target_name text := tgt::text;  -- qualified: under this function's search_path
 BEGIN
     IF shard_rollup IS NOT NULL THEN RETURN shard_rollup; END IF;
-    shard_rollup := (SELECT k.relname FROM pg_class k WHERE k.oid = target_shard::regclass);
+    WHILE octet_length(prefix) > 40 LOOP prefix := left(prefix, -1); END LOOP;
+    shard_rollup := prefix || '_' || substring((SELECT k.relname FROM pg_class k WHERE k.oid = tgt) FROM '_([0-9]+)$');
+    owner := (SELECT pg_get_userbyid(k.relowner) FROM pg_class k WHERE k.oid = tgt);
+    IF owner <> current_user THEN PERFORM set_config('role', owner, true); END IF;
     -- memoria's tables and triggers of a shard are this node's own.
     PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
     PERFORM set_config('search_path', d->>'search_path', true);
-    PERFORM memoria_internal.create_rollup_part(shard_rollup, source_shard::regclass, d->>'time_column',
+    PERFORM memoria_internal.create_rollup_part(shard_rollup, src, d->>'time_column',
         ARRAY(SELECT jsonb_array_elements_text(d->'dimensions')), ARRAY(SELECT jsonb_array_elements_text(d->'measures')),
         (d->>'bucket')::interval, d->>'time_zone',
         CASE WHEN jsonb_typeof(d->'scope') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(d->'scope')) END,
-        d->>'filter', 'trigger', NULL, interval '5 minutes', target_shard::regclass::text, 'shard');
+        d->>'filter', 'trigger', NULL, interval '5 minutes', target_name, 'shard');
     PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM memoria.refresh_window(shard_rollup, '-infinity', 'infinity');
     RETURN shard_rollup;

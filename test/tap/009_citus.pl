@@ -103,11 +103,40 @@ $coord->safe_psql('postgres', q{
 });
 fails_like($coord, "SELECT memoria.create_rollup('plans_r', 'plans', 'name', ARRAY['id'], ARRAY['count(*) AS n'])",
            qr/not distributed by hash/, 'a reference table');
-$coord->safe_psql('postgres', "CALL memoria.backfill('usage_daily'); CALL memoria.backfill('usage_hourly')");
+# Odd shapes: a table in schema public (Citus names its shards unqualified
+# there), a name too long to name a shard rollup after, and a measure
+# calling a function of its owner's schema, found through "$user".
+$coord->safe_psql('postgres', q{
+    CREATE ROLE alice LOGIN;
+    CREATE SCHEMA alice AUTHORIZATION alice;
+    GRANT CREATE ON SCHEMA public TO alice;
+    CREATE FUNCTION alice.doubled(bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 2';
+    ALTER FUNCTION alice.doubled(bigint) OWNER TO alice;
+    SELECT create_distributed_function('alice.doubled(bigint)');
+    ALTER TABLE usage OWNER TO alice;
+    SET ROLE alice;
+    SET search_path = "$user", public;
+    SELECT memoria.create_rollup('usage_in_public', 'usage', 'created_at', ARRAY['ws'], ARRAY['count(*) AS n'],
+                                 target => 'public.usage_in_public');
+    SELECT memoria.create_rollup('a_rollup_whose_name_is_longer_than_any_shard_rollup_name', 'usage', 'created_at',
+        ARRAY['ws', 'model'], ARRAY['sum(doubled(tokens)) AS doubled'], target => 'alice.long_named');
+});
+# Made by a superuser's backfill (as pg_cron's runs are): "$user" is alice.
+$coord->safe_psql('postgres', 'CALL memoria.backfill(\'usage_daily\'); CALL memoria.backfill(\'usage_hourly\');
+    CALL memoria.backfill(\'usage_in_public\');
+    CALL memoria.backfill(\'a_rollup_whose_name_is_longer_than_any_shard_rollup_name\')');
 
 # exact(label): refresh every rollup; each equals a GROUP BY of the source,
 # and verify() agrees.
+my %table = (usage_daily => 'memoria_rollup.usage_daily', usage_hourly => 'memoria_rollup.usage_hourly',
+             usage_in_public => 'public.usage_in_public',
+             a_rollup_whose_name_is_longer_than_any_shard_rollup_name => 'alice.long_named');
 my %group_by = (
+    usage_in_public => q{SELECT memoria.bucket(created_at, '1 day', 'UTC') AS bucket, ws, count(*) AS n
+                         FROM usage GROUP BY 1, 2},
+    a_rollup_whose_name_is_longer_than_any_shard_rollup_name =>
+        q{SELECT memoria.bucket(created_at, '1 day', 'UTC') AS bucket, ws, model, sum(tokens * 2) AS doubled
+          FROM usage GROUP BY 1, 2, 3},
     usage_daily => q{SELECT memoria.bucket(created_at, '1 day', 'Europe/Berlin') AS bucket, ws, model,
                             sum(tokens) AS tokens, count(*) AS n, count(DISTINCT tokens % 5) AS kinds
                      FROM usage GROUP BY 1, 2, 3},
@@ -123,7 +152,7 @@ sub exact {
     for my $r (sort keys %group_by) {
         my $diff = $coord->safe_psql('postgres', qq{
             WITH fresh AS MATERIALIZED ($group_by{$r}),
-                 kept AS MATERIALIZED (SELECT * FROM memoria_rollup.$r)
+                 kept AS MATERIALIZED (SELECT * FROM $table{$r})
             SELECT (SELECT count(*) FROM (SELECT * FROM fresh EXCEPT ALL SELECT * FROM kept) a)
                  + (SELECT count(*) FROM (SELECT * FROM kept EXCEPT ALL SELECT * FROM fresh) b)});
         is($diff, '0', "$label: $r equals a GROUP BY of the source");
@@ -131,6 +160,10 @@ sub exact {
     }
 }
 exact('backfilled');
+is($coord->safe_psql('postgres', q{SELECT state, shard_groups = shard_rollups, watermark IS NOT NULL,
+                                          memoria.lag('usage_daily') < interval '1 hour'
+                                   FROM memoria.citus_status WHERE rollup = 'usage_daily'}),
+   'idle|t|t|t', 'citus_status and lag: every shard group refreshed');
 
 # ---------------------------------------------------------------------------
 # The differential workload.
@@ -176,6 +209,19 @@ for my $round (1 .. 12) {
 }
 exact('after the random workload');
 
+# A change to the source that would break the definition the shard rollups
+# are made from again after a move is refused; one that does not, is not.
+fails_like($coord, 'ALTER TABLE usage RENAME COLUMN model TO model_name', qr/this change would break rollup ".*": dimensions: column "model" does not exist/,
+           'renaming a dimension column');
+$coord->safe_psql('postgres', 'ALTER TABLE usage ADD COLUMN note text');
+# A refresh or drop from a transaction that wrote to the source would wait
+# for itself (the nodes' transactions wait for this one): refused.
+like($coord->safe_psql('postgres', q{BEGIN; INSERT INTO usage (created_at, ws, model, tokens) VALUES (now(), 1, 'x', 1);
+    SELECT status || ' ' || error FROM memoria.refresh('usage_daily'); ROLLBACK}),
+     qr/^error .*cannot run in a transaction that wrote to its source/, 'a refresh after a write in its transaction');
+fails_like($coord, q{BEGIN; DELETE FROM usage WHERE ws = 1; SELECT memoria.drop_rollup('usage_hourly'); COMMIT},
+           qr/cannot run in a transaction that wrote/, 'a drop after a write in its transaction');
+
 # ---------------------------------------------------------------------------
 # Shard moves, a split and a rebalance, with keys pending and writers busy.
 # ---------------------------------------------------------------------------
@@ -220,7 +266,7 @@ is($coord->safe_psql('postgres', 'SELECT shard_groups = shard_rollups FROM memor
    't', 'every shard group has its shard rollup');
 my $shard_rollups = 0;
 $shard_rollups += $_->safe_psql('postgres', "SELECT count(*) FROM memoria.rollups") for @nodes;
-is($shard_rollups, 2 * $coord->safe_psql('postgres', "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'usage'::regclass"),
+is($shard_rollups, 4 * $coord->safe_psql('postgres', "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'usage'::regclass"),
    'old placements took their shard rollups with them');
 
 # ---------------------------------------------------------------------------
@@ -282,6 +328,8 @@ exact('after the refused conversions');
 $coord->safe_psql('postgres', q{
     SELECT memoria.drop_rollup('usage_daily', drop_table => true);
     SELECT memoria.drop_rollup('usage_hourly');
+    SELECT memoria.drop_rollup('usage_in_public', drop_table => true);
+    SELECT memoria.drop_rollup('a_rollup_whose_name_is_longer_than_any_shard_rollup_name', drop_table => true);
 });
 for my $node (@nodes) {
     is($node->safe_psql('postgres', q{
