@@ -19,7 +19,7 @@ PGFILEDESC = "memoria - exact incremental rollups"
 #   make pgtap [PGTAP=test/pgtap/security.sql]      pgTAP suites (pg_prove)
 #   make tap [TAP=test/tap/001_worker.pl]           TAP suites (their own clusters; not as root)
 REGRESS = api errors time_zones aggregates capture refresh_window backfill updated_at boundary \
-          alter_source names drop_extension retention lifecycle failures chains calendar live view_sources dimension_expressions additive upgrade
+          alter_source names drop_extension retention lifecycle failures chains calendar live view_sources dimension_expressions additive citus_parts upgrade
 REGRESS_OPTS = --inputdir=test/regress --outputdir=regress_out
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/out

@@ -99,6 +99,10 @@ static char *explicit_search_path(const char *search_path) {
 
 void citus_distribute_rollup_table(FunctionCallInfo fcinfo, Oid source, Oid target, bool default_schema,
                                    const char *search_path) {
+    if (!citus_table(source))
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("source %s is not a hash-distributed Citus table", qualified_relation_name(source)),
+                        errhint("Use memoria.create_rollup(): it makes a rollup of any table.")));
     Oid type = OIDOID;
     Datum value = ObjectIdGetDatum(source);
     SPI_connect();
