@@ -1,5 +1,6 @@
 // catalog.cpp: every read and write of memoria.rollups and
 // memoria.rollup_state (see catalog.hpp).
+#include "citus.hpp"
 #include "catalog.hpp"
 #include "view_source.hpp"
 
@@ -297,10 +298,14 @@ bool rollup_name_taken(const char *name) {
     Oid type = TEXTOID;
     Datum value = CStringGetTextDatum(name);
     SPI_connect();
+    // Names are unique across rollups and rollups of Citus tables (two
+    // tables, citus.hpp): whoever takes a name holds it until commit, and
+    // the next one then sees it.
+    run_catalog("SELECT pg_catalog.pg_advisory_xact_lock(1835363698, pg_catalog.hashtext($1))", 1, &type, &value, NULL);
     run_catalog("SELECT 1 FROM memoria.rollups WHERE name = $1", 1, &type, &value, NULL);
     bool taken = SPI_processed > 0;
     SPI_finish();
-    return taken;
+    return taken || citus_rollup_exists(name);
 }
 
 static List *attnum_list(const AttrNumber *a, int n) {

@@ -57,28 +57,6 @@ bool citus_rollup_exists(const char *name) {
     return found;
 }
 
-// grant_rollup_schema: the grant create_rollup gives a rollup's owner on
-// schema memoria_rollup, on every worker too: Citus creates the rollup
-// table's shards there as the owner.
-static void grant_rollup_schema(Oid owner) {
-    char *grant = psprintf("GRANT CREATE ON SCHEMA memoria_rollup TO %s", quote_identifier(GetUserNameFromId(owner, false)));
-    Oid type = TEXTOID;
-    Datum value = CStringGetTextDatum(grant);
-    SPI_connect();
-    CatalogSession cs = enter_catalog_session();
-    spi_exec("SELECT nodename, nodeport, result FROM pg_catalog.run_command_on_workers($1) WHERE NOT success", 1, &type,
-             &value, NULL, false);
-    if (SPI_processed > 0)
-        ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-                        errmsg("could not let %s create the rollup table's shards in schema memoria_rollup on node %s:%s: %s",
-                               GetUserNameFromId(owner, false), SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
-                               SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
-                               SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3)),
-                        errhint("Every worker must be up; or give the rollup a target in a schema of yours.")));
-    leave_catalog_session(cs);
-    SPI_finish();
-}
-
 // explicit_search_path: a search_path with "$user" spelled out as the
 // current user: the shard rollups, made later by whoever refreshes, resolve
 // the expressions as their creator did.
@@ -105,6 +83,7 @@ void citus_distribute_rollup_table(FunctionCallInfo fcinfo, Oid source, Oid targ
                         errhint("Use memoria.create_rollup(): it makes a rollup of any table.")));
     Oid type = OIDOID;
     Datum value = ObjectIdGetDatum(source);
+    MemoryContext caller = CurrentMemoryContext;
     SPI_connect();
     spi_exec("SELECT pg_catalog.column_to_column_name(logicalrelid, partkey) FROM pg_catalog.pg_dist_partition "
              "WHERE logicalrelid = $1 AND partmethod = 'h'",
@@ -112,15 +91,18 @@ void citus_distribute_rollup_table(FunctionCallInfo fcinfo, Oid source, Oid targ
     if (SPI_processed != 1)
         ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                         errmsg("source %s is not a hash-distributed Citus table", qualified_relation_name(source))));
-    char *column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+    char *column = MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
     SPI_finish();
-    if (default_schema && !superuser_arg(GetUserId())) grant_rollup_schema(GetUserId());
-    // As the caller, who owns both tables.
+    // As the extension's owner: Citus then makes the shards itself (in
+    // memoria_rollup too, where the caller may not create tables on the
+    // workers), owned by the table's owner, the caller.
     Oid types[3] = {REGCLASSOID, TEXTOID, TEXTOID};
     Datum values[3] = {ObjectIdGetDatum(target), CStringGetTextDatum(column),
                        CStringGetTextDatum(qualified_relation_name(source))};
     SPI_connect();
+    CatalogSession distributing = enter_catalog_session();
     spi_exec("SELECT pg_catalog.create_distributed_table($1, $2, colocate_with => $3)", 3, types, values, NULL, false);
+    leave_catalog_session(distributing);
     SPI_finish();
     // The definition each shard rollup is made from: create_rollup's arguments.
     Oid dtypes[12] = {TEXTOID, REGCLASSOID, REGCLASSOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
@@ -281,5 +263,48 @@ MEMORIA_FUNCTION(memoria_citus_forget) {
     deleteDependencyRecordsForSpecific(RelationRelationId, target, DEPENDENCY_NORMAL, RelationRelationId, source);
     deleteDependencyRecordsForClass(RelationRelationId, target, ExtensionRelationId, DEPENDENCY_NORMAL);
     CommandCounterIncrement();
+    PG_RETURN_VOID();
+}
+
+// memoria_internal.citus_settle_owner(name): a rollup is its source owner's
+// (adopt.hpp).  On the nodes, the shard rollups give their table shards to
+// the source's new owner; here, before a fan-out, the rollup table follows,
+// in a transaction of its own (Citus' run_command_on_coordinator) that the
+// nodes then see.  (The DDL hook cannot: it sees a distributed table's new
+// owner only after it ran.)  For a caller who may manage the rollup.
+MEMORIA_FUNCTION(memoria_citus_settle_owner) {
+    if (PG_ARGISNULL(0)) PG_RETURN_VOID();
+    Oid type = TEXTOID;
+    Datum value = PG_GETARG_DATUM(0);
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    // One command (run_command_on_coordinator prepares it), which waits
+    // at most 5 s for the table: a DO block, dollar-quoted with a tag no
+    // name can contain (its own md5).
+    spi_exec("SELECT pg_catalog.format('DO %1$s BEGIN SET LOCAL lock_timeout = ''5s''; EXECUTE %2$L; END %1$s', "
+             "       '$m' || pg_catalog.md5(a.command) || '$', a.command), s.relowner "
+             "FROM memoria.citus_rollups r JOIN pg_catalog.pg_class s ON s.oid = r.source "
+             "JOIN pg_catalog.pg_class t ON t.oid = r.target, "
+             "LATERAL (SELECT pg_catalog.format('ALTER TABLE %s OWNER TO %I', r.target, "
+             "                                  pg_catalog.pg_get_userbyid(s.relowner)) AS command) a "
+             "WHERE r.name = $1 AND s.relowner <> t.relowner",
+             1, &type, &value, NULL, true);
+    leave_catalog_session(cs);
+    if (SPI_processed == 1) {
+        bool isnull;
+        Oid owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+        Datum command = CStringGetTextDatum(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+        if (can_manage(owner)) {
+            cs = enter_catalog_session();
+            spi_exec("SELECT result FROM pg_catalog.run_command_on_coordinator($1) WHERE NOT success", 1, &type,
+                     &command, NULL, false);
+            leave_catalog_session(cs);
+            if (SPI_processed > 0)
+                ereport(WARNING, (errmsg("could not give the table of rollup \"%s\" to its source's new owner: %s",
+                                         text_to_cstring(PG_GETARG_TEXT_PP(0)),
+                                         SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))));
+        }
+    }
+    SPI_finish();
     PG_RETURN_VOID();
 }

@@ -517,15 +517,9 @@ static Oid create_rollup_table(const NewRollup *n) {
     return target;
 }
 
-// shard_target: the existing shard a rollup of a source shard writes (the
-// rollup table's co-located shard, made by Citus from the table
-// create_rollup made in TableOnly mode): the caller's, with exactly the
-// columns this rollup's table would have.
-static Oid shard_target(const NewRollup *n) {
-    Oid target = get_relname_relid(n->target_rv->relname, n->target_nsp);
-    if (!OidIsValid(target) || get_rel_relkind(target) != RELKIND_RELATION || !pg_class_ownercheck(target, GetUserId()))
-        arg_error(ERRCODE_WRONG_OBJECT_TYPE, psprintf("target %s is not a table of yours", n->target_sql),
-                  "A shard's rollup writes the rollup table's co-located shard.");
+// has_rollup_columns: whether table has exactly the columns this rollup's
+// table would have, by name and type, in order.
+static bool has_rollup_columns(const NewRollup *n, Oid table) {
     List *want = list_make1(psprintf("bucket %s", format_type_be(n->r.time_type)));
     ListCell *lc, *lc2, *lc3;
     forthree (lc, n->dims, lc2, n->dim_names, lc3, n->dim_exprs) {
@@ -538,7 +532,7 @@ static Oid shard_target(const NewRollup *n) {
         want = lappend(want, psprintf("%s %s", quote_identifier(m->alias), format_type_with_typemod(m->type, m->typmod)));
     }
     List *have = NIL;
-    Relation rel = table_open(target, AccessShareLock);
+    Relation rel = table_open(table, AccessShareLock);
     TupleDesc desc = RelationGetDescr(rel);
     for (int i = 0; i < desc->natts; i++) {
         Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -549,7 +543,19 @@ static Oid shard_target(const NewRollup *n) {
     table_close(rel, AccessShareLock);
     bool same = list_length(want) == list_length(have);
     forboth (lc, want, lc2, have) same = same && strcmp((const char *) lfirst(lc), (const char *) lfirst(lc2)) == 0;
-    if (!same)
+    return same;
+}
+
+// shard_target: the existing shard a rollup of a source shard writes (the
+// rollup table's co-located shard, made by Citus from the table
+// create_rollup made in TableOnly mode): the caller's, with exactly the
+// columns this rollup's table would have.
+static Oid shard_target(const NewRollup *n) {
+    Oid target = get_relname_relid(n->target_rv->relname, n->target_nsp);
+    if (!OidIsValid(target) || get_rel_relkind(target) != RELKIND_RELATION || !pg_class_ownercheck(target, GetUserId()))
+        arg_error(ERRCODE_WRONG_OBJECT_TYPE, psprintf("target %s is not a table of yours", n->target_sql),
+                  "A shard's rollup writes the rollup table's co-located shard.");
+    if (!has_rollup_columns(n, target))
         arg_error(ERRCODE_DATATYPE_MISMATCH, psprintf("target %s does not have this rollup's columns", n->target_sql),
                   "A shard's rollup writes a shard of the rollup table made for it.");
     record_dependency(RelationRelationId, target, RelationRelationId, n->r.source, DEPENDENCY_NORMAL);
@@ -592,12 +598,23 @@ static Datum create(FunctionCallInfo fcinfo, CreateMode mode) {
     check_measures(fcinfo, &n);
     check_bucket_and_filter(fcinfo, &n);
     check_invalidation(fcinfo, &n);
-    if (rollup_name_taken(n.r.name) || (mode == CreateMode::TableOnly && citus_rollup_exists(n.r.name)))
+    if (mode != CreateMode::Validate && rollup_name_taken(n.r.name))
         arg_error(ERRCODE_DUPLICATE_OBJECT, psprintf("rollup \"%s\" already exists", n.r.name),
                   "Drop it first with memoria.drop_rollup(), or choose another name.");
     if (mode != CreateMode::Validate) resolve_target(fcinfo, &n);
     check_plans(&n);
-    if (mode == CreateMode::Validate) PG_RETURN_NULL();
+    if (mode == CreateMode::Validate) {
+        // (A rollup of a Citus table: its table must still fit, e.g. after a
+        // column's type changed.)
+        if (!PG_ARGISNULL(12)) {
+            char *t = text_to_cstring(PG_GETARG_TEXT_PP(12));
+            Oid table = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(t)), NoLock, false);
+            if (!has_rollup_columns(&n, table))
+                arg_error(ERRCODE_DATATYPE_MISMATCH, psprintf("the rollup table %s no longer has the rollup's columns", t),
+                          "Its columns' types follow the source's and the measures'.");
+        }
+        PG_RETURN_NULL();
+    }
     n.r.dim_attnums = attnum_array(n.dims, &n.r.ndims);
     ListCell *lc;
     int k = 0;
@@ -622,14 +639,17 @@ static Datum create(FunctionCallInfo fcinfo, CreateMode mode) {
                              0, false);
     n.r.id = next_rollup_id();
     n.r.target = create_rollup_table(&n);
+    int ncols = 1 + n.r.ndims + n.r.nmeasures;
+    n.r.target_attnums = (AttrNumber *) palloc(ncols * sizeof(AttrNumber));
+    for (int k = 0; k < ncols; k++) n.r.target_attnums[k] = (AttrNumber) (k + 1);
     if (mode == CreateMode::TableOnly) {
+        // DROP FUNCTION of a measure's function would otherwise cascade to
+        // the shards of the table on the workers.
+        record_function_dependencies(&n.r);
         citus_distribute_rollup_table(fcinfo, n.r.source, n.r.target, n.default_target, n.r.search_path);
         AtEOXact_GUC(true, guc_nest);
         PG_RETURN_OID(n.r.target);
     }
-    int ncols = 1 + n.r.ndims + n.r.nmeasures;
-    n.r.target_attnums = (AttrNumber *) palloc(ncols * sizeof(AttrNumber));
-    for (int k = 0; k < ncols; k++) n.r.target_attnums[k] = (AttrNumber) (k + 1);
     n.r.dirty_log = create_dirty_log(n.r.id, n.r.source, n.r.time_type, n.scope, n.r.owner, n.r.target, false);
     if (n.join != NULL && n.join->ntables > 0)
         n.r.link_log = create_link_log(n.r.id, n.join->max_keys, n.r.owner, n.r.target);
@@ -656,9 +676,6 @@ static Datum create(FunctionCallInfo fcinfo, CreateMode mode) {
 MEMORIA_FUNCTION(memoria_create_rollup) {
     // A distributed source: the co-located mode (citus.hpp).
     if (!PG_ARGISNULL(1) && citus_table(PG_GETARG_OID(1))) return citus_forward(fcinfo, "citus_create_rollup");
-    if (!PG_ARGISNULL(0) && citus_rollup_exists(text_to_cstring(PG_GETARG_TEXT_PP(0))))
-        arg_error(ERRCODE_DUPLICATE_OBJECT, psprintf("rollup \"%s\" already exists", text_to_cstring(PG_GETARG_TEXT_PP(0))),
-                  "Drop it first with memoria.drop_rollup(), or choose another name.");
     return create(fcinfo, CreateMode::Whole);
 }
 

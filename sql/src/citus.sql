@@ -41,6 +41,11 @@ LANGUAGE C VOLATILE CALLED ON NULL INPUT;
 -- expressions.  Anyone may call it: it checks what create_rollup checks, and
 -- a shard rollup writes only an existing table of the caller's.)
 
+CREATE OR REPLACE FUNCTION memoria_internal.citus_settle_owner(name text)
+RETURNS void AS 'MODULE_PATHNAME', 'memoria_citus_settle_owner'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
+SET search_path = pg_catalog, pg_temp;
+
 CREATE OR REPLACE FUNCTION memoria_internal.citus_forget(name text)
 RETURNS void AS 'MODULE_PATHNAME', 'memoria_citus_forget'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT
@@ -127,8 +132,9 @@ SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- citus_check_locks: refuse to fan out from a transaction that holds more
--- than a read lock on the rollup's tables (it wrote the source, or made the
--- rollup): the nodes' own transactions would wait for it, and it for them.
+-- than a read lock on the rollup's tables or their partitions (it wrote the
+-- source, or made the rollup): the nodes' own transactions would wait for
+-- it, and it for them.
 CREATE OR REPLACE FUNCTION memoria_internal.citus_check_locks(c memoria.citus_rollups, what text) RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -136,7 +142,10 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_locks l
                WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
                  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                 AND l.relation IN (c.source, c.target) AND l.mode <> 'AccessShareLock') THEN
+                 AND l.mode <> 'AccessShareLock'
+                 AND (l.relation IN (c.source, c.target)
+                      OR l.relation IN (SELECT t.relid FROM pg_partition_tree(c.source) t
+                                        UNION ALL SELECT t.relid FROM pg_partition_tree(c.target) t))) THEN
         RAISE EXCEPTION '% of rollup "%" cannot run in a transaction that wrote to its source or made it', what, c.name
             USING ERRCODE = 'active_sql_transaction',
                   HINT = 'It runs on each node in a transaction of its own, which would wait for this one: '
@@ -159,12 +168,33 @@ BEGIN
         ARRAY(SELECT jsonb_array_elements_text(d->'dimensions')), ARRAY(SELECT jsonb_array_elements_text(d->'measures')),
         (d->>'bucket')::interval, d->>'time_zone',
         CASE WHEN jsonb_typeof(d->'scope') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(d->'scope')) END,
-        d->>'filter', 'trigger', NULL, interval '5 minutes', NULL, 'validate');
+        d->>'filter', 'trigger', NULL, interval '5 minutes', c.target::text, 'validate');
 EXCEPTION WHEN OTHERS THEN
     RAISE EXCEPTION 'this change would break rollup "%": %', c.name, SQLERRM
         USING ERRCODE = 'dependent_objects_still_exist',
               HINT = 'A rollup of a distributed table is made again from its definition on every shard move; '
                      'drop the rollup first (memoria.drop_rollup), change the table, then create the rollup again.';
+END $$;
+
+-- citus_placements: run_command_on_colocated_placements of
+-- citus_command(c, template), in parallel, then one at a time if a node
+-- answered "tuple concurrently updated".
+CREATE OR REPLACE FUNCTION memoria_internal.citus_placements(c memoria.citus_rollups, template text)
+RETURNS TABLE (nodename text, nodeport int, shardid1 bigint, shardid2 bigint, success boolean, result text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    command text := memoria_internal.citus_command(c, template, true);
+    answers jsonb := (SELECT jsonb_agg(to_jsonb(x))
+                      FROM run_command_on_colocated_placements(c.source, c.target, command) x);
+BEGIN
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(answers) a
+               WHERE NOT (a->>'success')::boolean AND a->>'result' LIKE '%tuple concurrently updated%') THEN
+        RETURN QUERY SELECT * FROM run_command_on_colocated_placements(c.source, c.target, command, parallel => false);
+    ELSE
+        RETURN QUERY SELECT * FROM jsonb_to_recordset(COALESCE(answers, '[]'))
+                     AS x(nodename text, nodeport int, shardid1 bigint, shardid2 bigint, success boolean, result text);
+    END IF;
 END $$;
 
 -- citus_fan_out: run memoria's refresh or refresh_window on every shard
@@ -185,14 +215,17 @@ DECLARE
     no_watermark boolean := false;
 BEGIN
     rollup := c.name; keys_refreshed := 0; rows_upserted := 0; rows_deleted := 0; watermark := 'infinity';
+    PERFORM memoria_internal.citus_settle_owner(c.name);
     BEGIN
         PERFORM memoria_internal.citus_check_locks(c, 'a refresh');
     EXCEPTION WHEN active_sql_transaction THEN
         status := 'error'; watermark := NULL; error := SQLERRM; duration := clock_timestamp() - started;
         RETURN;
     END;
-    FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
-                                                               memoria_internal.citus_command(c, template, true))
+    -- In parallel; again one at a time if shard rollups of one node ran
+    -- into each other in the catalog (after REASSIGN OWNED, each follows
+    -- its source's new owner at once): a refresh is safe to repeat.
+    FOR p IN SELECT * FROM memoria_internal.citus_placements(c, template)
     LOOP
         shards := shards + 1;
         IF NOT p.success THEN
@@ -449,11 +482,20 @@ BEGIN
     -- memoria's tables and triggers of a shard are this node's own.
     PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
     PERFORM set_config('search_path', d->>'search_path', true);
-    PERFORM memoria_internal.create_rollup_part(shard_rollup, src, d->>'time_column',
-        ARRAY(SELECT jsonb_array_elements_text(d->'dimensions')), ARRAY(SELECT jsonb_array_elements_text(d->'measures')),
-        (d->>'bucket')::interval, d->>'time_zone',
-        CASE WHEN jsonb_typeof(d->'scope') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(d->'scope')) END,
-        d->>'filter', 'trigger', NULL, interval '5 minutes', target_name, 'shard');
+    -- (A name taken by a rollup of this node's: another one.)
+    FOR attempt IN 1 .. 5 LOOP
+        BEGIN
+            PERFORM memoria_internal.create_rollup_part(shard_rollup, src, d->>'time_column',
+                ARRAY(SELECT jsonb_array_elements_text(d->'dimensions')),
+                ARRAY(SELECT jsonb_array_elements_text(d->'measures')), (d->>'bucket')::interval, d->>'time_zone',
+                CASE WHEN jsonb_typeof(d->'scope') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(d->'scope')) END,
+                d->>'filter', 'trigger', NULL, interval '5 minutes', target_name, 'shard');
+            EXIT;
+        EXCEPTION WHEN duplicate_object THEN
+            IF attempt = 5 THEN RAISE; END IF;
+            shard_rollup := shard_rollup || '_' || substr(md5(random()::text), 1, 6);
+        END;
+    END LOOP;
     PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM memoria.refresh_window(shard_rollup, '-infinity', 'infinity');
     RETURN shard_rollup;

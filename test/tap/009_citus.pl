@@ -120,18 +120,26 @@ $coord->safe_psql('postgres', q{
                                  target => 'public.usage_in_public');
     SELECT memoria.create_rollup('a_rollup_whose_name_is_longer_than_any_shard_rollup_name', 'usage', 'created_at',
         ARRAY['ws', 'model'], ARRAY['sum(doubled(tokens)) AS doubled'], target => 'alice.long_named');
+    -- In memoria_rollup, where alice may not create tables on the workers.
+    SELECT memoria.create_rollup('usage_by_alice', 'usage', 'created_at', ARRAY['ws'], ARRAY['min(tokens) AS least']);
 });
+is($w1->safe_psql('postgres', q{SELECT has_schema_privilege('alice', 'memoria_rollup', 'CREATE')}), 'f',
+   'no grant on the workers for it');
 # Made by a superuser's backfill (as pg_cron's runs are): "$user" is alice.
 $coord->safe_psql('postgres', 'CALL memoria.backfill(\'usage_daily\'); CALL memoria.backfill(\'usage_hourly\');
     CALL memoria.backfill(\'usage_in_public\');
-    CALL memoria.backfill(\'a_rollup_whose_name_is_longer_than_any_shard_rollup_name\')');
+    CALL memoria.backfill(\'a_rollup_whose_name_is_longer_than_any_shard_rollup_name\');
+    CALL memoria.backfill(\'usage_by_alice\')');
 
 # exact(label): refresh every rollup; each equals a GROUP BY of the source,
 # and verify() agrees.
 my %table = (usage_daily => 'memoria_rollup.usage_daily', usage_hourly => 'memoria_rollup.usage_hourly',
+             usage_by_alice => 'memoria_rollup.usage_by_alice',
              usage_in_public => 'public.usage_in_public',
              a_rollup_whose_name_is_longer_than_any_shard_rollup_name => 'alice.long_named');
 my %group_by = (
+    usage_by_alice => q{SELECT memoria.bucket(created_at, '1 day', 'UTC') AS bucket, ws, min(tokens) AS least
+                        FROM usage GROUP BY 1, 2},
     usage_in_public => q{SELECT memoria.bucket(created_at, '1 day', 'UTC') AS bucket, ws, count(*) AS n
                          FROM usage GROUP BY 1, 2},
     a_rollup_whose_name_is_longer_than_any_shard_rollup_name =>
@@ -214,6 +222,32 @@ exact('after the random workload');
 fails_like($coord, 'ALTER TABLE usage RENAME COLUMN model TO model_name', qr/this change would break rollup ".*": dimensions: column "model" does not exist/,
            'renaming a dimension column');
 $coord->safe_psql('postgres', 'ALTER TABLE usage ADD COLUMN note text');
+fails_like($coord, 'ALTER TABLE usage ALTER COLUMN tokens TYPE numeric', qr/this change would break rollup/,
+           'changing the type of a measured column');
+fails_like($coord, 'DROP FUNCTION alice.doubled(bigint)', qr/depends on function/, 'DROP FUNCTION of a measure\'s function');
+fails_like($coord, 'DROP FUNCTION alice.doubled(bigint) CASCADE', qr/cannot drop the rollup table of rollup/,
+           'DROP FUNCTION ... CASCADE of a measure\'s function');
+$coord->safe_psql('postgres', q{
+    CREATE TABLE local_usage (at timestamptz NOT NULL, ws int);
+    SELECT memoria.create_rollup('local_daily', 'local_usage', 'at', ARRAY['ws'], ARRAY['count(*) AS n']);
+});
+fails_like($coord, "SELECT * FROM memoria.alter_rollup('local_daily', rename_to => 'usage_daily')", qr/already exists/,
+           'a local rollup renamed as a distributed one');
+fails_like($coord, "SELECT memoria.create_rollup('local_daily', 'usage', 'created_at', ARRAY['ws'], ARRAY['count(*) AS n'])",
+           qr/already exists/, 'a distributed rollup named as a local one');
+$coord->safe_psql('postgres', "SELECT memoria.drop_rollup('local_daily', drop_table => true); DROP TABLE local_usage");
+# A new owner (of the source, the measure's function, some rollup tables):
+# the other rollup tables follow at the next refresh, so that shard rollups
+# made after the moves below are the new owner's too.
+$coord->safe_psql('postgres', q{
+    CREATE ROLE bob LOGIN;
+    GRANT CREATE ON SCHEMA public TO bob;
+    REASSIGN OWNED BY alice TO bob;
+});
+exact('after the source changed owner');
+is($coord->safe_psql('postgres', q{SELECT string_agg(DISTINCT pg_get_userbyid(t.relowner), ',')
+                                   FROM memoria.citus_rollups r JOIN pg_class t ON t.oid = r.target}),
+   'bob', 'the rollup tables followed their source to its new owner');
 # A refresh or drop from a transaction that wrote to the source would wait
 # for itself (the nodes' transactions wait for this one): refused.
 like($coord->safe_psql('postgres', q{BEGIN; INSERT INTO usage (created_at, ws, model, tokens) VALUES (now(), 1, 'x', 1);
@@ -266,7 +300,7 @@ is($coord->safe_psql('postgres', 'SELECT shard_groups = shard_rollups FROM memor
    't', 'every shard group has its shard rollup');
 my $shard_rollups = 0;
 $shard_rollups += $_->safe_psql('postgres', "SELECT count(*) FROM memoria.rollups") for @nodes;
-is($shard_rollups, 4 * $coord->safe_psql('postgres', "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'usage'::regclass"),
+is($shard_rollups, 5 * $coord->safe_psql('postgres', "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'usage'::regclass"),
    'old placements took their shard rollups with them');
 
 # ---------------------------------------------------------------------------
@@ -329,6 +363,7 @@ $coord->safe_psql('postgres', q{
     SELECT memoria.drop_rollup('usage_daily', drop_table => true);
     SELECT memoria.drop_rollup('usage_hourly');
     SELECT memoria.drop_rollup('usage_in_public', drop_table => true);
+    SELECT memoria.drop_rollup('usage_by_alice', drop_table => true);
     SELECT memoria.drop_rollup('a_rollup_whose_name_is_longer_than_any_shard_rollup_name', drop_table => true);
 });
 for my $node (@nodes) {
