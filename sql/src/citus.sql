@@ -41,6 +41,34 @@ LANGUAGE C VOLATILE CALLED ON NULL INPUT;
 -- expressions.  Anyone may call it: it checks what create_rollup checks, and
 -- a shard rollup writes only an existing table of the caller's.)
 
+-- create_rollup_from: create_rollup_part with the arguments a distributed
+-- rollup's definition recorded, its expressions resolved with the
+-- search_path it recorded.  (Everything else is evaluated before that path
+-- is set: whoever calls, no object of the creator's stands in for a
+-- built-in one.)
+CREATE OR REPLACE FUNCTION memoria_internal.create_rollup_from(name text, source regclass, definition jsonb,
+                                                               target text, mode text)
+RETURNS regclass
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    time_column text := definition->>'time_column';
+    dimensions text[] := ARRAY(SELECT jsonb_array_elements_text(definition->'dimensions'));
+    measures text[] := ARRAY(SELECT jsonb_array_elements_text(definition->'measures'));
+    bucket interval := (definition->>'bucket')::interval;
+    time_zone text := definition->>'time_zone';
+    scope text[] := CASE WHEN jsonb_typeof(definition->'scope') = 'array'
+                         THEN ARRAY(SELECT jsonb_array_elements_text(definition->'scope')) END;
+    filter text := definition->>'filter';
+    lag interval := interval '5 minutes';
+    made regclass;
+BEGIN
+    PERFORM set_config('search_path', definition->>'search_path', true);
+    made := memoria_internal.create_rollup_part(name, source, time_column, dimensions, measures, bucket, time_zone,
+                                                scope, filter, 'trigger', NULL, lag, target, mode);
+    RETURN made;
+END $$;
+
 CREATE OR REPLACE FUNCTION memoria_internal.citus_settle_owner(name text)
 RETURNS void AS 'MODULE_PATHNAME', 'memoria_citus_settle_owner'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT
@@ -163,12 +191,7 @@ DECLARE
     c memoria.citus_rollups := memoria_internal.citus_rollup(name);
     d jsonb := c.definition;
 BEGIN
-    PERFORM set_config('search_path', d->>'search_path', true);
-    PERFORM memoria_internal.create_rollup_part(c.name, c.source, d->>'time_column',
-        ARRAY(SELECT jsonb_array_elements_text(d->'dimensions')), ARRAY(SELECT jsonb_array_elements_text(d->'measures')),
-        (d->>'bucket')::interval, d->>'time_zone',
-        CASE WHEN jsonb_typeof(d->'scope') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(d->'scope')) END,
-        d->>'filter', 'trigger', NULL, interval '5 minutes', c.target::text, 'validate');
+    PERFORM memoria_internal.create_rollup_from(c.name, c.source, d, c.target::text, 'validate');
 EXCEPTION WHEN OTHERS THEN
     RAISE EXCEPTION 'this change would break rollup "%": %', c.name, SQLERRM
         USING ERRCODE = 'dependent_objects_still_exist',
@@ -481,22 +504,16 @@ BEGIN
     IF owner <> current_user THEN PERFORM set_config('role', owner, true); END IF;
     -- memoria's tables and triggers of a shard are this node's own.
     PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
-    PERFORM set_config('search_path', d->>'search_path', true);
     -- (A name taken by a rollup of this node's: another one.)
     FOR attempt IN 1 .. 5 LOOP
         BEGIN
-            PERFORM memoria_internal.create_rollup_part(shard_rollup, src, d->>'time_column',
-                ARRAY(SELECT jsonb_array_elements_text(d->'dimensions')),
-                ARRAY(SELECT jsonb_array_elements_text(d->'measures')), (d->>'bucket')::interval, d->>'time_zone',
-                CASE WHEN jsonb_typeof(d->'scope') = 'array' THEN ARRAY(SELECT jsonb_array_elements_text(d->'scope')) END,
-                d->>'filter', 'trigger', NULL, interval '5 minutes', target_name, 'shard');
+            PERFORM memoria_internal.create_rollup_from(shard_rollup, src, d, target_name, 'shard');
             EXIT;
         EXCEPTION WHEN duplicate_object THEN
             IF attempt = 5 THEN RAISE; END IF;
             shard_rollup := shard_rollup || '_' || substr(md5(random()::text), 1, 6);
         END;
     END LOOP;
-    PERFORM set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM memoria.refresh_window(shard_rollup, '-infinity', 'infinity');
     RETURN shard_rollup;
 END $$;
