@@ -52,7 +52,10 @@ start_cluster() {
     as_pg $PG_BIN/pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 }
 
+# stop_cluster DIR: stop it and remove its data (the logs stay): throwaway
+# clusters of a few GB each would otherwise fill /tmp run after run.
 stop_cluster() {
     local dir=$1
     [ -d "$dir/data" ] && as_pg $PG_BIN/pg_ctl -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    as_root rm -rf "$dir/data"
 }
