@@ -3,6 +3,7 @@
 #include <initializer_list>
 
 #include "citus.hpp"
+#include "expressions.hpp"
 #include "guard.hpp"
 #include "session.hpp"
 
@@ -192,17 +193,19 @@ void citus_check_drop(List *relations) {
     Datum value = oid_array_datum(relations);
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
-    spi_exec("SELECT name, source = ANY ($1::pg_catalog.regclass[]) "
+    spi_exec("SELECT name, CASE WHEN source = ANY ($1::pg_catalog.regclass[]) THEN 'source table' "
+             "WHEN target = ANY ($1::pg_catalog.regclass[]) AND rollup_table IS NOT NULL THEN 'partials table' "
+             "WHEN outbox = ANY ($1::pg_catalog.regclass[]) THEN 'changes table' ELSE 'rollup table' END "
              "FROM memoria.citus_rollups WHERE source = ANY ($1::pg_catalog.regclass[]) "
-             "OR target = ANY ($1::pg_catalog.regclass[]) LIMIT 1",
+             "OR target = ANY ($1::pg_catalog.regclass[]) OR rollup_table = ANY ($1::pg_catalog.regclass[]) "
+             "OR outbox = ANY ($1::pg_catalog.regclass[]) LIMIT 1",
              1, &type, &value, NULL, true);
     leave_catalog_session(cs);
     if (SPI_processed > 0) {
         HeapTuple row = SPI_tuptable->vals[0];
         TupleDesc desc = SPI_tuptable->tupdesc;
-        bool source = strcmp(SPI_getvalue(row, desc, 2), "t") == 0;
         ereport(ERROR, (errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-                        errmsg("cannot drop the %s of rollup \"%s\"", source ? "source table" : "rollup table",
+                        errmsg("cannot drop the %s of rollup \"%s\"", SPI_getvalue(row, desc, 2),
                                SPI_getvalue(row, desc, 1)),
                         errhint("Drop the rollup first with memoria.drop_rollup('%s').  (Citus' undistribute_table and "
                                 "alter_distributed_table drop and re-create the table, so they are refused too.)",
@@ -242,8 +245,8 @@ MEMORIA_FUNCTION(memoria_citus_forget) {
     Datum value = PG_GETARG_DATUM(0);
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
-    spi_exec("DELETE FROM memoria.citus_rollups WHERE name = $1 RETURNING source, target", 1, &type, &value, NULL,
-             false);
+    spi_exec("DELETE FROM memoria.citus_rollups WHERE name = $1 RETURNING source, target, rollup_table, outbox", 1,
+             &type, &value, NULL, false);
     leave_catalog_session(cs);
     if (SPI_processed != 1)
         ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -251,6 +254,11 @@ MEMORIA_FUNCTION(memoria_citus_forget) {
     bool isnull;
     Oid source = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
     Oid target = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+    Oid partial_tables[2] = {InvalidOid, InvalidOid};  // the partial mode's rollup table and changes table
+    for (int k = 0; k < 2; k++) {
+        Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3 + k, &isnull);
+        if (!isnull) partial_tables[k] = DatumGetObjectId(d);
+    }
     SPI_finish();
     HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(source));
     if (HeapTupleIsValid(tup)) {
@@ -262,7 +270,114 @@ MEMORIA_FUNCTION(memoria_citus_forget) {
     }
     deleteDependencyRecordsForSpecific(RelationRelationId, target, DEPENDENCY_NORMAL, RelationRelationId, source);
     deleteDependencyRecordsForClass(RelationRelationId, target, ExtensionRelationId, DEPENDENCY_NORMAL);
+    for (Oid t : partial_tables)
+        if (OidIsValid(t)) deleteDependencyRecordsForClass(RelationRelationId, t, ExtensionRelationId, DEPENDENCY_NORMAL);
     CommandCounterIncrement();
+    PG_RETURN_VOID();
+}
+
+// combiner: how the per-shard values of measure expression e combine into
+// the whole (the partial mode, citus.hpp): "sum" (count, sum of an exact
+// type), "min", "max", "bool_and", "bool_or"; NULL if they do not (avg,
+// DISTINCT, ordered aggregates, an expression over aggregates, a sum of
+// floats, which would round otherwise than one sum).
+static const char *combiner(Node *e) {
+    if (e == NULL || !IsA(e, Aggref)) return NULL;
+    Aggref *a = (Aggref *) e;
+    if (a->aggfnoid >= FirstNormalObjectId || a->aggdistinct != NIL || a->aggorder != NIL ||
+        a->aggdirectargs != NIL || a->aggkind != AGGKIND_NORMAL)
+        return NULL;
+    const char *name = get_func_name(a->aggfnoid);
+    if (strcmp(name, "count") == 0) return "sum";
+    if (strcmp(name, "sum") == 0)
+        return a->aggtype == FLOAT4OID || a->aggtype == FLOAT8OID ? NULL : "sum";
+    if (strcmp(name, "min") == 0 || strcmp(name, "max") == 0 || strcmp(name, "bool_and") == 0 ||
+        strcmp(name, "bool_or") == 0)
+        return name;
+    if (strcmp(name, "every") == 0) return "bool_and";
+    return NULL;
+}
+
+// memoria_internal.measure_combiners(source, measures): combiner() of each
+// measure (as create_rollup reads them: with the caller's search_path).
+MEMORIA_FUNCTION(memoria_measure_combiners) {
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) PG_RETURN_NULL();
+    const char *src = qualified_relation_name(PG_GETARG_OID(0));
+    Datum *elems;
+    bool *nulls;
+    int n;
+    deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+    Datum *out = (Datum *) palloc0((n + 1) * sizeof(Datum));
+    bool *out_nulls = (bool *) palloc0((n + 1) * sizeof(bool));
+    for (int i = 0; i < n; i++) {
+        const char *kind = NULL;
+        if (!nulls[i]) {
+            Query *q = analyze_query(psprintf("SELECT\n%s\nFROM %s", TextDatumGetCString(elems[i]), src),
+                                     psprintf("measures[%d]", i + 1));
+            if (list_length(q->targetList) == 1) kind = combiner((Node *) ((TargetEntry *) linitial(q->targetList))->expr);
+        }
+        out_nulls[i] = kind == NULL;
+        if (kind) out[i] = CStringGetTextDatum(kind);
+    }
+    int dims[1] = {n};
+    int lbs[1] = {1};
+    PG_RETURN_ARRAYTYPE_P(construct_md_array(out, out_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+// memoria_internal.citus_record_partial(name, rollup_table, outbox, combine):
+// the partial mode's rollup table (on the coordinator), its changes table,
+// and how its measures combine, recorded for the distributed rollup `name`
+// that this transaction recorded (citus_create_rollup), if the caller
+// may manage it and both tables are its source owner's.
+MEMORIA_FUNCTION(memoria_citus_record_partial) {
+    for (int k = 0; k < 4; k++)
+        if (PG_ARGISNULL(k)) ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("arguments must not be NULL")));
+    Oid type = TEXTOID;
+    Datum value = PG_GETARG_DATUM(0);
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT r.xmin::text, s.relowner FROM memoria.citus_rollups r JOIN pg_catalog.pg_class s ON s.oid = r.source "
+             "WHERE r.name = $1 AND r.rollup_table IS NULL", 1, &type, &value, NULL, true);
+    leave_catalog_session(cs);
+    bool isnull;
+    TransactionId xmin = SPI_processed == 1
+        ? (TransactionId) strtoul(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), NULL, 10)
+        : InvalidTransactionId;
+    Oid owner = SPI_processed == 1
+        ? DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) : InvalidOid;
+    if (!TransactionIdIsValid(xmin) || !TransactionIdIsCurrentTransactionId(xmin) || !can_manage(owner))
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("rollup \"%s\" was not made by this transaction", text_to_cstring(PG_GETARG_TEXT_PP(0))),
+                        errhint("memoria.create_rollup() records a rollup's tables itself.")));
+    Oid tables[2] = {PG_GETARG_OID(1), PG_GETARG_OID(2)};
+    for (Oid t : tables) {
+        HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(t));
+        if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", t);
+        bool ours = ((Form_pg_class) GETSTRUCT(tup))->relowner == owner;
+        ReleaseSysCache(tup);
+        if (!ours)
+            ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                            errmsg("table %s is not owned by the owner of the source", qualified_relation_name(t))));
+        record_dependency(RelationRelationId, t, ExtensionRelationId, get_extension_oid("memoria", false),
+                          DEPENDENCY_NORMAL);
+    }
+    Oid types[4] = {TEXTOID, REGCLASSOID, REGCLASSOID, TEXTARRAYOID};
+    Datum values[4] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2), PG_GETARG_DATUM(3)};
+    cs = enter_catalog_session();
+    // The changes table, co-located with the source (as the extension's
+    // owner, as citus_distribute_rollup_table).
+    spi_exec("SELECT pg_catalog.create_distributed_table($3, pg_catalog.column_to_column_name(p.logicalrelid, p.partkey), "
+             "colocate_with => p.logicalrelid::pg_catalog.regclass::pg_catalog.text) "
+             "FROM pg_catalog.pg_dist_partition p JOIN memoria.citus_rollups r ON r.source = p.logicalrelid "
+             "WHERE r.name = $1",
+             3, types, values, NULL, false);
+    spi_exec("UPDATE memoria.citus_rollups SET rollup_table = $2, outbox = $3, definition = definition || "
+             "pg_catalog.jsonb_build_object('partial', pg_catalog.jsonb_build_object('outbox', "
+             "$3::pg_catalog.text, 'combine', $4, 'column', (SELECT pg_catalog.column_to_column_name(p.logicalrelid, "
+             "p.partkey) FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = source))) WHERE name = $1",
+             4, types, values, NULL, false);
+    leave_catalog_session(cs);
+    SPI_finish();
     PG_RETURN_VOID();
 }
 
@@ -305,6 +420,31 @@ MEMORIA_FUNCTION(memoria_citus_settle_owner) {
                                          SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))));
         }
     }
+    SPI_finish();
+    PG_RETURN_VOID();
+}
+
+// memoria_internal.citus_set_watermark(name, watermark): the partial mode's
+// rollup table holds every change committed before `watermark` (a refresh
+// on the coordinator, after combining).  For a caller who may manage it.
+MEMORIA_FUNCTION(memoria_citus_set_watermark) {
+    if (PG_ARGISNULL(0)) PG_RETURN_VOID();
+    Oid types[2] = {TEXTOID, TIMESTAMPTZOID};
+    Datum values[2] = {PG_GETARG_DATUM(0), PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1)};
+    char nulls[2] = {' ', PG_ARGISNULL(1) ? 'n' : ' '};
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT s.relowner FROM memoria.citus_rollups r JOIN pg_catalog.pg_class s ON s.oid = r.source "
+             "WHERE r.name = $1 AND r.rollup_table IS NOT NULL", 1, types, values, NULL, true);
+    leave_catalog_session(cs);
+    bool isnull;
+    if (SPI_processed != 1 ||
+        !can_manage(DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull))))
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("must be a member of the owner of rollup \"%s\"", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+    cs = enter_catalog_session();
+    spi_exec("UPDATE memoria.citus_rollups SET watermark = GREATEST(watermark, $2) WHERE name = $1", 2, types, values, nulls, false);
+    leave_catalog_session(cs);
     SPI_finish();
     PG_RETURN_VOID();
 }

@@ -382,6 +382,9 @@ static void resolve_target(FunctionCallInfo fcinfo, NewRollup *n) {
     n->target_nsp = RangeVarGetCreationNamespace(n->target_rv);
     n->target_sql = quote_qualified_identifier(get_namespace_name(n->target_nsp), n->target_rv->relname);
     if (n->mode == CreateMode::IntoShard) return;  // check_shard_target, later
+    // (A table named in memoria_rollup is made there as the default one is:
+    // a distributed rollup's partial mode names its tables there.)
+    if (n->target_nsp == get_namespace_oid("memoria_rollup", true)) n->default_target = true;
     if (OidIsValid(get_relname_relid(n->target_rv->relname, n->target_nsp)))
         arg_error(ERRCODE_DUPLICATE_TABLE, psprintf("target table %s already exists", n->target_sql),
                   "memoria creates the rollup table itself; choose another name or drop the table.");

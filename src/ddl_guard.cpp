@@ -97,8 +97,9 @@ static bool has_key(Oid rel, const AttrNumber *cols, int ncols) {
     return found;
 }
 
-// foreign_trigger: a trigger on rel other than memoria's (its guard, and the
-// capture triggers of a rollup of this rollup), or NULL.
+// foreign_trigger: a trigger on rel other than memoria's (its guard, the
+// capture triggers of a rollup of this rollup, a Citus partials shard's
+// change log), or NULL.
 static char *foreign_trigger(Oid rel) {
     Oid types[1] = {OIDOID};
     Datum values[1] = {ObjectIdGetDatum(rel)};
@@ -109,6 +110,7 @@ static char *foreign_trigger(Oid rel) {
              " FROM pg_catalog.pg_trigger t WHERE t.tgrelid = $1"
              "  AND t.tgfoid <> 'memoria.capture()'::pg_catalog.regprocedure"
              "  AND t.tgfoid IS DISTINCT FROM pg_catalog.to_regprocedure('memoria_internal.guard_rollup()')"
+             "  AND t.tgfoid IS DISTINCT FROM pg_catalog.to_regprocedure('memoria_internal.citus_partials_changed()')"
              " ORDER BY t.tgisinternal, 1 LIMIT 1",
              1, types, values, NULL, false);
     leave_catalog_session(cs);

@@ -16,7 +16,14 @@ CREATE TABLE IF NOT EXISTS memoria.citus_rollups (
     -- create_rollup's arguments, and the creator's search_path: every shard
     -- rollup is made from them.
     definition jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    -- The partial mode (a rollup not grouped by the distribution column):
+    -- `target` holds each shard's partial rows; rollup_table, on the
+    -- coordinator, their combination; outbox, co-located with the source,
+    -- the buckets whose partial rows changed since the last combination.
+    rollup_table regclass,
+    outbox     regclass,
+    watermark  timestamptz          -- the partial mode: the rollup table's, at its last combination
 );
 COMMENT ON TABLE memoria.citus_rollups IS 'memoria: rollups of Citus distributed tables (one shard rollup per shard group on its node)';
 -- Written only by memoria (create_rollup_part, citus_forget);
@@ -127,22 +134,209 @@ BEGIN
                   HINT = 'memoria rolls up a Citus table distributed by hash (create_distributed_table), '
                          'grouping by its distribution column; reference and citus-local tables are not supported.';
     END IF;
+    IF COALESCE(invalidation, 'trigger') OPERATOR(pg_catalog.<>) 'trigger' THEN
+        RAISE EXCEPTION 'invalidation: a rollup of a distributed table supports ''trigger'' only'
+            USING ERRCODE = 'feature_not_supported', HINT = 'Leave invalidation at its default.';
+    END IF;
+    IF NOT distribution_column OPERATOR(pg_catalog.=) ANY (dimensions) THEN
+        -- Not grouped by the distribution column: the partial mode.
+        RETURN memoria_internal.citus_create_partial_rollup(name, source, distribution_column, time_column,
+            dimensions, measures, bucket, time_zone, scope, filter, invalidation, target);
+    END IF;
     IF NOT distribution_column OPERATOR(pg_catalog.=) ANY (COALESCE(scope, dimensions)) THEN
         RAISE EXCEPTION 'scope: the distribution column "%" of % must be a dimension of the rollup''s scope',
                         distribution_column, source
             USING ERRCODE = 'feature_not_supported',
-                  HINT = 'A rollup of a distributed table keeps each group on the node that holds its rows, so it '
-                         'groups by the distribution column.  Rollups across shards are not supported yet.';
-    END IF;
-    IF COALESCE(invalidation, 'trigger') OPERATOR(pg_catalog.<>) 'trigger' THEN
-        RAISE EXCEPTION 'invalidation: a rollup of a distributed table supports ''trigger'' only'
-            USING ERRCODE = 'feature_not_supported', HINT = 'Leave invalidation at its default.';
+                  HINT = 'Add it to the scope, or leave it out of the dimensions: a rollup that does not group by '
+                         'it combines each shard''s partial rows on the coordinator.';
     END IF;
     -- Checks every argument as create_rollup does, makes the table,
     -- distributes it co-located with the source and records the rollup.
     rollup_table := memoria_internal.create_rollup_part(name, source, time_column, dimensions, measures, bucket,
         time_zone, scope, filter, invalidation, updated_at_column, safety_lag, target, 'table');
     RETURN rollup_table;
+END $$;
+
+-- citus_create_partial_rollup: citus_create_rollup for a rollup that does
+-- not group by the distribution column (the partial mode, src/citus.hpp).
+-- Makes three tables, all the source owner's:
+--   <table>_partials: distributed co-located with the source, a distributed
+--     rollup grouped by the dimensions plus the distribution column as a
+--     NULL expression: each shard rollup keeps its shard's partial rows;
+--   <table>_changes: distributed co-located too, where a shard's partial
+--     rows log their buckets as they change (citus_shard);
+--   <table> (the rollup table), on the coordinator: the partial rows
+--     combined (citus_combine), by every refresh on the coordinator.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_create_partial_rollup(
+    name text, source regclass, distribution_column text, time_column text, dimensions text[], measures text[],
+    bucket interval, time_zone text, scope text[], filter text, invalidation text, target text)
+RETURNS regclass
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT AS $$
+-- (No SET search_path, as citus_create_rollup.)
+DECLARE
+    combine text[] := memoria_internal.measure_combiners(source, measures);
+    parts text[];
+    schema_name text;
+    table_name text;
+    stem text;
+    partials regclass;
+    rollup_table regclass;
+    changes regclass;
+    owner text := (SELECT pg_catalog.pg_get_userbyid(k.relowner) FROM pg_catalog.pg_class k
+                   WHERE k.oid OPERATOR(pg_catalog.=) source);
+    distribution_type text;
+    columns text;
+    keys text;
+BEGIN
+    FOR i IN 1 .. pg_catalog.cardinality(measures) LOOP
+        IF combine[i] IS NULL THEN
+            RAISE EXCEPTION 'measures[%] (%): a rollup of a distributed table that does not group by its distribution '
+                            'column "%" needs measures whose per-shard values combine', i, measures[i], distribution_column
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'Use count, sum (of integers, numeric or interval), min, max, bool_and or bool_or; '
+                             'for an average keep sum and count.  Or group by the distribution column.';
+        END IF;
+    END LOOP;
+    -- (Each shard's partial rows hold a value of the shard's in it.)
+    PERFORM memoria_internal.citus_shard_value(source, distribution_column,
+        (SELECT min(s.shardid) FROM pg_catalog.pg_dist_shard s WHERE s.logicalrelid OPERATOR(pg_catalog.=) source));
+    -- The rollup table's name; the other two are named after it.
+    IF target IS NULL THEN
+        schema_name := 'memoria_rollup'; table_name := name;
+    ELSE
+        parts := pg_catalog.parse_ident(target);
+        IF pg_catalog.cardinality(parts) = 1 THEN schema_name := pg_catalog.current_schema(); table_name := parts[1];
+        ELSE schema_name := parts[pg_catalog.cardinality(parts) - 1]; table_name := parts[pg_catalog.cardinality(parts)];
+        END IF;
+    END IF;
+    stem := table_name;
+    WHILE pg_catalog.octet_length(stem) > 50 LOOP stem := pg_catalog.left(stem, -1); END LOOP;
+    SELECT pg_catalog.format('%I.%I', n.nspname, t.typname) INTO distribution_type
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
+     WHERE a.attrelid OPERATOR(pg_catalog.=) source AND a.attname OPERATOR(pg_catalog.=) distribution_column;
+    partials := memoria_internal.create_rollup_part(name, source, time_column,
+        dimensions OPERATOR(pg_catalog.||) pg_catalog.format('NULL::%s AS %I', distribution_type, distribution_column),
+        measures, bucket, time_zone, scope, filter, invalidation, NULL, interval '5 minutes',
+        pg_catalog.format('%I.%I', schema_name, stem OPERATOR(pg_catalog.||) '_partials'), 'table');
+    -- The rollup table: the partials' columns but the distribution column,
+    -- one row per bucket and dimensions.
+    SELECT pg_catalog.string_agg(pg_catalog.format('%I %s%s', a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
+                                 CASE WHEN a.attcollation OPERATOR(pg_catalog.<>) t.typcollation
+                                      THEN ' COLLATE ' OPERATOR(pg_catalog.||) a.attcollation::regcollation::text END),
+                                 ', ' ORDER BY a.attnum),
+           pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
+             FILTER (WHERE a.attnum OPERATOR(pg_catalog.<=) (1 OPERATOR(pg_catalog.+) pg_catalog.cardinality(dimensions)))
+      INTO columns, keys
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
+     WHERE a.attrelid OPERATOR(pg_catalog.=) partials AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+       AND a.attname OPERATOR(pg_catalog.<>) distribution_column;
+    EXECUTE pg_catalog.format('CREATE TABLE %I.%I (%s, UNIQUE NULLS NOT DISTINCT (%s)) WITH (fillfactor = 80)',
+                              schema_name, table_name, columns, keys);
+    rollup_table := pg_catalog.format('%I.%I', schema_name, table_name)::regclass;
+    EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', rollup_table);
+    IF pg_catalog.cardinality(dimensions) OPERATOR(pg_catalog.>) 0 THEN
+        EXECUTE pg_catalog.format('CREATE INDEX ON %s (%I, bucket)', rollup_table,
+                                  (SELECT a.attname FROM pg_catalog.pg_attribute a
+                                   WHERE a.attrelid OPERATOR(pg_catalog.=) rollup_table AND a.attnum = 2));
+    END IF;
+    EXECUTE pg_catalog.format('CREATE TABLE %I.%I (bucket %s, %I %s)', schema_name, stem OPERATOR(pg_catalog.||) '_changes',
+                              (SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
+                               WHERE a.attrelid OPERATOR(pg_catalog.=) partials AND a.attnum = 1),
+                              distribution_column, distribution_type);
+    changes := pg_catalog.format('%I.%I', schema_name, stem OPERATOR(pg_catalog.||) '_changes')::regclass;
+    IF owner OPERATOR(pg_catalog.<>) CURRENT_USER THEN
+        EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', rollup_table, owner);
+        EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', changes, owner);
+    END IF;
+    -- Distributes the changes table and records both.
+    PERFORM memoria_internal.citus_record_partial(name, rollup_table, changes, combine);
+    RETURN rollup_table;
+END $$;
+
+CREATE OR REPLACE FUNCTION memoria_internal.measure_combiners(source regclass, measures text[]) RETURNS text[]
+AS 'MODULE_PATHNAME', 'memoria_measure_combiners'
+LANGUAGE C VOLATILE;
+
+CREATE OR REPLACE FUNCTION memoria_internal.citus_record_partial(name text, rollup_table regclass, outbox regclass,
+                                                                 combine text[]) RETURNS void
+AS 'MODULE_PATHNAME', 'memoria_citus_record_partial'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
+SET search_path = pg_catalog, pg_temp;
+
+CREATE OR REPLACE FUNCTION memoria_internal.citus_set_watermark(name text, watermark timestamptz) RETURNS void
+AS 'MODULE_PATHNAME', 'memoria_citus_set_watermark'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
+SET search_path = pg_catalog, pg_temp;
+
+-- citus_combined_rows: a query of the partial mode's rollup table's rows
+-- (for the buckets `condition` selects) from the partials.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_combined_rows(c memoria.citus_rollups, condition text) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    nm int := cardinality(ARRAY(SELECT jsonb_array_elements_text(c.definition->'partial'->'combine')));
+    cols text[];
+    types text[];
+    nk int;
+BEGIN
+    SELECT array_agg(quote_ident(a.attname) ORDER BY a.attnum), array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
+      INTO cols, types
+      FROM pg_attribute a WHERE a.attrelid = c.rollup_table AND a.attnum > 0 AND NOT a.attisdropped;
+    nk := cardinality(cols) - nm;
+    RETURN format('SELECT %s, %s FROM %s WHERE %s GROUP BY %s',
+        array_to_string(cols[1:nk], ', '),
+        (SELECT string_agg(format('CAST(pg_catalog.%s(%s) AS %s) AS %s',
+                                  CASE WHEN k.f IN ('sum', 'min', 'max', 'bool_and', 'bool_or') THEN k.f END,
+                                  cols[nk + k.i], types[nk + k.i], cols[nk + k.i]), ', ' ORDER BY k.i)
+           FROM jsonb_array_elements_text(c.definition->'partial'->'combine') WITH ORDINALITY AS k(f, i)),
+        c.target, condition, array_to_string(cols[1:nk], ', '));
+END $$;
+
+-- citus_combine: the partial mode's rollup table, made again for the
+-- buckets whose partial rows changed (claimed from the changes table in
+-- this transaction: Citus commits both on every node or on none); the rows
+-- written and deleted.  A NULL bucket claimed means every bucket.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_combine(c memoria.citus_rollups,
+                                                          OUT upserted bigint, OUT deleted bigint)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    buckets text;                 -- (as text: the bucket's type is the rollup's)
+    everything boolean;
+    nm int := cardinality(ARRAY(SELECT jsonb_array_elements_text(c.definition->'partial'->'combine')));
+    cols text[];
+    types text[];
+    nk int;
+    fresh text;
+    matches text;
+    measures text;
+BEGIN
+    upserted := 0; deleted := 0;
+    EXECUTE format('WITH d AS (DELETE FROM %s RETURNING bucket) '
+                   'SELECT array_agg(DISTINCT bucket)::text, bool_or(bucket IS NULL) FROM d', c.outbox)
+       INTO buckets, everything;
+    IF buckets IS NULL THEN RETURN; END IF;
+    SELECT array_agg(quote_ident(a.attname) ORDER BY a.attnum), array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
+      INTO cols, types
+      FROM pg_attribute a WHERE a.attrelid = c.rollup_table AND a.attnum > 0 AND NOT a.attisdropped;
+    nk := cardinality(cols) - nm;
+    fresh := memoria_internal.citus_combined_rows(c, CASE WHEN everything THEN 'true'
+                                                       ELSE format('bucket = ANY (%L::%s[])', buckets, types[1]) END);
+    matches := (SELECT string_agg(format('f.%1$s IS NOT DISTINCT FROM t.%1$s', x), ' AND ') FROM unnest(cols[1:nk]) x);
+    measures := array_to_string(cols[nk + 1:], ', ');
+    EXECUTE format(
+        'WITH fresh AS MATERIALIZED (%1$s), '
+        'up AS (INSERT INTO %2$s AS t SELECT * FROM fresh ON CONFLICT (%3$s) DO UPDATE SET (%4$s) = ROW(%5$s) '
+        '       WHERE (%6$s) IS DISTINCT FROM (%5$s) RETURNING 1), '
+        'gone AS (DELETE FROM %2$s AS t WHERE %7$s AND NOT EXISTS (SELECT 1 FROM fresh f WHERE %8$s) RETURNING 1) '
+        'SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM gone)',
+        fresh, c.rollup_table, array_to_string(cols[1:nk], ', '), measures,
+        (SELECT string_agg('excluded.' || x, ', ') FROM unnest(cols[nk + 1:]) x),
+        (SELECT string_agg('t.' || x, ', ') FROM unnest(cols[nk + 1:]) x),
+        CASE WHEN everything THEN 'true' ELSE format('t.bucket = ANY (%L::%s[])', buckets, types[1]) END,
+        matches)
+       INTO upserted, deleted;
 END $$;
 
 -- citus_command: a command for run_command_on_colocated_placements, made of
@@ -272,6 +466,18 @@ BEGIN
         error := format('no placement of %s and %s was found', c.source, c.target);
     END IF;
     IF no_watermark THEN watermark := NULL; END IF;
+    IF c.rollup_table IS NOT NULL THEN
+        -- The partial mode: combine what changed, in this transaction.
+        BEGIN
+            SELECT x.upserted, x.deleted INTO rows_upserted, rows_deleted FROM memoria_internal.citus_combine(c) x;
+            IF rows_upserted + rows_deleted > 0 THEN rank := greatest(rank, 1); END IF;
+            PERFORM memoria_internal.citus_set_watermark(c.name, watermark);
+        EXCEPTION WHEN OTHERS THEN
+            rank := 3;
+            error := concat_ws('; ', error, 'combining the shards'' partial rows: ' || SQLERRM);
+        END;
+        watermark := (SELECT r.watermark FROM memoria.citus_rollups r WHERE r.name = c.name);
+    END IF;
     status := (ARRAY['idle', 'ok', 'busy', 'error'])[rank + 1];
     duration := clock_timestamp() - started;
 END $$;
@@ -325,6 +531,11 @@ DECLARE
     c memoria.citus_rollups := memoria_internal.citus_rollup(name);
     p record;
 BEGIN
+    IF c.rollup_table IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM memoria_internal.citus_verify_partial(c, coalesce(window_start, '-infinity'),
+                                                                         coalesce(window_end, 'infinity'));
+        RETURN;
+    END IF;
     FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
         memoria_internal.citus_command(c, format(
             'SELECT COALESCE(pg_catalog.json_agg(v), ''[]'')::text FROM memoria.verify({shard}, %L, %L, %L) v',
@@ -340,6 +551,55 @@ BEGIN
         RETURN QUERY SELECT * FROM jsonb_to_recordset(p.result::jsonb)
                      AS x(bucket text, dimensions jsonb, rollup_values jsonb, source_values jsonb);
     END LOOP;
+END $$;
+
+-- citus_verify_partial: verify for the partial mode: each shard rollup's
+-- partial rows against its source shard (memoria.verify on the shards'
+-- nodes; their dimensions show the distribution column as null), then the
+-- rollup table against the partial rows combined.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_verify_partial(c memoria.citus_rollups, window_start timestamptz,
+                                                                 window_end timestamptz)
+RETURNS TABLE (bucket text, dimensions jsonb, rollup_values jsonb, source_values jsonb)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    p record;
+    nm int := cardinality(ARRAY(SELECT jsonb_array_elements_text(c.definition->'partial'->'combine')));
+    cols text[];
+    nk int;
+    win text := format('bucket >= %L AND bucket < %L', window_start, window_end);
+BEGIN
+    FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
+        memoria_internal.citus_command(c, format(
+            'SELECT COALESCE(pg_catalog.json_agg(v), ''[]'')::text FROM memoria.verify({shard}, %L, %L) v',
+            window_start, window_end), false))
+    LOOP
+        IF NOT p.success THEN
+            RAISE EXCEPTION 'verify of rollup "%" failed on shard % (%:%): %', c.name, p.shardid2, p.nodename,
+                            p.nodeport, p.result
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'A shard without a shard rollup gets one at the next memoria.refresh().';
+        END IF;
+        RETURN QUERY SELECT * FROM jsonb_to_recordset(p.result::jsonb)
+                     AS x(bucket text, dimensions jsonb, rollup_values jsonb, source_values jsonb);
+    END LOOP;
+    SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO cols
+      FROM pg_attribute a WHERE a.attrelid = c.rollup_table AND a.attnum > 0 AND NOT a.attisdropped;
+    nk := cardinality(cols) - nm;
+    -- Rows on one side only (EXCEPT ALL: NULL dimensions compare equal),
+    -- paired up by key.
+    RETURN QUERY EXECUTE format(
+        'WITH s AS MATERIALIZED (%1$s), r AS (SELECT * FROM %2$s WHERE %3$s), '
+        'd AS (SELECT ''r'' AS memoria_side, x.* FROM (TABLE r EXCEPT ALL TABLE s) x '
+        '      UNION ALL SELECT ''s'', y.* FROM (TABLE s EXCEPT ALL TABLE r) y) '
+        'SELECT pg_catalog.min(d.bucket)::text, (pg_catalog.array_agg(pg_catalog.to_jsonb(d) OPERATOR(pg_catalog.-) ARRAY[%4$s]))[1], '
+        '       (pg_catalog.array_agg(pg_catalog.to_jsonb(d) OPERATOR(pg_catalog.-) ARRAY[%5$s]) FILTER (WHERE d.memoria_side OPERATOR(pg_catalog.=) ''r''))[1], '
+        '       (pg_catalog.array_agg(pg_catalog.to_jsonb(d) OPERATOR(pg_catalog.-) ARRAY[%5$s]) FILTER (WHERE d.memoria_side OPERATOR(pg_catalog.=) ''s''))[1] '
+        'FROM d GROUP BY %6$s ORDER BY 1',
+        memoria_internal.citus_combined_rows(c, win), c.rollup_table, win,
+        (SELECT string_agg(quote_literal(x), ', ') FROM unnest(ARRAY['memoria_side', 'bucket'] || cols[nk + 1:]) x),
+        (SELECT string_agg(quote_literal(x), ', ') FROM unnest(ARRAY['memoria_side'] || cols[1:nk]) x),
+        (SELECT string_agg('d.' || quote_ident(x), ', ') FROM unnest(cols[1:nk]) x));
 END $$;
 
 CREATE OR REPLACE FUNCTION memoria_internal.citus_drop_rollup(name text, drop_table boolean, cascade boolean)
@@ -367,7 +627,13 @@ BEGIN
         END IF;
     END LOOP;
     PERFORM memoria_internal.citus_forget(c.name);
-    IF drop_table THEN EXECUTE format('DROP TABLE %s', c.target); END IF;
+    IF c.rollup_table IS NOT NULL THEN
+        -- The partial mode: its own tables go; the rollup table as asked.
+        EXECUTE format('DROP TABLE %s, %s', c.target, c.outbox);
+        IF drop_table THEN EXECUTE format('DROP TABLE %s', c.rollup_table); END IF;
+    ELSIF drop_table THEN
+        EXECUTE format('DROP TABLE %s', c.target);
+    END IF;
 END $$;
 
 CREATE OR REPLACE FUNCTION memoria_internal.citus_backfill(name text, window_start timestamptz,
@@ -402,7 +668,7 @@ DECLARE
 BEGIN
     FOR c IN SELECT * FROM memoria.citus_rollups r WHERE citus_status.name IS NULL OR r.name = citus_status.name
              ORDER BY r.name LOOP
-        rollup := c.name; source := c.source; target := c.target;
+        rollup := c.name; source := c.source; target := coalesce(c.rollup_table, c.target);
         shard_groups := 0; shard_rollups := 0; watermark := 'infinity'; pending_keys := 0;
         needs_backfill := false; errors := NULL; no_watermark := false; state := 'idle';
         FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
@@ -432,6 +698,8 @@ BEGIN
             END IF;
         END LOOP;
         IF shard_groups = 0 OR no_watermark THEN watermark := NULL; END IF;
+        -- The partial mode: the rollup table's own, from its last combination.
+        IF c.rollup_table IS NOT NULL THEN watermark := c.watermark; END IF;
         IF state = 'idle' AND needs_backfill THEN state := 'needs_backfill'; END IF;
         IF errors IS NOT NULL AND state NOT IN ('error', 'capture_disabled') THEN state := 'error'; END IF;
         lag := clock_timestamp() - watermark;
@@ -496,8 +764,19 @@ DECLARE
     prefix text := d->>'name';
     owner text;
     target_name text := tgt::text;  -- qualified: under this function's search_path
+    shard_value text;
 BEGIN
     IF shard_rollup IS NOT NULL THEN RETURN shard_rollup; END IF;
+    IF d ? 'partial' THEN
+        -- The partial mode: the partial rows' distribution column holds a
+        -- value of this shard's, so that Citus keeps them here through moves
+        -- and splits (the definition's NULL stands for it).
+        shard_value := memoria_internal.citus_shard_value(src, d->'partial'->>'column',
+            substring((SELECT k.relname FROM pg_class k WHERE k.oid = tgt) FROM '_([0-9]+)$')::bigint);
+        d := jsonb_set(d, '{dimensions,-1}', to_jsonb(format('%L::%s AS %I', shard_value,
+            (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+             WHERE a.attrelid = src AND a.attname = d->'partial'->>'column'), d->'partial'->>'column')));
+    END IF;
     WHILE octet_length(prefix) > 40 LOOP prefix := left(prefix, -1); END LOOP;
     shard_rollup := prefix || '_' || substring((SELECT k.relname FROM pg_class k WHERE k.oid = tgt) FROM '_([0-9]+)$');
     owner := (SELECT pg_get_userbyid(k.relowner) FROM pg_class k WHERE k.oid = tgt);
@@ -514,8 +793,81 @@ BEGIN
             shard_rollup := shard_rollup || '_' || substr(md5(random()::text), 1, 6);
         END;
     END LOOP;
+    IF d ? 'partial' THEN PERFORM memoria_internal.citus_log_partial_changes(tgt, d, shard_value); END IF;
     PERFORM memoria.refresh_window(shard_rollup, '-infinity', 'infinity');
     RETURN shard_rollup;
+END $$;
+
+-- citus_log_partial_changes: the partial mode (citus_create_partial_rollup):
+-- the partials table shard `partials` logs the buckets of its changed rows
+-- in the changes table's co-located shard, in the same transaction.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_log_partial_changes(partials regclass, definition jsonb,
+                                                                      shard_value text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    changes regclass := (definition->'partial'->>'outbox')::regclass;
+    changes_shard text;
+    shard bigint := substring((SELECT k.relname FROM pg_class k WHERE k.oid = partials) FROM '_([0-9]+)$')::bigint;
+BEGIN
+    SELECT memoria_internal.citus_regclass(shard_name(changes, o.shardid))::text INTO changes_shard
+      FROM pg_dist_shard o, pg_dist_shard p
+     WHERE p.shardid = shard AND o.logicalrelid = changes AND o.shardminvalue = p.shardminvalue;
+    IF changes_shard IS NULL THEN
+        RAISE EXCEPTION 'no shard of % is co-located with %', changes, partials
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    EXECUTE format('CREATE TRIGGER zz_memoria_changes_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS changed '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION memoria_internal.citus_partials_changed(%L, %L)', partials, changes_shard,
+                   shard_value);
+    EXECUTE format('CREATE TRIGGER zz_memoria_changes_update AFTER UPDATE ON %s REFERENCING NEW TABLE AS changed '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION memoria_internal.citus_partials_changed(%L, %L)', partials, changes_shard,
+                   shard_value);
+    EXECUTE format('CREATE TRIGGER zz_memoria_changes_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS changed '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION memoria_internal.citus_partials_changed(%L, %L)', partials, changes_shard,
+                   shard_value);
+    -- (Whatever this shard's partial rows were before: every bucket again.)
+    EXECUTE format('INSERT INTO %s VALUES (NULL, %L)', changes_shard, shard_value);
+END $$;
+
+-- citus_shard_value: a value of `table`'s column `column_name` (as text)
+-- that Citus' hash puts in shard `shard` (the first of 0, 1, 2, ... cast
+-- to the column's type; md5 of them for a uuid).
+CREATE OR REPLACE FUNCTION memoria_internal.citus_shard_value(table_name regclass, column_name text, shard bigint)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    type_name text := (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+                       WHERE a.attrelid = table_name AND a.attname = column_name);
+    lo int;
+    hi int;
+    found text;
+BEGIN
+    SELECT s.shardminvalue::int, s.shardmaxvalue::int INTO lo, hi FROM pg_dist_shard s WHERE s.shardid = shard;
+    -- (The series in the target list: produced lazily, as far as needed.)
+    EXECUTE format('SELECT v::text FROM (SELECT %s AS v FROM (SELECT generate_series(0, 10000000) AS i) s) x '
+                   'WHERE worker_hash(v) BETWEEN $1 AND $2 LIMIT 1',
+                   CASE WHEN type_name = 'uuid' THEN 'md5(i::text)::uuid' ELSE format('i::text::%s', type_name) END)
+       INTO found USING lo, hi;
+    IF found IS NULL THEN
+        RAISE EXCEPTION 'no value of % hashes into shard %', type_name, shard
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'The partial mode needs a distribution column of an integer, text or uuid type.';
+    END IF;
+    RETURN found;
+END $$;
+
+CREATE OR REPLACE FUNCTION memoria_internal.citus_partials_changed() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- (The shard's value of the distribution column, as text: the
+    -- column's type reads it.)
+    EXECUTE format('INSERT INTO %s SELECT d.bucket, %L FROM (SELECT DISTINCT bucket FROM changed) d',
+                   TG_ARGV[0]::regclass, TG_ARGV[1]);
+    RETURN NULL;
 END $$;
 
 -- citus_drop_shard_rollup: drop the shard rollup writing target_shard, if any

@@ -39,7 +39,8 @@ SELECT is(
 -- clause would cost on every row), are procedures that COMMIT (memoria.run, memoria.backfill,
 -- which use qualified names only), or
 -- need the caller's search_path and pin their own inside (create_rollup and
--- its parts for Citus tables, citus_create_rollup and create_rollup_part;
+-- its parts for Citus tables, citus_create_rollup, citus_create_partial_rollup,
+-- measure_combiners and create_rollup_part;
 -- on_ddl_start, which resolves the ALTER TABLE's names as that command will).
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text FROM pg_proc p
@@ -47,7 +48,8 @@ SELECT is_empty($$
       AND p.proconfig IS NULL AND p.prokind = 'f'
       AND p.proname NOT IN ('bucket', 'bucket_lo', 'bucket_hi', 'capture', 'worker_preloaded', 'guard_rollup',
                             'workers', 'wake_workers',
-                            'create_rollup', 'citus_create_rollup', 'create_rollup_part', 'on_ddl_start')
+                            'create_rollup', 'citus_create_rollup', 'citus_create_partial_rollup',
+                            'measure_combiners', 'create_rollup_part', 'on_ddl_start')
 $$, 'every SQL-running memoria function has SET search_path');
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_proc
                       WHERE pronamespace IN ('memoria'::regnamespace, 'memoria_internal'::regnamespace)

@@ -32,6 +32,7 @@ for my $name ('coordinator', 'worker1', 'worker2') {
     $node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'citus,memoria'
 max_prepared_transactions = 100
+max_connections = 100
 max_worker_processes = 32
 citus.node_conninfo = 'sslmode=prefer'
 memoria.enabled = off
@@ -92,9 +93,15 @@ is($coord->safe_psql('postgres', "SELECT partmethod FROM pg_dist_partition WHERE
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition p, pg_dist_partition q
     WHERE p.logicalrelid = 'usage'::regclass AND q.logicalrelid = 'memoria_rollup.usage_daily'::regclass
       AND p.colocationid = q.colocationid}), '1', 'co-located with its source');
-fails_like($coord, "SELECT memoria.create_rollup('by_model', 'usage', 'created_at', ARRAY['model'], ARRAY['count(*) AS n'])",
+fails_like($coord, "SELECT memoria.create_rollup('by_model', 'usage', 'created_at', ARRAY['ws', 'model'], ARRAY['count(*) AS n'],
+                                                 scope => ARRAY['model'])",
            qr/distribution column "ws" .* must be a dimension of the rollup's scope/,
-           'a rollup that does not group by the distribution column');
+           'a rollup grouped by the distribution column, but not in its scope');
+fails_like($coord, "SELECT memoria.create_rollup('by_model', 'usage', 'created_at', ARRAY['model'], ARRAY['avg(tokens) AS a'])",
+           qr/measures\[1\] .*needs measures whose per-shard values combine/,
+           'the partial mode: a measure that does not combine');
+fails_like($coord, "SELECT memoria.create_rollup('by_model', 'usage', 'created_at', ARRAY['model'], ARRAY['count(DISTINCT ws) AS n'])",
+           qr/needs measures whose per-shard values combine/, 'the partial mode: count(DISTINCT)');
 fails_like($coord, "SELECT memoria.create_rollup('usage_daily', 'usage', 'created_at', ARRAY['ws'], ARRAY['count(*) AS n'])",
            qr/already exists/, 'a taken name');
 $coord->safe_psql('postgres', q{
@@ -122,6 +129,15 @@ $coord->safe_psql('postgres', q{
         ARRAY['ws', 'model'], ARRAY['sum(doubled(tokens)) AS doubled'], target => 'alice.long_named');
     -- In memoria_rollup, where alice may not create tables on the workers.
     SELECT memoria.create_rollup('usage_by_alice', 'usage', 'created_at', ARRAY['ws'], ARRAY['min(tokens) AS least']);
+    -- The partial mode: not grouped by the distribution column.
+    SELECT memoria.create_rollup('by_model', 'usage', 'created_at', ARRAY['model'],
+        ARRAY['sum(tokens) AS tokens', 'count(*) AS n', 'max(tokens) AS top', 'min(model) AS first_model',
+              'bool_or(tokens % 97 = 0) AS any97'], time_zone => 'Asia/Kolkata');
+    SELECT memoria.create_rollup('hourly_total', 'usage', 'created_at', ARRAY[]::text[],
+        ARRAY['sum(doubled(tokens)) AS doubled', 'count(*) FILTER (WHERE model = ''m1'') AS m1'],
+        bucket => '1 hour', filter => 'tokens % 3 <> 0', target => 'alice.hourly_total');
+    SELECT memoria.create_rollup('by_lower_model', 'usage', 'created_at', ARRAY['upper(model) AS big_model'],
+        ARRAY['count(*) AS n'], target => 'public.by_lower_model');
 });
 is($w1->safe_psql('postgres', q{SELECT has_schema_privilege('alice', 'memoria_rollup', 'CREATE')}), 'f',
    'no grant on the workers for it');
@@ -129,15 +145,26 @@ is($w1->safe_psql('postgres', q{SELECT has_schema_privilege('alice', 'memoria_ro
 $coord->safe_psql('postgres', 'CALL memoria.backfill(\'usage_daily\'); CALL memoria.backfill(\'usage_hourly\');
     CALL memoria.backfill(\'usage_in_public\');
     CALL memoria.backfill(\'a_rollup_whose_name_is_longer_than_any_shard_rollup_name\');
-    CALL memoria.backfill(\'usage_by_alice\')');
+    CALL memoria.backfill(\'usage_by_alice\'); CALL memoria.backfill(\'by_model\');
+    CALL memoria.backfill(\'hourly_total\'); CALL memoria.backfill(\'by_lower_model\')');
 
 # exact(label): refresh every rollup; each equals a GROUP BY of the source,
 # and verify() agrees.
 my %table = (usage_daily => 'memoria_rollup.usage_daily', usage_hourly => 'memoria_rollup.usage_hourly',
              usage_by_alice => 'memoria_rollup.usage_by_alice',
              usage_in_public => 'public.usage_in_public',
-             a_rollup_whose_name_is_longer_than_any_shard_rollup_name => 'alice.long_named');
+             a_rollup_whose_name_is_longer_than_any_shard_rollup_name => 'alice.long_named',
+             by_model => 'memoria_rollup.by_model', hourly_total => 'alice.hourly_total',
+             by_lower_model => 'public.by_lower_model');
 my %group_by = (
+    by_model => q{SELECT memoria.bucket(created_at, '1 day', 'Asia/Kolkata') AS bucket, model, sum(tokens) AS tokens,
+                         count(*) AS n, max(tokens) AS top, min(model) AS first_model, bool_or(tokens % 97 = 0) AS any97
+                  FROM usage GROUP BY 1, 2},
+    hourly_total => q{SELECT memoria.bucket(created_at, '1 hour', 'UTC') AS bucket, sum(tokens * 2) AS doubled,
+                             count(*) FILTER (WHERE model = 'm1') AS m1
+                      FROM usage WHERE tokens % 3 <> 0 GROUP BY 1},
+    by_lower_model => q{SELECT memoria.bucket(created_at, '1 day', 'UTC') AS bucket, upper(model) AS big_model,
+                               count(*) AS n FROM usage GROUP BY 1, 2},
     usage_by_alice => q{SELECT memoria.bucket(created_at, '1 day', 'UTC') AS bucket, ws, min(tokens) AS least
                         FROM usage GROUP BY 1, 2},
     usage_in_public => q{SELECT memoria.bucket(created_at, '1 day', 'UTC') AS bucket, ws, count(*) AS n
@@ -300,7 +327,7 @@ is($coord->safe_psql('postgres', 'SELECT shard_groups = shard_rollups FROM memor
    't', 'every shard group has its shard rollup');
 my $shard_rollups = 0;
 $shard_rollups += $_->safe_psql('postgres', "SELECT count(*) FROM memoria.rollups") for @nodes;
-is($shard_rollups, 5 * $coord->safe_psql('postgres', "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'usage'::regclass"),
+is($shard_rollups, 8 * $coord->safe_psql('postgres', "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'usage'::regclass"),
    'old placements took their shard rollups with them');
 
 # ---------------------------------------------------------------------------
@@ -358,6 +385,21 @@ fails_like($coord, "SELECT alter_distributed_table('usage', shard_count => 4, ca
            qr/cannot drop the source table of rollup/, 'alter_distributed_table of the source');
 fails_like($coord, "SELECT undistribute_table('memoria_rollup.usage_hourly')", qr/cannot drop the rollup table of rollup/,
            'undistribute_table of the rollup table');
+fails_like($coord, 'DROP TABLE memoria_rollup.by_model', qr/cannot drop the rollup table of rollup "by_model"/,
+           'the partial mode: DROP TABLE of the rollup table');
+fails_like($coord, 'DROP TABLE memoria_rollup.by_model_partials CASCADE', qr/cannot drop the partials table of rollup "by_model"/,
+           'the partial mode: DROP TABLE of the partials');
+fails_like($coord, 'DROP TABLE memoria_rollup.by_model_changes', qr/cannot drop the changes table of rollup "by_model"/,
+           'the partial mode: DROP TABLE of the changes table');
+fails_like($coord, "SET ROLE mallory; DELETE FROM memoria_rollup.by_model", qr/permission denied/,
+           'the partial mode: another role writing the rollup table');
+# A shard rollup refreshed on its own node (as each node's memoria worker
+# does): the coordinator's next refresh still combines what it changed.
+$coord->safe_psql('postgres', q{UPDATE usage SET tokens = tokens + 1000 WHERE id % 13 = 0});
+for my $node ($w1, $w2) {
+    $node->safe_psql('postgres', q{SELECT count(*) FROM memoria.refresh()});
+}
+exact('after the nodes refreshed their shard rollups themselves');
 exact('after the refused conversions');
 $coord->safe_psql('postgres', q{
     SELECT memoria.drop_rollup('usage_daily', drop_table => true);
@@ -365,7 +407,16 @@ $coord->safe_psql('postgres', q{
     SELECT memoria.drop_rollup('usage_in_public', drop_table => true);
     SELECT memoria.drop_rollup('usage_by_alice', drop_table => true);
     SELECT memoria.drop_rollup('a_rollup_whose_name_is_longer_than_any_shard_rollup_name', drop_table => true);
+    SELECT memoria.drop_rollup('by_model', drop_table => true);
+    SELECT memoria.drop_rollup('hourly_total', drop_table => true);
+    SELECT memoria.drop_rollup('by_lower_model');
 });
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE relname IN ('by_model', 'by_model_partials',
+                                   'by_model_changes', 'hourly_total', 'hourly_total_partials', 'hourly_total_changes',
+                                   'by_lower_model_partials', 'by_lower_model_changes')}),
+   '0', 'the partial mode: its tables are gone');
+is($coord->safe_psql('postgres', "SELECT count(*) > 0 FROM public.by_lower_model"), 't',
+   'the partial mode: without drop_table the rollup table stays');
 for my $node (@nodes) {
     is($node->safe_psql('postgres', q{
         SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'zz\_memoria\_%')
