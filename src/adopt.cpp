@@ -1,6 +1,7 @@
 // adopt.cpp: a rollup across owners and dumps (adopt.hpp).
 #include <initializer_list>
 #include "adopt.hpp"
+#include "citus.hpp"
 #include "dirty_log.hpp"
 #include "expressions.hpp"
 #include "guard.hpp"
@@ -17,18 +18,25 @@ static Oid relation_owner(Oid rel) {
     return owner;
 }
 
-void settle_schema_grant(Oid role) {
+void settle_schema_grant(Oid role, bool revoke) {
     if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)) || role == extension_owner()) return;
     Oid nsp = get_namespace_oid("memoria_rollup", false);
     Oid types[2] = {OIDOID, OIDOID};
     Datum values[2] = {ObjectIdGetDatum(role), ObjectIdGetDatum(nsp)};
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
-    spi_exec("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relowner = $1 AND relnamespace = $2)", 2, types,
-             values, NULL, false);
+    spi_exec("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relowner = $1 AND relnamespace = $2), "
+             "EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a "
+             "        WHERE n.oid = $2 AND a.grantee = $1 AND a.privilege_type = 'CREATE')",
+             2, types, values, NULL, false);
     bool owns = spi_bool(1);
+    bool granted = spi_bool(2);
     leave_catalog_session(cs);
     SPI_finish();
+    // Only a change writes the schema's row (Citus runs a node's shard DDL
+    // in parallel sessions of one transaction, which would wait for each
+    // other there).
+    if (owns == granted || (!owns && !revoke)) return;
     run_as_extension(psprintf("%s CREATE ON SCHEMA memoria_rollup %s %s", owns ? "GRANT" : "REVOKE",
                               owns ? "TO" : "FROM", quote_identifier(GetUserNameFromId(role, false))));
 }
@@ -55,9 +63,11 @@ void follow_source_owner(const Rollup *r) {
         if (OidIsValid(view_oid) && relation_owner(view_oid) != r->owner)
             run_own_ddl(psprintf("ALTER VIEW %s OWNER TO %s", view, to));
     }
-    // Indexes on a table in memoria_rollup need CREATE on the schema.
+    // Indexes on a table in memoria_rollup need CREATE on the schema.  (A
+    // Citus shard's old owner keeps it: the nodes' sessions changing the
+    // owner of their shards in one transaction would each revoke.)
     settle_schema_grant(r->owner);
-    if (old_exists) settle_schema_grant(r->granted_owner);
+    if (old_exists) settle_schema_grant(r->granted_owner, !citus_shard(r->source, true));
     set_granted_owner(r->id, r->owner);
     CommandCounterIncrement();
 }

@@ -19,7 +19,7 @@ void follow_source_owner(const Rollup *r);
 
 // settle_schema_grant: CREATE on memoria_rollup (which indexing a rollup
 // table there needs) for a role that owns a table there, and for no other.
-void settle_schema_grant(Oid role);
+void settle_schema_grant(Oid role, bool revoke = true);
 
 // adopt_rollup: record again everything a dump does not carry: the
 // triggers' layout (and the guard trigger), the dependencies, the grants;

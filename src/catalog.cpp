@@ -391,6 +391,9 @@ void delete_rollup(int32 id) {
     // first): both rows go here.
     run_catalog("DELETE FROM memoria.rollup_state WHERE rollup_id = $1", 1, &type, &value, NULL);
     run_catalog("DELETE FROM memoria.rollups WHERE id = $1", 1, &type, &value, NULL);
+    // (A rollup of a Citus reference or citus-local table's placement, src/citus.hpp.)
+    if (OidIsValid(get_relname_relid("citus_placements", get_namespace_oid("memoria", false))))
+        run_catalog("DELETE FROM memoria.citus_placements WHERE rollup_id = $1", 1, &type, &value, NULL);
     SPI_finish();
 }
 

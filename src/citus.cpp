@@ -2,6 +2,7 @@
 // memoria's entry points over to sql/src/citus.sql for them (citus.hpp).
 #include <initializer_list>
 
+#include "catalog.hpp"
 #include "citus.hpp"
 #include "expressions.hpp"
 #include "guard.hpp"
@@ -21,7 +22,7 @@ bool citus_table(Oid rel) {
     return found;
 }
 
-bool citus_shard(Oid rel) {
+bool citus_shard(Oid rel, bool hash_only) {
     if (!OidIsValid(get_extension_oid("citus", true))) return false;
     if (!OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE))) return false;
     // A shard is named <table>_<shard id>, in its table's schema.
@@ -35,8 +36,11 @@ bool citus_shard(Oid rel) {
                        CStringGetTextDatum(pnstrdup(name, digits - name)),
                        ObjectIdGetDatum(get_rel_namespace(rel))};
     SPI_connect();
-    spi_exec("SELECT 1 FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid "
-             "WHERE s.shardid = $1 AND c.relname = $2 AND c.relnamespace = $3",
+    spi_exec(hash_only ? "SELECT 1 FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid "
+                         "JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid = s.logicalrelid "
+                         "WHERE s.shardid = $1 AND c.relname = $2 AND c.relnamespace = $3 AND p.partmethod = 'h'"
+                       : "SELECT 1 FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid "
+                         "WHERE s.shardid = $1 AND c.relname = $2 AND c.relnamespace = $3",
              3, types, values, NULL, true);
     bool found = SPI_processed > 0;
     SPI_finish();
@@ -198,7 +202,9 @@ void citus_check_drop(List *relations) {
              "WHEN outbox = ANY ($1::pg_catalog.regclass[]) THEN 'changes table' ELSE 'rollup table' END "
              "FROM memoria.citus_rollups WHERE source = ANY ($1::pg_catalog.regclass[]) "
              "OR target = ANY ($1::pg_catalog.regclass[]) OR rollup_table = ANY ($1::pg_catalog.regclass[]) "
-             "OR outbox = ANY ($1::pg_catalog.regclass[]) LIMIT 1",
+             "OR outbox = ANY ($1::pg_catalog.regclass[]) "
+             "UNION ALL SELECT r.name, 'source table' FROM memoria.citus_placements p "
+             "JOIN memoria.rollups r ON r.id = p.rollup_id WHERE p.source = ANY ($1::pg_catalog.regclass[]) LIMIT 1",
              1, &type, &value, NULL, true);
     leave_catalog_session(cs);
     if (SPI_processed > 0) {
@@ -444,6 +450,39 @@ MEMORIA_FUNCTION(memoria_citus_set_watermark) {
                         errmsg("must be a member of the owner of rollup \"%s\"", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
     cs = enter_catalog_session();
     spi_exec("UPDATE memoria.citus_rollups SET watermark = GREATEST(watermark, $2) WHERE name = $1", 2, types, values, nulls, false);
+    leave_catalog_session(cs);
+    SPI_finish();
+    PG_RETURN_VOID();
+}
+
+// memoria_internal.citus_record_placement(name, source): rollup `name` is of
+// this node's placement of the reference or citus-local table `source`
+// (citus_create_placement_rollup); recorded so that dropping `source`, which
+// drops the placement with CASCADE, is refused as for a distributed
+// rollup's source.  Records only that fact, for a caller who may manage it.
+MEMORIA_FUNCTION(memoria_citus_record_placement) {
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("arguments must not be NULL")));
+    Rollup *r = load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+    Oid types[2] = {INT4OID, REGCLASSOID};
+    Datum values[2] = {Int32GetDatum(r->id), PG_GETARG_DATUM(1)};
+    Oid placement_types[2] = {REGCLASSOID, OIDOID};
+    Datum placement_values[2] = {PG_GETARG_DATUM(1), ObjectIdGetDatum(r->source)};
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT 1 FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_placement p ON p.shardid = s.shardid "
+             "WHERE s.logicalrelid = $1 AND p.groupid = (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g) "
+             "AND memoria_internal.citus_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid)) = $2",
+             2, placement_types, placement_values, NULL, true);
+    leave_catalog_session(cs);
+    if (SPI_processed != 1)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("rollup \"%s\" is not of this node's placement of %s", r->name,
+                               qualified_relation_name(PG_GETARG_OID(1)))));
+    cs = enter_catalog_session();
+    spi_exec("INSERT INTO memoria.citus_placements (rollup_id, source) VALUES ($1, $2) "
+             "ON CONFLICT (rollup_id) DO UPDATE SET source = excluded.source",
+             2, types, values, NULL, false);
     leave_catalog_session(cs);
     SPI_finish();
     PG_RETURN_VOID();

@@ -22,8 +22,9 @@ namespace memoria {
 // citus_table: whether rel is a Citus table (distributed, reference or
 // citus-local) on this node.
 bool citus_table(Oid rel);
-// citus_shard: whether rel is a shard of a Citus table on this node.
-bool citus_shard(Oid rel);
+// citus_shard: whether rel is a shard of a Citus table on this node (with
+// hash_only, of a hash-distributed one).
+bool citus_shard(Oid rel, bool hash_only = false);
 // citus_rollup_exists: whether memoria.citus_rollups has a rollup of this name.
 bool citus_rollup_exists(const char *name);
 // citus_distribute_rollup_table: create_rollup of a distributed source

@@ -63,3 +63,14 @@ void _PG_init(void) {
 MEMORIA_FUNCTION(memoria_worker_preloaded) {
     PG_RETURN_BOOL(preloaded);
 }
+
+// memoria_internal.relation_owner(rel): its owner, NULL if it does not exist.
+// (From the system cache: Citus hides its shards from queries of pg_class,
+// so a shard's rollup would vanish from memoria.status.)
+MEMORIA_FUNCTION(memoria_relation_owner) {
+    HeapTuple tup = SearchSysCache1(RELOID, PG_GETARG_DATUM(0));
+    if (!HeapTupleIsValid(tup)) PG_RETURN_NULL();
+    Oid owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+    ReleaseSysCache(tup);
+    PG_RETURN_OID(owner);
+}

@@ -731,7 +731,7 @@ static List *without_shard_rollups(List *rollups) {
     List *kept = NIL;
     ListCell *lc;
     foreach (lc, rollups)
-        if (!citus_shard(((const Rollup *) lfirst(lc))->source)) kept = lappend(kept, lfirst(lc));
+        if (!citus_shard(((const Rollup *) lfirst(lc))->source, true)) kept = lappend(kept, lfirst(lc));
     return kept;
 }
 

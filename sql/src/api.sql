@@ -169,6 +169,10 @@ CREATE OR REPLACE FUNCTION memoria_internal.worker_preloaded() RETURNS boolean
 AS 'MODULE_PATHNAME', 'memoria_worker_preloaded'
 LANGUAGE C STABLE;
 
+CREATE OR REPLACE FUNCTION memoria_internal.relation_owner(rel regclass) RETURNS oid
+AS 'MODULE_PATHNAME', 'memoria_relation_owner'
+LANGUAGE C STABLE STRICT;
+
 -- pg_cron, here or in the database cron.database_name names (src/cron.cpp):
 -- cron_database() says where; cron_call() lists, schedules, unschedules or
 -- renames a rollup's jobs there, as the caller (pg_cron's row security shows
@@ -202,9 +206,9 @@ SELECT r.id, r.name, r.owner, r.source, r.target, r.dirty_log, r.time_attnum, r.
        r.updated_at_attnum, r.safety_lag, r.search_path, r.refresh_interval, r.created_at, r.settings, r.freeze_after,
        c.relowner AS source_owner, r.link_log, r.dimension_exprs
 FROM memoria.rollups r
-JOIN pg_catalog.pg_class c ON c.oid = r.source
-WHERE pg_catalog.pg_has_role(c.relowner, 'MEMBER')
-   OR pg_catalog.pg_has_role('pg_monitor', 'MEMBER');
+CROSS JOIN LATERAL (SELECT memoria_internal.relation_owner(r.source) AS relowner) c
+WHERE c.relowner IS NOT NULL
+  AND (pg_catalog.pg_has_role(c.relowner, 'MEMBER') OR pg_catalog.pg_has_role('pg_monitor', 'MEMBER'));
 
 CREATE OR REPLACE VIEW memoria.status WITH (security_barrier) AS
 SELECT r.name                                   AS rollup,

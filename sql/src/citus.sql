@@ -37,6 +37,22 @@ CREATE POLICY owners_read ON memoria.citus_rollups FOR SELECT
            OR pg_catalog.pg_has_role('pg_monitor', 'MEMBER'));
 SELECT pg_catalog.pg_extension_config_dump('memoria.citus_rollups', '');
 
+-- The rollups of reference and citus-local tables (of their placement on
+-- this node, kept in memoria.rollups as any other): their table, whose
+-- drop (with CASCADE, as Citus drops placements) is refused like a
+-- distributed rollup's source.
+CREATE TABLE IF NOT EXISTS memoria.citus_placements (
+    rollup_id int PRIMARY KEY,        -- memoria.rollups.id
+    source    regclass NOT NULL       -- the reference or citus-local table
+);
+REVOKE ALL ON memoria.citus_placements FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('memoria.citus_placements', '');
+
+CREATE OR REPLACE FUNCTION memoria_internal.citus_record_placement(name text, source regclass) RETURNS void
+AS 'MODULE_PATHNAME', 'memoria_citus_record_placement'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
+SET search_path = pg_catalog, pg_temp;
+
 CREATE OR REPLACE FUNCTION memoria_internal.create_rollup_part(
     name text, source regclass, time_column text, dimensions text[], measures text[], bucket interval,
     time_zone text, scope text[], filter text, invalidation text, updated_at_column text, safety_lag interval,
@@ -128,11 +144,18 @@ BEGIN
     SELECT p.partmethod, pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)
       INTO method, distribution_column
       FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) source;
+    IF method OPERATOR(pg_catalog.=) 'n' THEN
+        -- A reference or citus-local table: every write reaches its
+        -- placement on this node (the coordinator) in the writer's
+        -- transaction, so an ordinary rollup of that placement, kept here,
+        -- sees them all.
+        RETURN memoria_internal.citus_create_placement_rollup(name, source, time_column, dimensions, measures,
+            bucket, time_zone, scope, filter, invalidation, updated_at_column, safety_lag, target);
+    END IF;
     IF method IS DISTINCT FROM 'h' THEN
         RAISE EXCEPTION 'source % is a Citus table not distributed by hash', source
             USING ERRCODE = 'feature_not_supported',
-                  HINT = 'memoria rolls up a Citus table distributed by hash (create_distributed_table), '
-                         'grouping by its distribution column; reference and citus-local tables are not supported.';
+                  HINT = 'memoria rolls up hash-distributed, reference and citus-local tables.';
     END IF;
     IF COALESCE(invalidation, 'trigger') OPERATOR(pg_catalog.<>) 'trigger' THEN
         RAISE EXCEPTION 'invalidation: a rollup of a distributed table supports ''trigger'' only'
@@ -155,6 +178,41 @@ BEGIN
     rollup_table := memoria_internal.create_rollup_part(name, source, time_column, dimensions, measures, bucket,
         time_zone, scope, filter, invalidation, updated_at_column, safety_lag, target, 'table');
     RETURN rollup_table;
+END $$;
+
+-- citus_create_placement_rollup: citus_create_rollup for a reference or
+-- citus-local table: an ordinary rollup (memoria.rollups) of its placement
+-- on this node, named and kept as any other; its source shows as that
+-- placement (the shard table).
+CREATE OR REPLACE FUNCTION memoria_internal.citus_create_placement_rollup(
+    name text, source regclass, time_column text, dimensions text[], measures text[], bucket interval,
+    time_zone text, scope text[], filter text, invalidation text, updated_at_column text, safety_lag interval,
+    target text)
+RETURNS regclass
+LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT AS $$
+-- (No SET search_path, as citus_create_rollup.)
+DECLARE
+    placement text;
+    propagation text := pg_catalog.current_setting('citus.enable_ddl_propagation');
+    made regclass;
+BEGIN
+    SELECT pg_catalog.shard_name(source, s.shardid) INTO placement
+      FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) s.shardid
+     WHERE s.logicalrelid OPERATOR(pg_catalog.=) source
+       AND p.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g);
+    IF placement IS NULL THEN
+        RAISE EXCEPTION 'source %: this node holds no placement of it', source
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Create the rollup on the coordinator, registered with citus_set_coordinator_host(), '
+                         'which holds a copy of every reference table.';
+    END IF;
+    -- (memoria's triggers on the placement are this node's own.)
+    PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+    made := memoria.create_rollup(name, memoria_internal.citus_regclass(placement), time_column, dimensions, measures,
+                                  bucket, time_zone, scope, filter, invalidation, updated_at_column, safety_lag, target);
+    PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', propagation, true);
+    PERFORM memoria_internal.citus_record_placement(name, source);
+    RETURN made;
 END $$;
 
 -- citus_create_partial_rollup: citus_create_rollup for a rollup that does
@@ -386,6 +444,19 @@ DECLARE
     d jsonb := c.definition;
 BEGIN
     PERFORM memoria_internal.create_rollup_from(c.name, c.source, d, c.target::text, 'validate');
+    -- The source's owner (new, maybe) owns the rollup table's shards in
+    -- memoria_rollup, which Citus makes again on a shard move: on every node,
+    -- it needs CREATE there.  (Granted from here, one node at a time: the
+    -- nodes' own DDL hooks run in parallel sessions of one transaction.)
+    IF (SELECT k.relnamespace FROM pg_class k WHERE k.oid = c.target) = 'memoria_rollup'::regnamespace THEN
+        BEGIN
+            PERFORM run_command_on_workers(format('GRANT CREATE ON SCHEMA memoria_rollup TO %I',
+                (SELECT pg_get_userbyid(k.relowner) FROM pg_class k WHERE k.oid = c.source)), parallel => false);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'rollup "%": could not grant CREATE on schema memoria_rollup to the owner of % on the '
+                          'workers: %', c.name, c.source, SQLERRM;
+        END;
+    END IF;
 EXCEPTION WHEN OTHERS THEN
     RAISE EXCEPTION 'this change would break rollup "%": %', c.name, SQLERRM
         USING ERRCODE = 'dependent_objects_still_exist',

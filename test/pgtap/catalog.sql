@@ -40,6 +40,7 @@ SELECT is(
 -- which use qualified names only), or
 -- need the caller's search_path and pin their own inside (create_rollup and
 -- its parts for Citus tables, citus_create_rollup, citus_create_partial_rollup,
+-- citus_create_placement_rollup,
 -- measure_combiners and create_rollup_part;
 -- on_ddl_start, which resolves the ALTER TABLE's names as that command will).
 SELECT is_empty($$
@@ -47,8 +48,8 @@ SELECT is_empty($$
     WHERE p.pronamespace IN ('memoria'::regnamespace, 'memoria_internal'::regnamespace)
       AND p.proconfig IS NULL AND p.prokind = 'f'
       AND p.proname NOT IN ('bucket', 'bucket_lo', 'bucket_hi', 'capture', 'worker_preloaded', 'guard_rollup',
-                            'workers', 'wake_workers',
-                            'create_rollup', 'citus_create_rollup', 'citus_create_partial_rollup',
+                            'workers', 'wake_workers', 'relation_owner',
+                            'create_rollup', 'citus_create_rollup', 'citus_create_partial_rollup', 'citus_create_placement_rollup',
                             'measure_combiners', 'create_rollup_part', 'on_ddl_start')
 $$, 'every SQL-running memoria function has SET search_path');
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_proc

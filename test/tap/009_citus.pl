@@ -104,12 +104,60 @@ fails_like($coord, "SELECT memoria.create_rollup('by_model', 'usage', 'created_a
            qr/needs measures whose per-shard values combine/, 'the partial mode: count(DISTINCT)');
 fails_like($coord, "SELECT memoria.create_rollup('usage_daily', 'usage', 'created_at', ARRAY['ws'], ARRAY['count(*) AS n'])",
            qr/already exists/, 'a taken name');
+# A reference table and a citus-local table: rollups of their placement on
+# the coordinator, which every write reaches, wherever it is made.
 $coord->safe_psql('postgres', q{
-    CREATE TABLE plans (id int PRIMARY KEY, name text);
-    SELECT create_reference_table('plans');
+    CREATE TABLE payments (id bigserial PRIMARY KEY, plan text NOT NULL, cents int NOT NULL, paid_at timestamptz NOT NULL);
+    SELECT create_reference_table('payments');
+    INSERT INTO payments (plan, cents, paid_at)
+    SELECT 'p' || (g % 4), g, timestamptz '2026-03-20' + g * interval '7 minutes' FROM generate_series(1, 3000) g;
+    CREATE TABLE notes (id bigserial PRIMARY KEY, kind int NOT NULL, at timestamptz NOT NULL);
+    SELECT citus_add_local_table_to_metadata('notes');
+    INSERT INTO notes (kind, at) SELECT g % 5, timestamptz '2026-03-20' + g * interval '13 minutes' FROM generate_series(1, 2000) g;
+    SELECT memoria.create_rollup('payments_daily', 'payments', 'paid_at', ARRAY['plan'],
+                                 ARRAY['sum(cents) AS cents', 'count(*) AS n']);
+    SELECT memoria.create_rollup('notes_hourly', 'notes', 'at', ARRAY['kind'], ARRAY['count(*) AS n'], bucket => '1 hour');
+    CALL memoria.backfill('payments_daily');
+    CALL memoria.backfill('notes_hourly');
 });
-fails_like($coord, "SELECT memoria.create_rollup('plans_r', 'plans', 'name', ARRAY['id'], ARRAY['count(*) AS n'])",
-           qr/not distributed by hash/, 'a reference table');
+$w1->safe_psql('postgres', q{
+    INSERT INTO payments (plan, cents, paid_at) VALUES ('from_worker', 5, '2026-03-21 10:00');
+    UPDATE payments SET plan = 'moved', paid_at = timestamptz '2026-03-25 12:00' WHERE id % 9 = 0;
+    DELETE FROM notes WHERE id % 4 = 0;
+});
+$coord->safe_psql('postgres', q{
+    BEGIN; DELETE FROM payments WHERE id % 5 = 0; UPDATE notes SET kind = 9 WHERE id % 7 = 0; COMMIT;
+    BEGIN; DELETE FROM payments; ROLLBACK;
+});
+my %placement_group_by = (
+    payments_daily => q{SELECT memoria.bucket(paid_at, '1 day', 'UTC'), plan, sum(cents), count(*) FROM payments GROUP BY 1, 2},
+    notes_hourly => q{SELECT memoria.bucket(at, '1 hour', 'UTC'), kind, count(*) FROM notes GROUP BY 1, 2});
+sub placement_exact {
+    my ($label) = @_;
+    my $status = $coord->safe_psql('postgres', q{SELECT string_agg(status, ',') FROM memoria.refresh()
+                                                  WHERE rollup IN ('payments_daily', 'notes_hourly')});
+    unlike($status, qr/error|busy/, "$label: refreshed");
+    for my $r (sort keys %placement_group_by) {
+        is($coord->safe_psql('postgres', qq{
+            WITH fresh AS MATERIALIZED ($placement_group_by{$r}), kept AS MATERIALIZED (SELECT * FROM memoria_rollup.$r)
+            SELECT (SELECT count(*) FROM (TABLE fresh EXCEPT ALL TABLE kept) a) + (SELECT count(*) FROM (TABLE kept EXCEPT ALL TABLE fresh) b)}),
+           '0', "$label: $r equals a GROUP BY of its source");
+        is($coord->safe_psql('postgres', "SELECT count(*) FROM memoria.verify('$r')"), '0', "$label: $r verifies");
+    }
+}
+placement_exact('a reference and a citus-local table, written on the coordinator and a worker');
+$coord->safe_psql('postgres', 'TRUNCATE payments');
+$w2->safe_psql('postgres', q{INSERT INTO payments (plan, cents, paid_at) VALUES ('after', 1, '2026-03-22')});
+placement_exact('after TRUNCATE of the reference table');
+is($coord->safe_psql('postgres', q{SELECT string_agg(rollup || ':' || state, ',' ORDER BY rollup) FROM memoria.status
+                                   WHERE rollup IN ('payments_daily', 'notes_hourly')}),
+   'notes_hourly:idle,payments_daily:idle', 'memoria.status lists rollups of a placement');
+fails_like($coord, 'DROP TABLE payments', qr/cannot drop the source table of rollup "payments_daily"/,
+           'DROP TABLE of a reference table with a rollup');
+fails_like($coord, "SELECT undistribute_table('notes')", qr/cannot drop the source table of rollup "notes_hourly"/,
+           'undistribute_table of a citus-local table with a rollup');
+fails_like($w1, "SELECT memoria.create_rollup('on_worker', 'notes', 'at', ARRAY['kind'], ARRAY['count(*) AS n'])",
+           qr/this node holds no placement of it/, 'a rollup of a citus-local table made on a worker');
 # Odd shapes: a table in schema public (Citus names its shards unqualified
 # there), a name too long to name a shard rollup after, and a measure
 # calling a function of its owner's schema, found through "$user".
@@ -139,8 +187,10 @@ $coord->safe_psql('postgres', q{
     SELECT memoria.create_rollup('by_lower_model', 'usage', 'created_at', ARRAY['upper(model) AS big_model'],
         ARRAY['count(*) AS n'], target => 'public.by_lower_model');
 });
-is($w1->safe_psql('postgres', q{SELECT has_schema_privilege('alice', 'memoria_rollup', 'CREATE')}), 'f',
-   'no grant on the workers for it');
+# alice owns the rollup tables' shards there, which Citus makes again on a
+# shard move (as her); granted once per node by the coordinator.
+is($w1->safe_psql('postgres', q{SELECT has_schema_privilege('alice', 'memoria_rollup', 'CREATE')}), 't',
+   'the source owner may create in memoria_rollup on the workers');
 # Made by a superuser's backfill (as pg_cron's runs are): "$user" is alice.
 $coord->safe_psql('postgres', 'CALL memoria.backfill(\'usage_daily\'); CALL memoria.backfill(\'usage_hourly\');
     CALL memoria.backfill(\'usage_in_public\');
@@ -327,7 +377,8 @@ is($coord->safe_psql('postgres', 'SELECT shard_groups = shard_rollups FROM memor
    't', 'every shard group has its shard rollup');
 my $shard_rollups = 0;
 $shard_rollups += $_->safe_psql('postgres', "SELECT count(*) FROM memoria.rollups") for @nodes;
-is($shard_rollups, 8 * $coord->safe_psql('postgres', "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'usage'::regclass"),
+# (8 distributed rollups, and the 2 of a reference and a citus-local table.)
+is($shard_rollups, 2 + 8 * $coord->safe_psql('postgres', "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'usage'::regclass"),
    'old placements took their shard rollups with them');
 
 # ---------------------------------------------------------------------------
@@ -410,7 +461,11 @@ $coord->safe_psql('postgres', q{
     SELECT memoria.drop_rollup('by_model', drop_table => true);
     SELECT memoria.drop_rollup('hourly_total', drop_table => true);
     SELECT memoria.drop_rollup('by_lower_model');
+    SELECT memoria.drop_rollup('payments_daily', drop_table => true);
+    SELECT memoria.drop_rollup('notes_hourly', drop_table => true);
+    DROP TABLE payments, notes;
 });
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM memoria.citus_placements}), '0', 'no placement record left');
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE relname IN ('by_model', 'by_model_partials',
                                    'by_model_changes', 'hourly_total', 'hourly_total_partials', 'hourly_total_changes',
                                    'by_lower_model_partials', 'by_lower_model_changes')}),
