@@ -1,6 +1,7 @@
 // citus.cpp: finding Citus tables and distributed rollups, and handing
 // memoria's entry points over to sql/src/citus.sql for them (citus.hpp).
 #include <initializer_list>
+#include <utility>
 
 #include "catalog.hpp"
 #include "citus.hpp"
@@ -153,7 +154,8 @@ void citus_check_ddl(List *tables) {
     Datum value = oid_array_datum(tables);
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
-    spi_exec("SELECT name FROM memoria.citus_rollups WHERE source = ANY ($1::pg_catalog.regclass[]) ORDER BY 1", 1,
+    spi_exec("SELECT name FROM memoria.citus_rollups WHERE source = ANY ($1::pg_catalog.regclass[]) "
+             "OR rollup_table = ANY ($1::pg_catalog.regclass[]) OR outbox = ANY ($1::pg_catalog.regclass[]) ORDER BY 1", 1,
              &type, &value, NULL, true);
     leave_catalog_session(cs);
     List *names = NIL;
@@ -402,13 +404,16 @@ MEMORIA_FUNCTION(memoria_citus_settle_owner) {
     // One command (run_command_on_coordinator prepares it), which waits
     // at most 5 s for the table: a DO block, dollar-quoted with a tag no
     // name can contain (its own md5).
-    spi_exec("SELECT pg_catalog.format('DO %1$s BEGIN SET LOCAL lock_timeout = ''5s''; EXECUTE %2$L; END %1$s', "
-             "       '$m' || pg_catalog.md5(a.command) || '$', a.command), s.relowner "
-             "FROM memoria.citus_rollups r JOIN pg_catalog.pg_class s ON s.oid = r.source "
-             "JOIN pg_catalog.pg_class t ON t.oid = r.target, "
-             "LATERAL (SELECT pg_catalog.format('ALTER TABLE %s OWNER TO %I', r.target, "
-             "                                  pg_catalog.pg_get_userbyid(s.relowner)) AS command) a "
-             "WHERE r.name = $1 AND s.relowner <> t.relowner",
+    // (The rollup table, and the partial mode's own two tables.)
+    spi_exec("SELECT pg_catalog.format('DO %1$s BEGIN SET LOCAL lock_timeout = ''5s''; %2$s END %1$s', "
+             "       '$m' || pg_catalog.md5(a.commands) || '$', a.commands), s.relowner "
+             "FROM memoria.citus_rollups r JOIN pg_catalog.pg_class s ON s.oid = r.source, "
+             "LATERAL (SELECT pg_catalog.string_agg(pg_catalog.format('EXECUTE %L;', pg_catalog.format("
+             "                 'ALTER TABLE %s OWNER TO %I', t.oid::pg_catalog.regclass, "
+             "                 pg_catalog.pg_get_userbyid(s.relowner))), ' ') AS commands "
+             "         FROM pg_catalog.pg_class t WHERE t.oid IN (r.target, r.rollup_table, r.outbox) "
+             "           AND t.relowner <> s.relowner) a "
+             "WHERE r.name = $1 AND a.commands IS NOT NULL",
              1, &type, &value, NULL, true);
     leave_catalog_session(cs);
     if (SPI_processed == 1) {
@@ -486,4 +491,49 @@ MEMORIA_FUNCTION(memoria_citus_record_placement) {
     leave_catalog_session(cs);
     SPI_finish();
     PG_RETURN_VOID();
+}
+
+// memoria_internal.citus_as_owner(rel, sql): run sql as rel's owner, the way
+// memoria runs a rollup's statements (a security-restricted operation, so
+// nothing the owner made can change identity; search_path pg_catalog;
+// DateStyle ISO and TimeZone UTC, so that values written as text read back
+// the same; past the rollup tables' guard); the first column of its first
+// row, as text.  For a caller who may manage rel: the partial mode's
+// statements on its tables, whoever refreshes (sql/src/citus.sql).
+MEMORIA_FUNCTION(memoria_citus_as_owner) {
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("arguments must not be NULL")));
+    Oid rel = PG_GETARG_OID(0);
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+    if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for relation %u", rel);
+    Oid owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+    ReleaseSysCache(tup);
+    if (!can_manage(owner))
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("must be a member of the owner of %s", qualified_relation_name(rel))));
+    const char *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+    MemoryContext caller = CurrentMemoryContext;
+    int guc_nest = NewGUCNestLevel();
+    for (auto [name, value] : {std::pair<const char *, const char *>{"search_path", "pg_catalog, pg_temp"},
+                               {"DateStyle", "ISO, YMD"}, {"IntervalStyle", "postgres"}, {"TimeZone", "UTC"},
+                               {"row_security", "off"}, {"jit", "off"}})
+        (void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    (void) set_config_option("memoria.writing_rollup", "on", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                             false);
+    Oid saved_user;
+    int saved_context;
+    GetUserIdAndSecContext(&saved_user, &saved_context);
+    SetUserIdAndSecContext(owner, saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    SPI_connect();
+    if (SPI_execute(sql, false, 0) < 0) elog(ERROR, "could not run: %s", sql);
+    char *result = NULL;
+    if (SPI_tuptable != NULL && SPI_processed > 0) {
+        char *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+        if (v) result = MemoryContextStrdup(caller, v);
+    }
+    SPI_finish();
+    SetUserIdAndSecContext(saved_user, saved_context);
+    AtEOXact_GUC(true, guc_nest);
+    if (result == NULL) PG_RETURN_NULL();
+    PG_RETURN_TEXT_P(cstring_to_text(result));
 }

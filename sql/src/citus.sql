@@ -268,10 +268,13 @@ BEGIN
         END IF;
     END IF;
     stem := table_name;
-    WHILE pg_catalog.octet_length(stem) > 50 LOOP stem := pg_catalog.left(stem, -1); END LOOP;
-    SELECT pg_catalog.format('%I.%I', n.nspname, t.typname) INTO distribution_type
-      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid OPERATOR(pg_catalog.=) a.atttypid
-      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) t.typnamespace
+    -- (Short enough that Citus' shard names of the tables named after it
+    -- stay under 64 bytes.)
+    WHILE pg_catalog.octet_length(stem) > 38 LOOP stem := pg_catalog.left(stem, -1); END LOOP;
+    -- (With its type modifier: the partials' column must have the type the
+    -- shard rollups write, varchar(20) as varchar(20).)
+    SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) INTO distribution_type
+      FROM pg_catalog.pg_attribute a
      WHERE a.attrelid OPERATOR(pg_catalog.=) source AND a.attname OPERATOR(pg_catalog.=) distribution_column;
     partials := memoria_internal.create_rollup_part(name, source, time_column,
         dimensions OPERATOR(pg_catalog.||) pg_catalog.format('NULL::%s AS %I', distribution_type, distribution_column),
@@ -303,6 +306,11 @@ BEGIN
                                WHERE a.attrelid OPERATOR(pg_catalog.=) partials AND a.attnum = 1),
                               distribution_column, distribution_type);
     changes := pg_catalog.format('%I.%I', schema_name, stem OPERATOR(pg_catalog.||) '_changes')::regclass;
+    -- (Citus moves shards by logical replication, which needs it for deletes.)
+    EXECUTE pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', changes);
+    -- Only memoria writes the rollup table (citus_as_owner passes the guard).
+    EXECUTE pg_catalog.format('CREATE TRIGGER zz_memoria_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s '
+                              'FOR EACH STATEMENT EXECUTE FUNCTION memoria_internal.guard_rollup()', rollup_table);
     IF owner OPERATOR(pg_catalog.<>) CURRENT_USER THEN
         EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', rollup_table, owner);
         EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', changes, owner);
@@ -353,49 +361,70 @@ END $$;
 
 -- citus_combine: the partial mode's rollup table, made again for the
 -- buckets whose partial rows changed (claimed from the changes table in
--- this transaction: Citus commits both on every node or on none); the rows
--- written and deleted.  A NULL bucket claimed means every bucket.
-CREATE OR REPLACE FUNCTION memoria_internal.citus_combine(c memoria.citus_rollups,
+-- this transaction: Citus commits both on every node or on none), and for
+-- every bucket that overlaps [window_start, window_end) if given (a
+-- refresh_window or backfill: from the partial rows alone, whatever the
+-- table holds); the rows written and deleted.  A NULL bucket claimed means
+-- every bucket.  As the table's owner (citus_as_owner).
+CREATE OR REPLACE FUNCTION memoria_internal.citus_combine(c memoria.citus_rollups, window_start timestamptz,
+                                                          window_end timestamptz,
                                                           OUT upserted bigint, OUT deleted bigint)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    buckets text;                 -- (as text: the bucket's type is the rollup's)
-    everything boolean;
+    claimed jsonb;
     nm int := cardinality(ARRAY(SELECT jsonb_array_elements_text(c.definition->'partial'->'combine')));
     cols text[];
     types text[];
     nk int;
-    fresh text;
+    condition text;
     matches text;
     measures text;
+    counts jsonb;
 BEGIN
     upserted := 0; deleted := 0;
-    EXECUTE format('WITH d AS (DELETE FROM %s RETURNING bucket) '
-                   'SELECT array_agg(DISTINCT bucket)::text, bool_or(bucket IS NULL) FROM d', c.outbox)
-       INTO buckets, everything;
-    IF buckets IS NULL THEN RETURN; END IF;
+    -- (Buckets as text, written and read under citus_as_owner's settings.)
+    claimed := memoria_internal.citus_as_owner(c.rollup_table, format(
+        'WITH d AS (DELETE FROM %s RETURNING bucket) '
+        'SELECT pg_catalog.json_build_object(''buckets'', pg_catalog.array_agg(DISTINCT d.bucket)::text, '
+        '                                    ''all'', pg_catalog.bool_or(d.bucket IS NULL)) FROM d', c.outbox))::jsonb;
     SELECT array_agg(quote_ident(a.attname) ORDER BY a.attnum), array_agg(format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
       INTO cols, types
       FROM pg_attribute a WHERE a.attrelid = c.rollup_table AND a.attnum > 0 AND NOT a.attisdropped;
     nk := cardinality(cols) - nm;
-    fresh := memoria_internal.citus_combined_rows(c, CASE WHEN everything THEN 'true'
-                                                       ELSE format('bucket = ANY (%L::%s[])', buckets, types[1]) END);
+    IF (claimed->>'all')::boolean OR (window_start = '-infinity' AND window_end = 'infinity') THEN
+        condition := 'true';
+    ELSE
+        condition := concat_ws(' OR ',
+            CASE WHEN claimed->>'buckets' IS NOT NULL
+                 THEN format('{b} = ANY (%L::%s[])', claimed->>'buckets', types[1]) END,
+            CASE WHEN window_start IS NOT NULL
+                 THEN format('({b} > %L::timestamptz - %L::interval AND {b} < %L::timestamptz)',
+                             window_start, c.definition->>'bucket', window_end) END);
+    END IF;
+    IF condition IS NULL OR condition = '' THEN RETURN; END IF;
     matches := (SELECT string_agg(format('f.%1$s IS NOT DISTINCT FROM t.%1$s', x), ' AND ') FROM unnest(cols[1:nk]) x);
     measures := array_to_string(cols[nk + 1:], ', ');
-    EXECUTE format(
+    counts := memoria_internal.citus_as_owner(c.rollup_table, format(
         'WITH fresh AS MATERIALIZED (%1$s), '
         'up AS (INSERT INTO %2$s AS t SELECT * FROM fresh ON CONFLICT (%3$s) DO UPDATE SET (%4$s) = ROW(%5$s) '
         '       WHERE (%6$s) IS DISTINCT FROM (%5$s) RETURNING 1), '
         'gone AS (DELETE FROM %2$s AS t WHERE %7$s AND NOT EXISTS (SELECT 1 FROM fresh f WHERE %8$s) RETURNING 1) '
-        'SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM gone)',
-        fresh, c.rollup_table, array_to_string(cols[1:nk], ', '), measures,
+        'SELECT pg_catalog.json_build_object(''up'', (SELECT pg_catalog.count(*) FROM up), '
+        '                                    ''gone'', (SELECT pg_catalog.count(*) FROM gone))',
+        memoria_internal.citus_combined_rows(c, replace(condition, '{b}', 'bucket')), c.rollup_table,
+        array_to_string(cols[1:nk], ', '), measures,
         (SELECT string_agg('excluded.' || x, ', ') FROM unnest(cols[nk + 1:]) x),
         (SELECT string_agg('t.' || x, ', ') FROM unnest(cols[nk + 1:]) x),
-        CASE WHEN everything THEN 'true' ELSE format('t.bucket = ANY (%L::%s[])', buckets, types[1]) END,
-        matches)
-       INTO upserted, deleted;
+        replace(condition, '{b}', 't.bucket'),
+        matches))::jsonb;
+    upserted := (counts->>'up')::bigint; deleted := (counts->>'gone')::bigint;
 END $$;
+
+CREATE OR REPLACE FUNCTION memoria_internal.citus_as_owner(rel regclass, sql text) RETURNS text
+AS 'MODULE_PATHNAME', 'memoria_citus_as_owner'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
 
 -- citus_command: a command for run_command_on_colocated_placements, made of
 -- `template`, where {shard} stands for the shard rollup's name on the node:
@@ -444,6 +473,20 @@ DECLARE
     d jsonb := c.definition;
 BEGIN
     PERFORM memoria_internal.create_rollup_from(c.name, c.source, d, c.target::text, 'validate');
+    -- The partial mode: its rollup table has the partials' columns but the
+    -- distribution column, as made.
+    IF c.rollup_table IS NOT NULL AND EXISTS (
+        (SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+         WHERE a.attrelid = c.target AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> d->'partial'->>'column'
+         EXCEPT SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+         WHERE a.attrelid = c.rollup_table AND a.attnum > 0 AND NOT a.attisdropped)
+        UNION ALL
+        (SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+         WHERE a.attrelid = c.rollup_table AND a.attnum > 0 AND NOT a.attisdropped
+         EXCEPT SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+         WHERE a.attrelid = c.target AND a.attnum > 0 AND NOT a.attisdropped)) THEN
+        RAISE EXCEPTION 'its rollup table % would no longer have the rollup''s columns', c.rollup_table;
+    END IF;
     -- The source's owner (new, maybe) owns the rollup table's shards in
     -- memoria_rollup, which Citus makes again on a shard move: on every node,
     -- it needs CREATE there.  (Granted from here, one node at a time: the
@@ -490,7 +533,7 @@ END $$;
 -- the counts added up, the watermark the least of the shards' (NULL if one
 -- has none), the worst status, the errors with their shards.
 CREATE OR REPLACE FUNCTION memoria_internal.citus_fan_out(c memoria.citus_rollups, template text,
-    OUT rollup text, OUT status text, OUT keys_refreshed bigint, OUT rows_upserted bigint,
+    window_start timestamptz, window_end timestamptz, OUT rollup text, OUT status text, OUT keys_refreshed bigint, OUT rows_upserted bigint,
     OUT rows_deleted bigint, OUT watermark timestamptz, OUT duration interval, OUT error text)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -540,7 +583,7 @@ BEGIN
     IF c.rollup_table IS NOT NULL THEN
         -- The partial mode: combine what changed, in this transaction.
         BEGIN
-            SELECT x.upserted, x.deleted INTO rows_upserted, rows_deleted FROM memoria_internal.citus_combine(c) x;
+            SELECT x.upserted, x.deleted INTO rows_upserted, rows_deleted FROM memoria_internal.citus_combine(c, window_start, window_end) x;
             IF rows_upserted + rows_deleted > 0 THEN rank := greatest(rank, 1); END IF;
             PERFORM memoria_internal.citus_set_watermark(c.name, watermark);
         EXCEPTION WHEN OTHERS THEN
@@ -574,7 +617,7 @@ BEGIN
         END IF;
         RETURN QUERY SELECT * FROM memoria_internal.citus_fan_out(c, format(
             'SELECT pg_catalog.row_to_json(x)::text FROM memoria.refresh({shard}, %s) x',
-            coalesce(max_keys::text, 'NULL')));
+            coalesce(max_keys::text, 'NULL')), NULL, NULL);
     END LOOP;
 END $$;
 
@@ -583,21 +626,23 @@ CREATE OR REPLACE FUNCTION memoria_internal.citus_refresh_window(name text, wind
     OUT rollup text, OUT status text, OUT keys_refreshed bigint, OUT rows_upserted bigint,
     OUT rows_deleted bigint, OUT watermark timestamptz, OUT duration interval, OUT error text)
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp AS $$
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' AS $$
 DECLARE c memoria.citus_rollups := memoria_internal.citus_rollup(name);
 BEGIN
     PERFORM pg_advisory_xact_lock(1835363697, hashtext(c.name));
     SELECT * INTO rollup, status, keys_refreshed, rows_upserted, rows_deleted, watermark, duration, error
     FROM memoria_internal.citus_fan_out(c, format(
         'SELECT pg_catalog.row_to_json(x)::text FROM memoria.refresh_window({shard}, %L, %L, %L) x',
-        window_start, window_end, coalesce(include_frozen, false)));
+        window_start, window_end, coalesce(include_frozen, false)), window_start, window_end);
 END $$;
 
 CREATE OR REPLACE FUNCTION memoria_internal.citus_verify(name text, window_start timestamptz,
     window_end timestamptz, include_frozen boolean)
 RETURNS TABLE (bucket text, dimensions jsonb, rollup_values jsonb, source_values jsonb)
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp AS $$
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' AS $$
 DECLARE
     c memoria.citus_rollups := memoria_internal.citus_rollup(name);
     p record;
@@ -632,7 +677,8 @@ CREATE OR REPLACE FUNCTION memoria_internal.citus_verify_partial(c memoria.citus
                                                                  window_end timestamptz)
 RETURNS TABLE (bucket text, dimensions jsonb, rollup_values jsonb, source_values jsonb)
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp AS $$
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD' AS $$
 DECLARE
     p record;
     nm int := cardinality(ARRAY(SELECT jsonb_array_elements_text(c.definition->'partial'->'combine')));
@@ -659,18 +705,20 @@ BEGIN
     nk := cardinality(cols) - nm;
     -- Rows on one side only (EXCEPT ALL: NULL dimensions compare equal),
     -- paired up by key.
-    RETURN QUERY EXECUTE format(
+    RETURN QUERY SELECT * FROM jsonb_to_recordset(coalesce(memoria_internal.citus_as_owner(c.rollup_table, format(
+        'SELECT pg_catalog.json_agg(x) FROM ('
         'WITH s AS MATERIALIZED (%1$s), r AS (SELECT * FROM %2$s WHERE %3$s), '
         'd AS (SELECT ''r'' AS memoria_side, x.* FROM (TABLE r EXCEPT ALL TABLE s) x '
         '      UNION ALL SELECT ''s'', y.* FROM (TABLE s EXCEPT ALL TABLE r) y) '
         'SELECT pg_catalog.min(d.bucket)::text, (pg_catalog.array_agg(pg_catalog.to_jsonb(d) OPERATOR(pg_catalog.-) ARRAY[%4$s]))[1], '
         '       (pg_catalog.array_agg(pg_catalog.to_jsonb(d) OPERATOR(pg_catalog.-) ARRAY[%5$s]) FILTER (WHERE d.memoria_side OPERATOR(pg_catalog.=) ''r''))[1], '
         '       (pg_catalog.array_agg(pg_catalog.to_jsonb(d) OPERATOR(pg_catalog.-) ARRAY[%5$s]) FILTER (WHERE d.memoria_side OPERATOR(pg_catalog.=) ''s''))[1] '
-        'FROM d GROUP BY %6$s ORDER BY 1',
+        'FROM d GROUP BY %6$s ORDER BY 1) x(bucket, dimensions, rollup_values, source_values)',
         memoria_internal.citus_combined_rows(c, win), c.rollup_table, win,
         (SELECT string_agg(quote_literal(x), ', ') FROM unnest(ARRAY['memoria_side', 'bucket'] || cols[nk + 1:]) x),
         (SELECT string_agg(quote_literal(x), ', ') FROM unnest(ARRAY['memoria_side'] || cols[1:nk]) x),
-        (SELECT string_agg('d.' || quote_ident(x), ', ') FROM unnest(cols[1:nk]) x));
+        (SELECT string_agg('d.' || quote_ident(x), ', ') FROM unnest(cols[1:nk]) x)))::jsonb, '[]')
+    ) AS x(bucket text, dimensions jsonb, rollup_values jsonb, source_values jsonb);
 END $$;
 
 CREATE OR REPLACE FUNCTION memoria_internal.citus_drop_rollup(name text, drop_table boolean, cascade boolean)
@@ -701,7 +749,9 @@ BEGIN
     IF c.rollup_table IS NOT NULL THEN
         -- The partial mode: its own tables go; the rollup table as asked.
         EXECUTE format('DROP TABLE %s, %s', c.target, c.outbox);
-        IF drop_table THEN EXECUTE format('DROP TABLE %s', c.rollup_table); END IF;
+        IF drop_table THEN EXECUTE format('DROP TABLE %s', c.rollup_table);
+        ELSE EXECUTE format('DROP TRIGGER IF EXISTS zz_memoria_guard ON %s', c.rollup_table);  -- (a plain table now)
+        END IF;
     ELSIF drop_table THEN
         EXECUTE format('DROP TABLE %s', c.target);
     END IF;
@@ -889,13 +939,13 @@ BEGIN
         RAISE EXCEPTION 'no shard of % is co-located with %', changes, partials
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    EXECUTE format('CREATE TRIGGER zz_memoria_changes_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS changed '
+    EXECUTE format('CREATE OR REPLACE TRIGGER zz_memoria_changes_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS changed '
                    'FOR EACH STATEMENT EXECUTE FUNCTION memoria_internal.citus_partials_changed(%L, %L)', partials, changes_shard,
                    shard_value);
-    EXECUTE format('CREATE TRIGGER zz_memoria_changes_update AFTER UPDATE ON %s REFERENCING NEW TABLE AS changed '
+    EXECUTE format('CREATE OR REPLACE TRIGGER zz_memoria_changes_update AFTER UPDATE ON %s REFERENCING NEW TABLE AS changed '
                    'FOR EACH STATEMENT EXECUTE FUNCTION memoria_internal.citus_partials_changed(%L, %L)', partials, changes_shard,
                    shard_value);
-    EXECUTE format('CREATE TRIGGER zz_memoria_changes_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS changed '
+    EXECUTE format('CREATE OR REPLACE TRIGGER zz_memoria_changes_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS changed '
                    'FOR EACH STATEMENT EXECUTE FUNCTION memoria_internal.citus_partials_changed(%L, %L)', partials, changes_shard,
                    shard_value);
     -- (Whatever this shard's partial rows were before: every bucket again.)
@@ -917,11 +967,17 @@ DECLARE
     found text;
 BEGIN
     SELECT s.shardminvalue::int, s.shardmaxvalue::int INTO lo, hi FROM pg_dist_shard s WHERE s.shardid = shard;
-    -- (The series in the target list: produced lazily, as far as needed.)
-    EXECUTE format('SELECT v::text FROM (SELECT %s AS v FROM (SELECT generate_series(0, 10000000) AS i) s) x '
-                   'WHERE worker_hash(v) BETWEEN $1 AND $2 LIMIT 1',
-                   CASE WHEN type_name = 'uuid' THEN 'md5(i::text)::uuid' ELSE format('i::text::%s', type_name) END)
-       INTO found USING lo, hi;
+    -- As the table's owner (a domain's CHECK is the owner's code).  (The
+    -- series in the target list: produced lazily, as far as needed.)
+    BEGIN
+        found := memoria_internal.citus_as_owner(table_name, format(
+            'SELECT x.v::text FROM (SELECT %s AS v FROM (SELECT pg_catalog.generate_series(0, 10000000) AS i) s) x '
+            'WHERE pg_catalog.worker_hash(x.v) BETWEEN %s AND %s LIMIT 1',
+            CASE WHEN type_name = 'uuid' THEN 'pg_catalog.md5(s.i::text)::uuid'
+                 ELSE format('s.i::text::%s', type_name) END, lo, hi));
+    EXCEPTION WHEN data_exception OR syntax_error_or_access_rule_violation THEN
+        found := NULL;
+    END;
     IF found IS NULL THEN
         RAISE EXCEPTION 'no value of % hashes into shard %', type_name, shard
             USING ERRCODE = 'feature_not_supported',

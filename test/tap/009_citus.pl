@@ -444,6 +444,36 @@ fails_like($coord, 'DROP TABLE memoria_rollup.by_model_changes', qr/cannot drop 
            'the partial mode: DROP TABLE of the changes table');
 fails_like($coord, "SET ROLE mallory; DELETE FROM memoria_rollup.by_model", qr/permission denied/,
            'the partial mode: another role writing the rollup table');
+fails_like($coord, "DELETE FROM memoria_rollup.by_model WHERE model = 'm1'", qr/memoria maintains its rows/,
+           'the partial mode: its owner writing the rollup table');
+fails_like($coord, "ALTER TABLE memoria_rollup.by_model DROP COLUMN any97", qr/would no longer have the rollup's columns/,
+           'the partial mode: dropping a column of the rollup table');
+# The owner's trigger on its rollup table runs as the owner, whoever
+# refreshes (here a superuser): it cannot make itself a superuser.
+my $owner = $coord->safe_psql('postgres', "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'usage'::regclass");
+$coord->safe_psql('postgres', qq{
+    CREATE FUNCTION public.promote() RETURNS trigger LANGUAGE plpgsql AS \$\$
+    BEGIN
+        IF current_setting('is_superuser') = 'on' THEN EXECUTE 'ALTER ROLE $owner SUPERUSER'; END IF;
+        RETURN NULL;
+    END \$\$;
+    ALTER FUNCTION public.promote() OWNER TO $owner;
+    SET ROLE $owner;
+    CREATE TRIGGER promote AFTER INSERT OR UPDATE OR DELETE ON memoria_rollup.by_model
+        FOR EACH STATEMENT EXECUTE FUNCTION public.promote();
+    RESET ROLE;
+    UPDATE usage SET tokens = tokens + 1 WHERE id % 17 = 0;
+    SELECT count(*) FROM memoria.refresh('by_model');
+    DROP TRIGGER promote ON memoria_rollup.by_model;
+});
+is($coord->safe_psql('postgres', "SELECT rolsuper FROM pg_roles WHERE rolname = '$owner'"), 'f',
+   'the partial mode: a superuser\'s refresh runs the owner\'s trigger as the owner');
+# Buckets round-trip whatever the refreshing session's date style and zone.
+$coord->safe_psql('postgres', q{
+    INSERT INTO usage (created_at, ws, model, tokens) VALUES ('2026-03-21 20:00+00', 3, 'zone', 1);
+    SET DateStyle = 'SQL, DMY'; SET TimeZone = 'Asia/Kolkata';
+    SELECT count(*) FROM memoria.refresh('by_model');
+});
 # A shard rollup refreshed on its own node (as each node's memoria worker
 # does): the coordinator's next refresh still combines what it changed.
 $coord->safe_psql('postgres', q{UPDATE usage SET tokens = tokens + 1000 WHERE id % 13 = 0});
