@@ -15,7 +15,10 @@
 #      copy of the rollup table, the keys given for free, both tables
 #      analyzed (ratio memoria /
 #      bound, lower is better; goal <= 1.3); and a refresh with nothing to
-#      do (the fan-out alone).
+#      do (the fan-out alone);
+#   3. the partial mode (a rollup by model only): refresh after 1% churn and
+#      after 100 changed rows, against the same kind of bound into a table on
+#      the coordinator.
 # R runs (default 3) of each, alternating; medians.  Writes DIR/citus.md
 # (default bench/results) and prints it.
 set -euo pipefail
@@ -133,6 +136,49 @@ noop=$(median < "$DIR/noop")
 bound_differences=$(q -c "SELECT count(*) FROM (SELECT * FROM bound EXCEPT SELECT * FROM memoria_rollup.rolled_daily) x")
 differences2=$(q -c "SELECT count(*) FROM memoria.verify('rolled_daily')")
 
+echo "== 3. the partial mode: a rollup by model only"
+# Its bound: the same pushed-down INSERT ... SELECT ... GROUP BY ... ON
+# CONFLICT of exactly the dirty (day, model) keys' rows, into a copy of its
+# table on the coordinator, the keys given for free (a reference table).
+q <<'SQL' >/dev/null
+SELECT memoria.create_rollup('rolled_by_model', 'rolled', 'created_at', ARRAY['model'],
+                             ARRAY['sum(tokens) AS tokens', 'count(*) AS n']);
+SQL
+ms "SELECT * FROM memoria.refresh('rolled_by_model')" > "$DIR/p_fill"
+q <<'SQL' >/dev/null
+CREATE TABLE bound_model (LIKE memoria_rollup.rolled_by_model);
+ALTER TABLE bound_model ADD UNIQUE (bucket, model);
+INSERT INTO bound_model SELECT * FROM memoria_rollup.rolled_by_model;
+CREATE TABLE dirty_model (bucket timestamptz, model text);
+SELECT create_reference_table('dirty_model');
+SQL
+: > "$DIR/p_memoria"; : > "$DIR/p_bound"; : > "$DIR/p_keys"; : > "$DIR/q_memoria"; : > "$DIR/q_bound"
+for run in $(seq 1 "$RUNS"); do
+    # 1% churn (every day and model), then 100 rows (a few keys).
+    for churn in 100 10000; do
+        k=$((run * 13 % churn))
+        q -c "TRUNCATE dirty_model" -c "INSERT INTO dirty_model SELECT DISTINCT memoria.bucket(created_at, '1 day', 'UTC'), model
+                                    FROM rolled WHERE id % $churn = $k" \
+          -c "UPDATE rolled SET tokens = tokens + 1 WHERE id % $churn = $k" -c "ANALYZE rolled" >/dev/null
+        [ $churn = 100 ] && q -c "SELECT count(*) FROM dirty_model" >> "$DIR/p_keys"
+        ms "SELECT * FROM memoria.refresh('rolled_by_model')" >> "$DIR/$([ $churn = 100 ] && echo p || echo q)_memoria"
+        ms "INSERT INTO bound_model
+            SELECT memoria.bucket(r.created_at, '1 day', 'UTC'), r.model, sum(r.tokens), count(*)
+            FROM rolled r WHERE (memoria.bucket(r.created_at, '1 day', 'UTC'), r.model) IN (SELECT * FROM dirty_model)
+            GROUP BY 1, 2
+            ON CONFLICT (bucket, model) DO UPDATE SET tokens = excluded.tokens, n = excluded.n" \
+            >> "$DIR/$([ $churn = 100 ] && echo p || echo q)_bound"
+    done
+done
+p_fill=$(cat "$DIR/p_fill"); p_keys=$(median < "$DIR/p_keys")
+p_memoria=$(median < "$DIR/p_memoria"); p_bound=$(median < "$DIR/p_bound")
+q_memoria=$(median < "$DIR/q_memoria"); q_bound=$(median < "$DIR/q_bound")
+: > "$DIR/p_noop"
+for run in $(seq 1 5); do ms "SELECT * FROM memoria.refresh('rolled_by_model')" >> "$DIR/p_noop"; done
+p_noop=$(median < "$DIR/p_noop")
+p_differences=$(q -c "SELECT count(*) FROM memoria.verify('rolled_by_model')")
+p_bound_differences=$(q -c "SELECT count(*) FROM (SELECT * FROM bound_model EXCEPT SELECT * FROM memoria_rollup.rolled_by_model) x")
+
 cores=$(nproc)
 {
     echo "# memoria on Citus: a coordinator and two workers on one machine ($cores cores)"
@@ -152,4 +198,16 @@ cores=$(nproc)
     echo
     echo "verify() after the loads: $differences differences; after the churn: $differences2;"
     echo "the bound's table differs from the rollup in $bound_differences rows."
+    echo
+    echo "The partial mode: a daily rollup grouped by model only (4 models), its partial rows per shard"
+    echo "combined into a table on the coordinator. Its first refresh (making the shard rollups and"
+    echo "filling them): $p_fill ms."
+    echo
+    echo "| measure | bound | memoria | ratio |"
+    echo "| --- | --- | --- | --- |"
+    echo "| refresh after 1% churn, $p_keys dirty keys (ms) | $p_bound | $p_memoria | $(ratio "$p_memoria" "$p_bound") x the bound |"
+    echo "| refresh after 100 rows changed (ms) | $q_bound | $q_memoria | $(ratio "$q_memoria" "$q_bound") x the bound |"
+    echo
+    echo "A refresh with nothing to do: $p_noop ms. verify() after the churn: $p_differences differences;"
+    echo "the bound's table differs from the rollup in $p_bound_differences rows."
 } | tee "$OUT/citus.md"

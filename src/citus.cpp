@@ -497,7 +497,7 @@ MEMORIA_FUNCTION(memoria_citus_record_placement) {
 // memoria runs a rollup's statements (a security-restricted operation, so
 // nothing the owner made can change identity; search_path pg_catalog;
 // DateStyle ISO and TimeZone UTC, so that values written as text read back
-// the same; past the rollup tables' guard); the first column of its first
+// the same; past the guard of a partial mode's rollup table); the first column of its first
 // row, as text.  For a caller who may manage rel: the partial mode's
 // statements on its tables, whoever refreshes (sql/src/citus.sql).
 MEMORIA_FUNCTION(memoria_citus_as_owner) {
@@ -518,8 +518,22 @@ MEMORIA_FUNCTION(memoria_citus_as_owner) {
                                {"DateStyle", "ISO, YMD"}, {"IntervalStyle", "postgres"}, {"TimeZone", "UTC"},
                                {"row_security", "off"}, {"jit", "off"}})
         (void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-    (void) set_config_option("memoria.writing_rollup", "on", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
-                             false);
+    // Past the guard only for a partial mode's rollup table, which the
+    // combination writes.
+    Oid catalog = get_relname_relid("citus_rollups", get_namespace_oid("memoria", false));
+    if (OidIsValid(catalog)) {
+        Oid type = OIDOID;
+        Datum value = ObjectIdGetDatum(rel);
+        SPI_connect();
+        CatalogSession cs = enter_catalog_session();
+        spi_exec("SELECT 1 FROM memoria.citus_rollups WHERE rollup_table = $1", 1, &type, &value, NULL, true);
+        leave_catalog_session(cs);
+        bool rollup_table = SPI_processed > 0;
+        SPI_finish();
+        if (rollup_table)
+            (void) set_config_option("memoria.writing_rollup", "on", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                                     0, false);
+    }
     Oid saved_user;
     int saved_context;
     GetUserIdAndSecContext(&saved_user, &saved_context);

@@ -1,7 +1,8 @@
-// citus.hpp: rollups of Citus distributed tables, the co-located mode.
+// citus.hpp: rollups of Citus tables, in three modes.
 //
 // A rollup of a hash-distributed table whose distribution column is in the
-// rollup's scope is a *distributed rollup*: its table is distributed too,
+// rollup's scope is a *distributed rollup* (the co-located mode): its table
+// is distributed too,
 // co-located with the source, so each group lives on the node that holds its
 // source rows.  Each pair of co-located shards (source shard, rollup table
 // shard) is an ordinary memoria rollup on the node that holds them, a *shard
@@ -11,6 +12,19 @@
 // its calls out to the shard rollups (sql/src/citus.sql); a shard that has no
 // shard rollup yet (a new rollup, a moved or split shard) gets one, filled
 // from its source shard, before its first refresh.
+//
+// One that does not group by the distribution column (the partial mode) is
+// a distributed rollup of the same kind into `<table>_partials`, grouped by
+// the dimensions and a per-shard value of the distribution column: each
+// shard's partial rows.  A trigger on each partials shard logs the buckets
+// it changes into `<table>_changes`, co-located; a refresh on the coordinator
+// claims them and combines those buckets' partial rows into `<table>`, on
+// the coordinator, in one distributed transaction.
+//
+// A rollup of a reference or citus-local table (the placement mode) is an
+// ordinary rollup of the coordinator's placement of it, which every write
+// reaches in its own transaction; memoria.citus_placements keeps its table
+// from being dropped under it.
 //
 // Nothing here links to Citus: it is found through its catalog, and without
 // it every function below answers false.

@@ -662,7 +662,9 @@ static Datum create(FunctionCallInfo fcinfo, CreateMode mode) {
     reconcile_triggers(&n.r, true);
     ensure_guard_trigger(&n.r);
     record_function_dependencies(&n.r);
-    if (mode == CreateMode::Whole) create_live_view(&n.r);  // (a shard's has none: Citus refuses views on workers)
+    // (A shard's has none: Citus refuses views on workers, and pg_dump, which
+    // does not see shards, could not restore one.)
+    if (mode == CreateMode::Whole && !citus_shard(n.r.source)) create_live_view(&n.r);
     if (n.r.updated_at_attnum != 0) {
         // Rows stamped up to the horizon are the backfill's; later ones are
         // found by refresh.  The capture trigger created above holds off

@@ -47,6 +47,13 @@ CREATE TABLE IF NOT EXISTS memoria.citus_placements (
 );
 REVOKE ALL ON memoria.citus_placements FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('memoria.citus_placements', '');
+-- pg_dump does not see Citus' shards, so a rollup of one would not restore
+-- (and its row would fail the whole COPY of the catalog): a dump leaves
+-- rollups of placements out.  Their tables are dumped, as plain tables.
+SELECT pg_catalog.pg_extension_config_dump('memoria.rollups',
+    'WHERE id NOT IN (SELECT p.rollup_id FROM memoria.citus_placements p)');
+SELECT pg_catalog.pg_extension_config_dump('memoria.rollup_state',
+    'WHERE rollup_id NOT IN (SELECT p.rollup_id FROM memoria.citus_placements p)');
 
 CREATE OR REPLACE FUNCTION memoria_internal.citus_record_placement(name text, source regclass) RETURNS void
 AS 'MODULE_PATHNAME', 'memoria_citus_record_placement'
@@ -948,8 +955,10 @@ BEGIN
     EXECUTE format('CREATE OR REPLACE TRIGGER zz_memoria_changes_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS changed '
                    'FOR EACH STATEMENT EXECUTE FUNCTION memoria_internal.citus_partials_changed(%L, %L)', partials, changes_shard,
                    shard_value);
-    -- (Whatever this shard's partial rows were before: every bucket again.)
-    EXECUTE format('INSERT INTO %s VALUES (NULL, %L)', changes_shard, shard_value);
+    -- (Whatever this shard's partial rows were before: every bucket again.
+    -- As the owner, restricted: a domain of the distribution column is its.)
+    PERFORM memoria_internal.citus_as_owner(partials, format('INSERT INTO %s VALUES (NULL, %L)', changes_shard,
+                                                             shard_value));
 END $$;
 
 -- citus_shard_value: a value of `table`'s column `column_name` (as text)

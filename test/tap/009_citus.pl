@@ -152,6 +152,41 @@ placement_exact('after TRUNCATE of the reference table');
 is($coord->safe_psql('postgres', q{SELECT string_agg(rollup || ':' || state, ',' ORDER BY rollup) FROM memoria.status
                                    WHERE rollup IN ('payments_daily', 'notes_hourly')}),
    'notes_hourly:idle,payments_daily:idle', 'memoria.status lists rollups of a placement');
+# A superuser's refresh never runs an owner's code with its rights: here a
+# domain of the distribution column, whose CHECK the partial mode's shard
+# values and change log go through on every node.
+$coord->safe_psql('postgres', q{
+    CREATE ROLE carol LOGIN;
+    GRANT CREATE ON SCHEMA public TO carol;
+    SET ROLE carol;
+    CREATE FUNCTION public.sneaky(int) RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN
+        -- Back to the session's user (allowed to a superuser's session,
+        -- unless restricted), then promote itself.
+        PERFORM set_config('role', session_user, true);
+        PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+        IF current_setting('is_superuser') = 'on' THEN EXECUTE 'ALTER ROLE carol SUPERUSER'; END IF;
+        PERFORM set_config('role', 'carol', true);
+        RETURN true;
+    EXCEPTION WHEN OTHERS THEN RETURN true;
+    END $$;
+    CREATE DOMAIN public.tenant_id AS int CHECK (public.sneaky(VALUE));
+    CREATE TABLE public.d_usage (tenant public.tenant_id NOT NULL, at timestamptz NOT NULL, kind text NOT NULL);
+    SELECT create_distributed_table('public.d_usage', 'tenant', shard_count => 4);
+    INSERT INTO public.d_usage SELECT g % 7, timestamptz '2026-03-20' + g * interval '1 hour', 'k' || (g % 2)
+    FROM generate_series(1, 200) g;
+    SELECT memoria.create_rollup('d_by_kind', 'public.d_usage', 'at', ARRAY['kind'], ARRAY['count(*) AS n']);
+    RESET ROLE;
+    SELECT count(*) FROM memoria.refresh();
+    SELECT count(*) FROM memoria.verify('d_by_kind');
+});
+for my $node (@nodes) {
+    is($node->safe_psql('postgres', "SELECT rolsuper FROM pg_roles WHERE rolname = 'carol'"), 'f',
+       $node->name . ": a superuser's refresh ran no code of the owner's as a superuser");
+}
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM memoria.verify('d_by_kind')}), '0',
+   'the partial mode: a distribution column of a domain');
+$coord->safe_psql('postgres', q{SELECT memoria.drop_rollup('d_by_kind', drop_table => true); DROP TABLE public.d_usage});
 fails_like($coord, 'DROP TABLE payments', qr/cannot drop the source table of rollup "payments_daily"/,
            'DROP TABLE of a reference table with a rollup');
 fails_like($coord, "SELECT undistribute_table('notes')", qr/cannot drop the source table of rollup "notes_hourly"/,
@@ -482,6 +517,13 @@ for my $node ($w1, $w2) {
 }
 exact('after the nodes refreshed their shard rollups themselves');
 exact('after the refused conversions');
+# pg_dump does not see Citus' shards: rollups of placements stay out of the
+# catalog's data (a row naming a shard would fail the whole COPY on restore).
+my $dump = `pg_dump -h @{[$coord->host]} -p @{[$coord->port]} -d postgres --data-only 2>&1`;
+my ($catalog_rows) = $dump =~ /^COPY memoria\.rollups .*?\n(.*?)^\\\.$/ms;
+ok(defined $catalog_rows, 'pg_dump dumps the catalog');
+unlike($catalog_rows // '', qr/payments_daily|notes_hourly/, 'pg_dump leaves rollups of placements out');
+like($dump, qr/^COPY memoria\.citus_rollups .*usage_daily/ms, 'pg_dump keeps the distributed rollups');
 $coord->safe_psql('postgres', q{
     SELECT memoria.drop_rollup('usage_daily', drop_table => true);
     SELECT memoria.drop_rollup('usage_hourly');
