@@ -654,11 +654,6 @@ DECLARE
     c memoria.citus_rollups := memoria_internal.citus_rollup(name);
     p record;
 BEGIN
-    IF c.rollup_table IS NOT NULL THEN
-        RETURN QUERY SELECT * FROM memoria_internal.citus_verify_partial(c, coalesce(window_start, '-infinity'),
-                                                                         coalesce(window_end, 'infinity'));
-        RETURN;
-    END IF;
     FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
         memoria_internal.citus_command(c, format(
             'SELECT COALESCE(pg_catalog.json_agg(v), ''[]'')::text FROM memoria.verify({shard}, %L, %L, %L) v',
@@ -674,12 +669,16 @@ BEGIN
         RETURN QUERY SELECT * FROM jsonb_to_recordset(p.result::jsonb)
                      AS x(bucket text, dimensions jsonb, rollup_values jsonb, source_values jsonb);
     END LOOP;
+    -- The partial mode: then its rollup table against the partials combined.
+    IF c.rollup_table IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM memoria_internal.citus_verify_partial(c, coalesce(window_start, '-infinity'),
+                                                                         coalesce(window_end, 'infinity'));
+    END IF;
 END $$;
 
--- citus_verify_partial: verify for the partial mode: each shard rollup's
--- partial rows against its source shard (memoria.verify on the shards'
--- nodes; their dimensions show the distribution column as null), then the
--- rollup table against the partial rows combined.
+-- citus_verify_partial: the rest of verify for the partial mode (after
+-- citus_verify checked each shard rollup's partial rows against its source
+-- shard): the rollup table against the partial rows combined.
 CREATE OR REPLACE FUNCTION memoria_internal.citus_verify_partial(c memoria.citus_rollups, window_start timestamptz,
                                                                  window_end timestamptz)
 RETURNS TABLE (bucket text, dimensions jsonb, rollup_values jsonb, source_values jsonb)
@@ -687,26 +686,11 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 SET DateStyle = 'ISO, YMD' AS $$
 DECLARE
-    p record;
     nm int := cardinality(ARRAY(SELECT jsonb_array_elements_text(c.definition->'partial'->'combine')));
     cols text[];
     nk int;
     win text := format('bucket >= %L AND bucket < %L', window_start, window_end);
 BEGIN
-    FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
-        memoria_internal.citus_command(c, format(
-            'SELECT COALESCE(pg_catalog.json_agg(v), ''[]'')::text FROM memoria.verify({shard}, %L, %L) v',
-            window_start, window_end), false))
-    LOOP
-        IF NOT p.success THEN
-            RAISE EXCEPTION 'verify of rollup "%" failed on shard % (%:%): %', c.name, p.shardid2, p.nodename,
-                            p.nodeport, p.result
-                USING ERRCODE = 'object_not_in_prerequisite_state',
-                      HINT = 'A shard without a shard rollup gets one at the next memoria.refresh().';
-        END IF;
-        RETURN QUERY SELECT * FROM jsonb_to_recordset(p.result::jsonb)
-                     AS x(bucket text, dimensions jsonb, rollup_values jsonb, source_values jsonb);
-    END LOOP;
     SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO cols
       FROM pg_attribute a WHERE a.attrelid = c.rollup_table AND a.attnum > 0 AND NOT a.attisdropped;
     nk := cardinality(cols) - nm;
