@@ -365,10 +365,16 @@ static void ddl_end_on_tables(void) {
     }
 }
 
-// ddl_end_restored: rollups restored from a dump are adopted once their
+// adopt_restored: rollups restored from a dump are adopted once their
 // triggers and key are back (pg_restore makes them last); until then the
 // hooks leave them alone, so as not to make triggers the dump will make.
-static void ddl_end_restored(void) {
+// Tried at the end of a DDL statement and again at the start of the next
+// CREATE or ALTER TABLE: pg_restore -j runs its last statements in
+// parallel sessions, whose ends each miss what the other has not committed
+// yet; a partition the application adds afterwards must not find its
+// rollup still waiting (it would then wait for that partition's triggers
+// forever).
+static void adopt_restored(void) {
     ListCell *lc;
     foreach (lc, all_rollups()) {
         char *waiting;
@@ -485,7 +491,7 @@ MEMORIA_FUNCTION(memoria_on_ddl_end) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) elog(ERROR, "memoria._on_ddl_end() must be called as an event trigger");
     if (in_own_ddl()) PG_RETURN_VOID();  // memoria's own trigger DDL, in the middle of its work
     const char *tag = GetCommandTagName(((EventTriggerData *) fcinfo->context)->tag);
-    ddl_end_restored();
+    adopt_restored();
     if (strcmp(tag, "ALTER TRIGGER") == 0)
         check_trigger_alter();
     else if (strcmp(tag, "CREATE FUNCTION") == 0 || strcmp(tag, "ALTER FUNCTION") == 0)
@@ -497,10 +503,16 @@ MEMORIA_FUNCTION(memoria_on_ddl_end) {
 }
 
 // memoria_internal.on_ddl_start(): the ddl_command_start event trigger
-// (ALTER TABLE): _live views that would stand in the way step aside.
+// (CREATE TABLE, ALTER TABLE): restored rollups are adopted if they can be;
+// _live views that would stand in the way step aside.
 MEMORIA_FUNCTION(memoria_on_ddl_start) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) elog(ERROR, "memoria_internal.on_ddl_start() must be called as an event trigger");
     if (in_own_ddl()) PG_RETURN_VOID();
+    int nest = NewGUCNestLevel();  // (as on_ddl_end's SET search_path)
+    (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                             false);
+    adopt_restored();
+    AtEOXact_GUC(true, nest);
     live_views_before_ddl(((EventTriggerData *) fcinfo->context)->parsetree);
     PG_RETURN_VOID();
 }
