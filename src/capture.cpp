@@ -248,7 +248,7 @@ static CaptureTarget *capture_target_for(TriggerData *td) {
     TriggerKind kind;
     int32 id;
     if (!parse_trigger_name(tg->tgname, &kind, &id)) not_memorias_trigger(tg, rel);
-    const Rollup *r = find_rollup_by_id(id);
+    const Rollup *r = read_rollup_for_capture(id);
     // No such rollup: nothing to record (a parallel pg_restore loads rows
     // into partitions of a source whose triggers are back before memoria's
     // catalog is; the restored rollup table already counts those rows).

@@ -130,12 +130,9 @@ static Datum nullable_text_array_datum(char **s, int n) {
 }
 
 // rollup_from_row: row i of the last SPI result, decoded into `into`.
-static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
-    HeapTuple row = SPI_tuptable->vals[i];
-    TupleDesc desc = SPI_tuptable->tupdesc;
-    Datum v[NUM_ROLLUP_COLUMNS];
-    bool null[NUM_ROLLUP_COLUMNS];
-    for (int c = 0; c < NUM_ROLLUP_COLUMNS; c++) v[c] = SPI_getbinval(row, desc, c + 1, &null[c]);
+// rollup_from_values: a Rollup in `into` from a catalog row's columns (v,
+// null: in ROLLUP_COLUMNS order) and whether it was restored elsewhere.
+static Rollup *rollup_from_values(const Datum *v, const bool *null, bool restored, MemoryContext into) {
     MemoryContext old = MemoryContextSwitchTo(into);
     Rollup *r = (Rollup *) palloc0(sizeof(Rollup));
     r->id = DatumGetInt32(v[COL_ID]);
@@ -174,9 +171,86 @@ static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
     r->dim_exprs = null[COL_DIMENSION_EXPRS] ? NULL : nullable_text_array(v[COL_DIMENSION_EXPRS], r->ndims);
     char *problem;
     attach_view_join(r, &problem);  // (a view that no longer fits: the DDL hooks say why)
-    bool isnull;
-    r->restored = DatumGetBool(SPI_getbinval(row, desc, NUM_ROLLUP_COLUMNS + 1, &isnull));
+    r->restored = restored;
     MemoryContextSwitchTo(old);
+    return r;
+}
+
+static Rollup *rollup_from_row(uint64 i, MemoryContext into) {
+    HeapTuple row = SPI_tuptable->vals[i];
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    Datum v[NUM_ROLLUP_COLUMNS];
+    bool null[NUM_ROLLUP_COLUMNS];
+    for (int c = 0; c < NUM_ROLLUP_COLUMNS; c++) v[c] = SPI_getbinval(row, desc, c + 1, &null[c]);
+    bool isnull;
+    bool restored = DatumGetBool(SPI_getbinval(row, desc, NUM_ROLLUP_COLUMNS + 1, &isnull));
+    return rollup_from_values(v, null, restored, into);
+}
+
+// catalog_row: the row of a memoria catalog table whose int4 first column
+// (its primary key, index <table>_pkey) is id, deformed into values/nulls
+// (the table's natts of them), read with snapshot; false if none.  The
+// caller reads the values before end_catalog_row.
+struct CatalogRow {
+    Relation rel;
+    SysScanDesc scan;
+    Datum *values;
+    bool *nulls;
+};
+static bool catalog_row(const char *table, int32 id, Snapshot snapshot, CatalogRow *row) {
+    Oid nsp = get_namespace_oid("memoria", false);
+    Oid index = get_relname_relid(psprintf("%s_pkey", table), nsp);
+    row->rel = table_open(get_relname_relid(table, nsp), AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(id));
+    row->scan = systable_beginscan(row->rel, index, OidIsValid(index), snapshot, 1, &key);
+    HeapTuple tup = systable_getnext(row->scan);
+    if (!HeapTupleIsValid(tup)) return false;
+    TupleDesc desc = RelationGetDescr(row->rel);
+    row->values = (Datum *) palloc(desc->natts * sizeof(Datum));
+    row->nulls = (bool *) palloc(desc->natts * sizeof(bool));
+    heap_deform_tuple(tup, desc, row->values, row->nulls);
+    return true;
+}
+static void end_catalog_row(CatalogRow *row) {
+    systable_endscan(row->scan);
+    table_close(row->rel, AccessShareLock);
+}
+
+Rollup *read_rollup_for_capture(int32 id) {
+    // (A catalog older than the library's: the general path.)
+    Oid nsp = get_namespace_oid("memoria", false);
+    if (!OidIsValid(get_relname_relid("rollups_pkey", nsp)) || !OidIsValid(get_relname_relid("rollup_state_pkey", nsp)))
+        return find_rollup_by_id(id);
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    CatalogRow row;
+    Rollup *r = NULL;
+    if (catalog_row("rollups", id, snapshot, &row)) {
+        TupleDesc desc = RelationGetDescr(row.rel);
+        Datum v[NUM_ROLLUP_COLUMNS];
+        bool null[NUM_ROLLUP_COLUMNS];
+        for (int c = 0; c < NUM_ROLLUP_COLUMNS; c++) {
+            AttrNumber a = column_present(c) ? get_attnum(RelationGetRelid(row.rel), ROLLUP_COLUMNS[c].name)
+                                             : InvalidAttrNumber;
+            null[c] = a == InvalidAttrNumber || a > desc->natts || row.nulls[a - 1];
+            v[c] = null[c] ? (Datum) 0 : row.values[a - 1];
+        }
+        // Restored elsewhere and not adopted since: as rollup_select says.
+        bool restored = false;
+        if (catalog_has_column("rollup_state", "recorded_in")) {
+            CatalogRow state;
+            restored = true;
+            if (catalog_row("rollup_state", id, snapshot, &state)) {
+                AttrNumber a = get_attnum(RelationGetRelid(state.rel), "recorded_in");
+                if (!state.nulls[a - 1])
+                    restored = strcmp(TextDatumGetCString(state.values[a - 1]), this_database_mark()) != 0;
+            }
+            end_catalog_row(&state);
+        }
+        r = rollup_from_values(v, null, restored, CurrentMemoryContext);
+    }
+    end_catalog_row(&row);
+    UnregisterSnapshot(snapshot);
     return r;
 }
 

@@ -83,6 +83,10 @@ Rollup *load_rollup(const char *name);
 // find_rollup_by_id: the rollup with this id, or NULL; no privilege check
 // (the capture trigger and the DDL hooks act for whoever wrote).
 Rollup *find_rollup_by_id(int32 id);
+// read_rollup_for_capture: find_rollup_by_id, read from the catalog's
+// indexes directly: the capture trigger's first call in a backend (which
+// Citus starts for most shard statements) plans no statement.
+Rollup *read_rollup_for_capture(int32 id);
 // load_rollups: every rollup the caller may manage, lower levels of a chain
 // first (a rollup before the rollups of its table), then by name.
 List *load_rollups(void);
