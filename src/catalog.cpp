@@ -776,6 +776,11 @@ List *due_rollups(long *sleep_ms, MemoryContext into) {
         MemoryContextSwitchTo(old);
     }
     SPI_finish();
+    // The distributed rollups this node coordinates, last.
+    List *distributed = citus_due_rollups(sleep_ms, into);
+    MemoryContext old = MemoryContextSwitchTo(into);
+    out = list_concat(out, distributed);
+    MemoryContextSwitchTo(old);
     return out;
 }
 

@@ -148,6 +148,37 @@ bool citus_rollups_exist(void) {
     return found;
 }
 
+List *citus_due_rollups(long *sleep_ms, MemoryContext into) {
+    if (!citus_rollups_exist()) return NIL;
+    List *out = NIL;
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    // (A distributed rollup keeps the default refresh_interval of 1 minute:
+    // alter_rollup does not change them.)
+    spi_exec("SELECT r.name, c.relowner, CASE WHEN r.last_refresh_at IS NULL THEN 0 "
+             "  ELSE greatest(0, extract(epoch FROM r.last_refresh_at + interval '1 minute' "
+             "                           - pg_catalog.clock_timestamp()) * 1000) END::float8 "
+             "FROM memoria.citus_rollups r JOIN pg_catalog.pg_class c ON c.oid = r.source ORDER BY r.name",
+             0, NULL, NULL, NULL, true);
+    leave_catalog_session(cs);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        bool isnull;
+        double wait = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+        if (wait > 0) {
+            *sleep_ms = Min(*sleep_ms, (long) wait + 1);
+            continue;
+        }
+        MemoryContext old = MemoryContextSwitchTo(into);
+        DueRollup *d = (DueRollup *) palloc(sizeof(DueRollup));
+        d->name = pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+        d->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+        out = lappend(out, d);
+        MemoryContextSwitchTo(old);
+    }
+    SPI_finish();
+    return out;
+}
+
 void citus_check_ddl(List *tables) {
     if (tables == NIL || !citus_rollups_exist()) return;
     Oid type = OIDARRAYOID;
@@ -199,14 +230,18 @@ void citus_check_drop(List *relations) {
     Datum value = oid_array_datum(relations);
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
-    spi_exec("SELECT name, CASE WHEN source = ANY ($1::pg_catalog.regclass[]) THEN 'source table' "
+    // (The oldest rollup named, so that the message does not depend on
+    // where a row lies.)
+    spi_exec("SELECT name, what FROM ("
+             "SELECT name, CASE WHEN source = ANY ($1::pg_catalog.regclass[]) THEN 'source table' "
              "WHEN target = ANY ($1::pg_catalog.regclass[]) AND rollup_table IS NOT NULL THEN 'partials table' "
-             "WHEN outbox = ANY ($1::pg_catalog.regclass[]) THEN 'changes table' ELSE 'rollup table' END "
-             "FROM memoria.citus_rollups WHERE source = ANY ($1::pg_catalog.regclass[]) "
+             "WHEN outbox = ANY ($1::pg_catalog.regclass[]) THEN 'changes table' ELSE 'rollup table' END AS what, "
+             "created_at FROM memoria.citus_rollups WHERE source = ANY ($1::pg_catalog.regclass[]) "
              "OR target = ANY ($1::pg_catalog.regclass[]) OR rollup_table = ANY ($1::pg_catalog.regclass[]) "
              "OR outbox = ANY ($1::pg_catalog.regclass[]) "
-             "UNION ALL SELECT r.name, 'source table' FROM memoria.citus_placements p "
-             "JOIN memoria.rollups r ON r.id = p.rollup_id WHERE p.source = ANY ($1::pg_catalog.regclass[]) LIMIT 1",
+             "UNION ALL SELECT r.name, 'source table', r.created_at FROM memoria.citus_placements p "
+             "JOIN memoria.rollups r ON r.id = p.rollup_id WHERE p.source = ANY ($1::pg_catalog.regclass[])"
+             ") named ORDER BY created_at, name LIMIT 1",
              1, &type, &value, NULL, true);
     leave_catalog_session(cs);
     if (SPI_processed > 0) {
@@ -435,10 +470,12 @@ MEMORIA_FUNCTION(memoria_citus_settle_owner) {
     PG_RETURN_VOID();
 }
 
-// memoria_internal.citus_set_watermark(name, watermark): the partial mode's
-// rollup table holds every change committed before `watermark` (a refresh
-// on the coordinator, after combining).  For a caller who may manage it.
-MEMORIA_FUNCTION(memoria_citus_set_watermark) {
+// memoria_internal.citus_refreshed(name, watermark): the coordinator has
+// just refreshed rollup `name` (its fan-out): the time, for the background
+// worker, and in the partial mode the watermark of the combination (the
+// rollup table holds every change committed before it).  For a caller who
+// may manage it.
+MEMORIA_FUNCTION(memoria_citus_refreshed) {
     if (PG_ARGISNULL(0)) PG_RETURN_VOID();
     Oid types[2] = {TEXTOID, TIMESTAMPTZOID};
     Datum values[2] = {PG_GETARG_DATUM(0), PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1)};
@@ -446,7 +483,7 @@ MEMORIA_FUNCTION(memoria_citus_set_watermark) {
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
     spi_exec("SELECT s.relowner FROM memoria.citus_rollups r JOIN pg_catalog.pg_class s ON s.oid = r.source "
-             "WHERE r.name = $1 AND r.rollup_table IS NOT NULL", 1, types, values, NULL, true);
+             "WHERE r.name = $1", 1, types, values, NULL, true);
     leave_catalog_session(cs);
     bool isnull;
     if (SPI_processed != 1 ||
@@ -454,7 +491,9 @@ MEMORIA_FUNCTION(memoria_citus_set_watermark) {
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                         errmsg("must be a member of the owner of rollup \"%s\"", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
     cs = enter_catalog_session();
-    spi_exec("UPDATE memoria.citus_rollups SET watermark = GREATEST(watermark, $2) WHERE name = $1", 2, types, values, nulls, false);
+    spi_exec("UPDATE memoria.citus_rollups SET last_refresh_at = pg_catalog.clock_timestamp(), "
+             "watermark = CASE WHEN rollup_table IS NOT NULL THEN GREATEST(watermark, $2) END WHERE name = $1",
+             2, types, values, nulls, false);
     leave_catalog_session(cs);
     SPI_finish();
     PG_RETURN_VOID();

@@ -23,7 +23,10 @@ CREATE TABLE IF NOT EXISTS memoria.citus_rollups (
     -- the buckets whose partial rows changed since the last combination.
     rollup_table regclass,
     outbox     regclass,
-    watermark  timestamptz          -- the partial mode: the rollup table's, at its last combination
+    watermark  timestamptz,         -- the partial mode: the rollup table's, at its last combination
+    -- The end of the last refresh from the coordinator (the coordinator's
+    -- background worker refreshes it again a refresh_interval later).
+    last_refresh_at timestamptz
 );
 COMMENT ON TABLE memoria.citus_rollups IS 'memoria: rollups of Citus distributed tables (one shard rollup per shard group on its node)';
 -- Written only by memoria (create_rollup_part, citus_forget);
@@ -337,8 +340,8 @@ AS 'MODULE_PATHNAME', 'memoria_citus_record_partial'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT
 SET search_path = pg_catalog, pg_temp;
 
-CREATE OR REPLACE FUNCTION memoria_internal.citus_set_watermark(name text, watermark timestamptz) RETURNS void
-AS 'MODULE_PATHNAME', 'memoria_citus_set_watermark'
+CREATE OR REPLACE FUNCTION memoria_internal.citus_refreshed(name text, watermark timestamptz) RETURNS void
+AS 'MODULE_PATHNAME', 'memoria_citus_refreshed'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT
 SET search_path = pg_catalog, pg_temp;
 
@@ -592,12 +595,14 @@ BEGIN
         BEGIN
             SELECT x.upserted, x.deleted INTO rows_upserted, rows_deleted FROM memoria_internal.citus_combine(c, window_start, window_end) x;
             IF rows_upserted + rows_deleted > 0 THEN rank := greatest(rank, 1); END IF;
-            PERFORM memoria_internal.citus_set_watermark(c.name, watermark);
+            PERFORM memoria_internal.citus_refreshed(c.name, watermark);
         EXCEPTION WHEN OTHERS THEN
             rank := 3;
             error := concat_ws('; ', error, 'combining the shards'' partial rows: ' || SQLERRM);
         END;
         watermark := (SELECT r.watermark FROM memoria.citus_rollups r WHERE r.name = c.name);
+    ELSE
+        PERFORM memoria_internal.citus_refreshed(c.name, NULL);
     END IF;
     status := (ARRAY['idle', 'ok', 'busy', 'error'])[rank + 1];
     duration := clock_timestamp() - started;

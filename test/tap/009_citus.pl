@@ -264,18 +264,22 @@ my %group_by = (
                              sum(tokens) AS tokens
                       FROM usage WHERE tokens > 10 GROUP BY 1, 2},
 );
+# differs_sql(r): the number of rows by which rollup r's table and a fresh
+# GROUP BY of its source differ.
+sub differs_sql {
+    my ($r) = @_;
+    return qq{WITH fresh AS MATERIALIZED ($group_by{$r}),
+                   kept AS MATERIALIZED (SELECT * FROM $table{$r})
+              SELECT (SELECT count(*) FROM (SELECT * FROM fresh EXCEPT ALL SELECT * FROM kept) a)
+                   + (SELECT count(*) FROM (SELECT * FROM kept EXCEPT ALL SELECT * FROM fresh) b)};
+}
 sub exact {
     my ($label) = @_;
     my $status = $coord->safe_psql('postgres',
         "SELECT string_agg(rollup || ' ' || status || coalesce(' ' || error, ''), '; ' ORDER BY rollup) FROM memoria.refresh()");
     unlike($status, qr/error|busy/, "$label: refreshed ($status)");
     for my $r (sort keys %group_by) {
-        my $diff = $coord->safe_psql('postgres', qq{
-            WITH fresh AS MATERIALIZED ($group_by{$r}),
-                 kept AS MATERIALIZED (SELECT * FROM $table{$r})
-            SELECT (SELECT count(*) FROM (SELECT * FROM fresh EXCEPT ALL SELECT * FROM kept) a)
-                 + (SELECT count(*) FROM (SELECT * FROM kept EXCEPT ALL SELECT * FROM fresh) b)});
-        is($diff, '0', "$label: $r equals a GROUP BY of the source");
+        is($coord->safe_psql('postgres', differs_sql($r)), '0', "$label: $r equals a GROUP BY of the source");
         is($coord->safe_psql('postgres', "SELECT count(*) FROM memoria.verify('$r')"), '0', "$label: $r verifies");
     }
 }
@@ -517,6 +521,24 @@ for my $node ($w1, $w2) {
 }
 exact('after the nodes refreshed their shard rollups themselves');
 exact('after the refused conversions');
+
+# The coordinator's background worker (the nodes' pools stay off) refreshes
+# every distributed rollup, fanning out, and combines the partial ones.
+$coord->safe_psql('postgres', q{
+    UPDATE usage SET tokens = tokens + 5 WHERE id % 11 = 0;
+    INSERT INTO usage (created_at, ws, model, tokens)
+    SELECT timestamptz '2026-03-22' + g * interval '1 hour', g % 40, 'by the worker', g FROM generate_series(1, 200) g;
+});
+is($coord->safe_psql('postgres', 'SELECT ' . join(' + ', map { '(' . differs_sql($_) . ')' } sort keys %group_by) . ' > 0'),
+   't', 'the writes made the rollups stale');
+$coord->safe_psql('postgres', 'ALTER SYSTEM SET memoria.enabled = on; SELECT pg_reload_conf()');
+my $all_exact = 'SELECT ' . join(' + ', map { '(' . differs_sql($_) . ')' } sort keys %group_by) . ' = 0';
+ok($coord->poll_query_until('postgres', $all_exact), 'the coordinator\'s worker brought every distributed rollup up to date');
+is($coord->safe_psql('postgres', 'SELECT count(*) FROM memoria.citus_rollups WHERE last_refresh_at IS NULL'), '0',
+   'citus_rollups says when each was last refreshed');
+$coord->safe_psql('postgres', 'ALTER SYSTEM RESET memoria.enabled; SELECT pg_reload_conf()');
+ok($coord->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'memoria worker'"),
+   'the pool, off again, has stopped');
 # pg_dump does not see Citus' shards: rollups of placements stay out of the
 # catalog's data (a row naming a shard would fail the whole COPY on restore).
 my $dump = `pg_dump -h @{[$coord->host]} -p @{[$coord->port]} -d postgres --data-only 2>&1`;
