@@ -788,9 +788,15 @@ BEGIN
         rollup := c.name; source := c.source; target := coalesce(c.rollup_table, c.target);
         shard_groups := 0; shard_rollups := 0; watermark := 'infinity'; pending_keys := 0;
         needs_backfill := false; errors := NULL; no_watermark := false; state := 'idle';
+        -- (With, for the partial mode, how many of the triggers logging a
+        -- partials shard's changed buckets are there and enabled.)
         FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
-            'SELECT pg_catalog.row_to_json(s)::text FROM memoria.status s
-             WHERE s.target = memoria_internal.citus_regclass(%2$L)')
+            'SELECT pg_catalog.row_to_json(x)::text FROM (SELECT s.*,
+                 (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t
+                  WHERE t.tgrelid = memoria_internal.citus_regclass(%2$L) AND t.tgenabled IN (''O'', ''A'')
+                    AND t.tgname IN (''zz_memoria_changes_insert'', ''zz_memoria_changes_update'',
+                                     ''zz_memoria_changes_delete'')) AS changes_logged
+             FROM memoria.status s WHERE s.target = memoria_internal.citus_regclass(%2$L)) x')
         LOOP
             shard_groups := shard_groups + 1;
             IF NOT p.success OR coalesce(p.result, '') = '' THEN
@@ -812,6 +818,15 @@ BEGIN
                 errors := concat_ws('; ', errors, format('shard %s on %s:%s: %s', p.shardid2, p.nodename,
                                                          p.nodeport, coalesce(o->>'last_error', o->>'state')));
             ELSIF o->>'state' = 'refreshing' AND state = 'idle' THEN state := 'refreshing';
+            END IF;
+            -- Changes not logged are never combined: the rollup table would
+            -- go stale without a word.
+            IF c.rollup_table IS NOT NULL AND (o->>'changes_logged')::int < 3 THEN
+                state := 'capture_disabled';
+                errors := concat_ws('; ', errors, format(
+                    'shard %s on %s:%s: a trigger zz_memoria_changes_* of %s is disabled or missing (enable it there, '
+                    'then memoria.refresh_window(%L, ''-infinity'', ''infinity'') combines every bucket again)',
+                    p.shardid2, p.nodename, p.nodeport, o->>'target', c.name));
             END IF;
         END LOOP;
         IF shard_groups = 0 OR no_watermark THEN watermark := NULL; END IF;

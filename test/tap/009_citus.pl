@@ -513,6 +513,38 @@ $coord->safe_psql('postgres', q{
     SET DateStyle = 'SQL, DMY'; SET TimeZone = 'Asia/Kolkata';
     SELECT count(*) FROM memoria.refresh('by_model');
 });
+# A DBA disables, on a worker, the triggers logging a partials shard's changed
+# buckets: status says so (the table would go stale unnoticed otherwise),
+# verify finds the stale rows, and the documented way back repairs them.
+my ($partials_id, $partials_shard) = split /\|/, $coord->safe_psql('postgres', sprintf(q{
+    SELECT s.shardid, shard_name('memoria_rollup.by_model_partials'::regclass, s.shardid)
+    FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid)
+    WHERE s.logicalrelid = 'memoria_rollup.by_model_partials'::regclass AND n.nodeport = %d ORDER BY 1 LIMIT 1},
+    $w1->port));
+$w1->safe_psql('postgres', "SET citus.enable_manual_changes_to_shards = on;
+                            ALTER TABLE $partials_shard DISABLE TRIGGER zz_memoria_changes_insert,
+                                DISABLE TRIGGER zz_memoria_changes_update, DISABLE TRIGGER zz_memoria_changes_delete");
+like($coord->safe_psql('postgres', "SELECT state || ': ' || errors FROM memoria.citus_status WHERE rollup = 'by_model'"),
+     qr/^capture_disabled: shard \d+ on .*: a trigger zz_memoria_changes_\* of .*by_model_partials_\d+ is disabled or missing/,
+     'the partial mode: status reports disabled change log triggers on a worker');
+# (A write to that shard alone: a bucket another shard also changed would
+# be combined from every shard's partial rows anyway.)
+$coord->safe_psql('postgres', qq{
+    INSERT INTO usage (created_at, ws, model, tokens)
+    SELECT '2026-03-02 12:00+00', ws, 'unlogged', 1 FROM generate_series(0, 1000) ws
+    WHERE get_shard_id_for_distribution_column('memoria_rollup.by_model_partials', ws) = $partials_id LIMIT 1;
+    SELECT count(*) FROM memoria.refresh('by_model');
+});
+isnt($coord->safe_psql('postgres', "SELECT count(*) FROM memoria.verify('by_model')"), '0',
+     'the partial mode: verify finds what the disabled triggers left stale');
+$w1->safe_psql('postgres', "SET citus.enable_manual_changes_to_shards = on;
+                            ALTER TABLE $partials_shard ENABLE TRIGGER zz_memoria_changes_insert,
+                                ENABLE TRIGGER zz_memoria_changes_update, ENABLE TRIGGER zz_memoria_changes_delete");
+is($coord->safe_psql('postgres', "SELECT state FROM memoria.citus_status WHERE rollup = 'by_model'"), 'idle',
+   'the partial mode: status is back to idle once the triggers are enabled');
+$coord->safe_psql('postgres', q{SELECT count(*) FROM memoria.refresh_window('by_model', '-infinity', 'infinity')});
+is($coord->safe_psql('postgres', "SELECT count(*) FROM memoria.verify('by_model')"), '0',
+   'the partial mode: refresh_window over everything repairs it');
 # A shard rollup refreshed on its own node (as each node's memoria worker
 # does): the coordinator's next refresh still combines what it changed.
 $coord->safe_psql('postgres', q{UPDATE usage SET tokens = tokens + 1000 WHERE id % 13 = 0});
