@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/citus.sh [--rows N] [--runs R] [--out DIR]: a rollup of a Citus
+# bench/citus.sh [--rows N] [--runs R] [--scale S] [--out DIR]: a rollup of a Citus
 # distributed table (src/citus.hpp) on a coordinator and two workers, each a
 # throwaway cluster on this machine.  Needs Citus (../shared/vendor/build-citus.sh).
 #
@@ -18,7 +18,12 @@
 #      do (the fan-out alone);
 #   3. the partial mode (a rollup by model only): refresh after 1% churn and
 #      after 100 changed rows, against the same kind of bound into a table on
-#      the coordinator.
+#      the coordinator;
+#   4. the same after 100 changed rows once the table holds --scale times as
+#      many rows (default 10; 0 skips it) and an index on (ws, created_at):
+#      the bound reads every row of the changed buckets, the partial mode
+#      only the changed groups of each shard, so the two grow apart with the
+#      table.
 # R runs (default 3) of each, alternating; medians.  Writes DIR/citus.md
 # (default bench/results) and prints it.
 set -euo pipefail
@@ -28,13 +33,15 @@ export PATH=$PG_BIN:$PATH
 
 ROWS=1000000
 RUNS=3
+SCALE=10
 OUT=bench/results
 while [ $# -gt 0 ]; do
     case $1 in
         --rows) ROWS=$2; shift 2 ;;
         --runs) RUNS=$2; shift 2 ;;
+        --scale) SCALE=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        *) echo "usage: bench/citus.sh [--rows N] [--runs R] [--out DIR]" >&2; exit 2 ;;
+        *) echo "usage: bench/citus.sh [--rows N] [--runs R] [--scale S] [--out DIR]" >&2; exit 2 ;;
     esac
 done
 if [ ! -f "$($PG_BIN/pg_config --pkglibdir)/citus.so" ]; then
@@ -179,6 +186,32 @@ p_noop=$(median < "$DIR/p_noop")
 p_differences=$(q -c "SELECT count(*) FROM memoria.verify('rolled_by_model')")
 p_bound_differences=$(q -c "SELECT count(*) FROM (SELECT * FROM bound_model EXCEPT SELECT * FROM memoria_rollup.rolled_by_model) x")
 
+if [ "$SCALE" -gt 1 ]; then
+    echo "== 4. the partial mode, the table $SCALE times as large"
+    big_rows=$(q -c "SELECT count(*) * $SCALE FROM rolled")
+    # (And the index a multi-tenant usage table has: its tenant, then time.)
+    q -c "$(load rolled $((big_rows - $(q -c "SELECT count(*) FROM rolled"))))" \
+      -c "CREATE INDEX ON rolled (ws, created_at)" -c "ANALYZE rolled" >/dev/null
+    q -c "SELECT count(*) FROM memoria.refresh('rolled_by_model')" -c "SELECT count(*) FROM memoria.refresh('rolled_daily')" \
+      -c "TRUNCATE bound_model" -c "INSERT INTO bound_model SELECT * FROM memoria_rollup.rolled_by_model" >/dev/null
+    : > "$DIR/s_memoria"; : > "$DIR/s_bound"
+    for run in $(seq 1 "$RUNS"); do
+        step=$((big_rows / 100)); k=$((run * 17 % step))
+        q -c "TRUNCATE dirty_model" -c "INSERT INTO dirty_model SELECT DISTINCT memoria.bucket(created_at, '1 day', 'UTC'), model
+                                    FROM rolled WHERE id % $step = $k" \
+          -c "UPDATE rolled SET tokens = tokens + 1 WHERE id % $step = $k" >/dev/null
+        ms "SELECT * FROM memoria.refresh('rolled_by_model')" >> "$DIR/s_memoria"
+        ms "INSERT INTO bound_model
+            SELECT memoria.bucket(r.created_at, '1 day', 'UTC'), r.model, sum(r.tokens), count(*)
+            FROM rolled r WHERE (memoria.bucket(r.created_at, '1 day', 'UTC'), r.model) IN (SELECT * FROM dirty_model)
+            GROUP BY 1, 2
+            ON CONFLICT (bucket, model) DO UPDATE SET tokens = excluded.tokens, n = excluded.n" >> "$DIR/s_bound"
+    done
+    s_memoria=$(median < "$DIR/s_memoria"); s_bound=$(median < "$DIR/s_bound")
+    s_differences=$(q -c "SELECT count(*) FROM memoria.verify('rolled_by_model')")
+    s_bound_differences=$(q -c "SELECT count(*) FROM (SELECT * FROM bound_model EXCEPT SELECT * FROM memoria_rollup.rolled_by_model) x")
+fi
+
 cores=$(nproc)
 {
     echo "# memoria on Citus: a coordinator and two workers on one machine ($cores cores)"
@@ -210,4 +243,15 @@ cores=$(nproc)
     echo
     echo "A refresh with nothing to do: $p_noop ms. verify() after the churn: $p_differences differences;"
     echo "the bound's table differs from the rollup in $p_bound_differences rows."
+    if [ "$SCALE" -gt 1 ]; then
+        echo
+        echo "The same table grown to $big_rows rows ($SCALE times as large), with an index on (ws, created_at),"
+        echo "100 rows changed:"
+        echo
+        echo "| measure | bound | memoria | ratio |"
+        echo "| --- | --- | --- | --- |"
+        echo "| refresh after 100 rows changed, $big_rows rows (ms) | $s_bound | $s_memoria | $(ratio "$s_memoria" "$s_bound") x the bound |"
+        echo
+        echo "verify(): $s_differences differences; the bound's table differs from the rollup in $s_bound_differences rows."
+    fi
 } | tee "$OUT/citus.md"

@@ -69,6 +69,13 @@ void create_live_view(const Rollup *r) {
                                   quote_literal_cstr(r->name))));
         return;
     }
+    // On a Citus coordinator the view stays local, as memoria's tables it
+    // reads: not handed to Citus, which would only warn that it cannot
+    // propagate it.
+    int nest = NewGUCNestLevel();
+    if (GetConfigOption("citus.enable_ddl_propagation", true, false) != NULL)
+        (void) set_config_option("citus.enable_ddl_propagation", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                                 true, 0, false);
     run_rollup_ddl(r, live_view_sql(r, view));
     // Made by ALTER EXTENSION UPDATE, it would be the extension's: it is the
     // rollup owner's, as one made by create_rollup.
@@ -82,6 +89,7 @@ void create_live_view(const Rollup *r) {
                          quote_literal_cstr(psprintf("memoria: rollup %s, exact at your snapshot (pending keys "
                                                      "recomputed from the source)", r->name))),
                 r->owner);
+    AtEOXact_GUC(true, nest);
 }
 
 Oid find_live_view(const Rollup *r) {

@@ -724,8 +724,21 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     c memoria.citus_rollups := memoria_internal.citus_rollup(name);
     p record;
+    dependent record;
 BEGIN
     PERFORM memoria_internal.citus_check_locks(c, 'drop_rollup');
+    -- The rollups of its table (a chain), as for a local rollup: refused,
+    -- or with cascade dropped first, alike.
+    FOR dependent IN SELECT r.name FROM memoria.citus_rollups r WHERE r.source IN (c.target, c.rollup_table)
+                     UNION SELECT r.name FROM memoria.rollups r WHERE r.source = c.rollup_table ORDER BY 1
+    LOOP
+        IF NOT cascade THEN
+            RAISE EXCEPTION 'cannot drop rollup "%": rollup "%" is a rollup of its table', c.name, dependent.name
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = format('memoria.drop_rollup(%L, cascade => true) drops the rollups of its table too.', c.name);
+        END IF;
+        PERFORM memoria.drop_rollup(dependent.name, drop_table, true);
+    END LOOP;
     PERFORM pg_advisory_xact_lock(1835363697, hashtext(c.name));
     -- The shard rollups first (their triggers, logs and state on each node),
     -- in the nodes' own transactions: if this transaction then fails, the

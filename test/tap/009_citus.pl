@@ -78,7 +78,7 @@ $coord->safe_psql('postgres', q{
 fails_like($coord, "SELECT create_distributed_table('usage', 'ws', shard_count => 8)", qr/trigger/i,
            'distributing a source that has a local rollup');
 $coord->safe_psql('postgres', q{
-    SELECT memoria.drop_rollup('usage_daily', drop_table => true);
+    SELECT memoria.drop_rollup('usage_daily', drop_table => true, cascade => true);
     SELECT create_distributed_table('usage', 'ws', shard_count => 8);
     SELECT memoria.create_rollup('usage_daily', 'usage', 'created_at', ARRAY['ws', 'model'],
         ARRAY['sum(tokens) AS tokens', 'count(*) AS n', 'count(DISTINCT tokens % 5) AS kinds'],
@@ -571,6 +571,32 @@ is($coord->safe_psql('postgres', 'SELECT count(*) FROM memoria.citus_rollups WHE
 $coord->safe_psql('postgres', 'ALTER SYSTEM RESET memoria.enabled; SELECT pg_reload_conf()');
 ok($coord->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'memoria worker'"),
    'the pool, off again, has stopped');
+# Chains: a distributed rollup of a distributed rollup's table, and a local
+# rollup of the partial mode's table (made without a word from Citus about
+# its _live view).  drop_rollup refuses to leave them without their source;
+# with cascade it drops them first (below).
+my ($chain_rc, $chain_out, $chain_err) = $coord->psql('postgres', q{
+    SELECT memoria.create_rollup('usage_weekly', 'memoria_rollup.usage_daily', 'bucket', ARRAY['ws'],
+                                 ARRAY['sum(tokens) AS tokens'], bucket => '7 days');
+    SELECT memoria.create_rollup('model_weekly', 'memoria_rollup.by_model', 'bucket', ARRAY['model'],
+                                 ARRAY['sum(tokens) AS tokens'], bucket => '7 days');
+    CALL memoria.backfill('model_weekly');
+    SELECT count(*) FROM memoria.refresh();
+});
+is($chain_rc, 0, 'rollups of a distributed and of a partial rollup table: made, filled and refreshed');
+unlike($chain_err, qr/WARNING|ERROR/, 'no warning from Citus about the local rollup\'s _live view');
+for my $chain (['usage_weekly', 'usage_daily', 'ws', 'memoria_rollup.usage_weekly'],
+               ['model_weekly', 'by_model', 'model', 'memoria_rollup.model_weekly']) {
+    my ($name, $below, $dim, $table) = @$chain;
+    is($coord->safe_psql('postgres', qq{
+        WITH fresh AS (SELECT memoria.bucket(bucket, '7 days', 'UTC') AS bucket, $dim, sum(tokens) AS tokens
+                       FROM memoria_rollup.$below GROUP BY 1, 2)
+        SELECT count(*) FROM ((SELECT * FROM fresh EXCEPT ALL SELECT * FROM $table)
+                              UNION ALL (SELECT * FROM $table EXCEPT ALL SELECT * FROM fresh)) d}),
+       '0', "$name equals a GROUP BY of $below\'s table");
+    fails_like($coord, "SELECT memoria.drop_rollup('$below')", qr/cannot drop rollup "$below": rollup "$name" is a rollup of its table/,
+               "drop_rollup('$below') while $name reads its table");
+}
 # pg_dump does not see Citus' shards: rollups of placements stay out of the
 # catalog's data (a row naming a shard would fail the whole COPY on restore).
 my $dump = `pg_dump -h @{[$coord->host]} -p @{[$coord->port]} -d postgres --data-only 2>&1`;
@@ -579,12 +605,12 @@ ok(defined $catalog_rows, 'pg_dump dumps the catalog');
 unlike($catalog_rows // '', qr/payments_daily|notes_hourly/, 'pg_dump leaves rollups of placements out');
 like($dump, qr/^COPY memoria\.citus_rollups .*usage_daily/ms, 'pg_dump keeps the distributed rollups');
 $coord->safe_psql('postgres', q{
-    SELECT memoria.drop_rollup('usage_daily', drop_table => true);
+    SELECT memoria.drop_rollup('usage_daily', drop_table => true, cascade => true);
     SELECT memoria.drop_rollup('usage_hourly');
     SELECT memoria.drop_rollup('usage_in_public', drop_table => true);
     SELECT memoria.drop_rollup('usage_by_alice', drop_table => true);
     SELECT memoria.drop_rollup('a_rollup_whose_name_is_longer_than_any_shard_rollup_name', drop_table => true);
-    SELECT memoria.drop_rollup('by_model', drop_table => true);
+    SELECT memoria.drop_rollup('by_model', drop_table => true, cascade => true);
     SELECT memoria.drop_rollup('hourly_total', drop_table => true);
     SELECT memoria.drop_rollup('by_lower_model');
     SELECT memoria.drop_rollup('payments_daily', drop_table => true);
@@ -596,6 +622,8 @@ is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE relname I
                                    'by_model_changes', 'hourly_total', 'hourly_total_partials', 'hourly_total_changes',
                                    'by_lower_model_partials', 'by_lower_model_changes')}),
    '0', 'the partial mode: its tables are gone');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_class WHERE relname IN ('usage_weekly', 'model_weekly', 'usage_daily')}),
+   '0', 'drop_rollup with cascade and drop_table: the rollups of its table and their tables are gone');
 is($coord->safe_psql('postgres', "SELECT count(*) > 0 FROM public.by_lower_model"), 't',
    'the partial mode: without drop_table the rollup table stays');
 for my $node (@nodes) {
