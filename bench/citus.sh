@@ -21,9 +21,9 @@
 #      the coordinator;
 #   4. the same after 100 changed rows once the table holds --scale times as
 #      many rows (default 10; 0 skips it) and an index on (ws, created_at):
-#      the bound reads every row of the changed buckets, the partial mode
-#      only the changed groups of each shard, so the two grow apart with the
-#      table.
+#      the bound reads every row of the changed (day, model) buckets, the
+#      partial mode each shard's rows of its changed (day, ws) keys, so the
+#      fan-out's fixed cost weighs less.
 # R runs (default 3) of each, alternating; medians.  Writes DIR/citus.md
 # (default bench/results) and prints it.
 set -euo pipefail
