@@ -470,16 +470,18 @@ MEMORIA_FUNCTION(memoria_citus_settle_owner) {
     PG_RETURN_VOID();
 }
 
-// memoria_internal.citus_refreshed(name, watermark): the coordinator has
-// just refreshed rollup `name` (its fan-out): the time, for the background
-// worker, and in the partial mode the watermark of the combination (the
-// rollup table holds every change committed before it).  For a caller who
-// may manage it.
+// memoria_internal.citus_refreshed(name, watermark, error): the coordinator
+// has just refreshed rollup `name` (its fan-out): the time, for the
+// background worker, what failed (NULL: nothing), and in the partial mode
+// the watermark of the combination (the rollup table holds every change
+// committed before it; never later than now).  For a caller who may manage
+// it.
 MEMORIA_FUNCTION(memoria_citus_refreshed) {
     if (PG_ARGISNULL(0)) PG_RETURN_VOID();
-    Oid types[2] = {TEXTOID, TIMESTAMPTZOID};
-    Datum values[2] = {PG_GETARG_DATUM(0), PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1)};
-    char nulls[2] = {' ', PG_ARGISNULL(1) ? 'n' : ' '};
+    Oid types[3] = {TEXTOID, TIMESTAMPTZOID, TEXTOID};
+    Datum values[3] = {PG_GETARG_DATUM(0), PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1),
+                       PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2)};
+    char nulls[3] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', PG_ARGISNULL(2) ? 'n' : ' '};
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
     spi_exec("SELECT s.relowner FROM memoria.citus_rollups r JOIN pg_catalog.pg_class s ON s.oid = r.source "
@@ -491,9 +493,10 @@ MEMORIA_FUNCTION(memoria_citus_refreshed) {
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                         errmsg("must be a member of the owner of rollup \"%s\"", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
     cs = enter_catalog_session();
-    spi_exec("UPDATE memoria.citus_rollups SET last_refresh_at = pg_catalog.clock_timestamp(), "
-             "watermark = CASE WHEN rollup_table IS NOT NULL THEN GREATEST(watermark, $2) END WHERE name = $1",
-             2, types, values, nulls, false);
+    spi_exec("UPDATE memoria.citus_rollups SET last_refresh_at = pg_catalog.clock_timestamp(), last_error = $3, "
+             "watermark = CASE WHEN rollup_table IS NOT NULL "
+             "THEN GREATEST(watermark, LEAST($2, pg_catalog.clock_timestamp())) END WHERE name = $1",
+             3, types, values, nulls, false);
     leave_catalog_session(cs);
     SPI_finish();
     PG_RETURN_VOID();

@@ -25,8 +25,10 @@ CREATE TABLE IF NOT EXISTS memoria.citus_rollups (
     outbox     regclass,
     watermark  timestamptz,         -- the partial mode: the rollup table's, at its last combination
     -- The end of the last refresh from the coordinator (the coordinator's
-    -- background worker refreshes it again a refresh_interval later).
-    last_refresh_at timestamptz
+    -- background worker refreshes it again a refresh_interval later), and
+    -- what failed in it (memoria.citus_status shows it).
+    last_refresh_at timestamptz,
+    last_error text
 );
 COMMENT ON TABLE memoria.citus_rollups IS 'memoria: rollups of Citus distributed tables (one shard rollup per shard group on its node)';
 -- Written only by memoria (create_rollup_part, citus_forget);
@@ -340,7 +342,8 @@ AS 'MODULE_PATHNAME', 'memoria_citus_record_partial'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT
 SET search_path = pg_catalog, pg_temp;
 
-CREATE OR REPLACE FUNCTION memoria_internal.citus_refreshed(name text, watermark timestamptz) RETURNS void
+CREATE OR REPLACE FUNCTION memoria_internal.citus_refreshed(name text, watermark timestamptz, error text)
+RETURNS void
 AS 'MODULE_PATHNAME', 'memoria_citus_refreshed'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT
 SET search_path = pg_catalog, pg_temp;
@@ -554,6 +557,7 @@ DECLARE
     shards int := 0;
     rank int := 0;                -- idle, ok, busy, error
     no_watermark boolean := false;
+    combined boolean := true;
 BEGIN
     rollup := c.name; keys_refreshed := 0; rows_upserted := 0; rows_deleted := 0; watermark := 'infinity';
     PERFORM memoria_internal.citus_settle_owner(c.name);
@@ -595,14 +599,17 @@ BEGIN
         BEGIN
             SELECT x.upserted, x.deleted INTO rows_upserted, rows_deleted FROM memoria_internal.citus_combine(c, window_start, window_end) x;
             IF rows_upserted + rows_deleted > 0 THEN rank := greatest(rank, 1); END IF;
-            PERFORM memoria_internal.citus_refreshed(c.name, watermark);
         EXCEPTION WHEN OTHERS THEN
-            rank := 3;
+            rank := 3; combined := false;
             error := concat_ws('; ', error, 'combining the shards'' partial rows: ' || SQLERRM);
         END;
+    END IF;
+    -- When and how it went, failed or not (the background worker comes back
+    -- a refresh_interval later; citus_status shows the error), and the
+    -- partial mode's watermark once combined.
+    PERFORM memoria_internal.citus_refreshed(c.name, CASE WHEN combined THEN watermark END, error);
+    IF c.rollup_table IS NOT NULL THEN
         watermark := (SELECT r.watermark FROM memoria.citus_rollups r WHERE r.name = c.name);
-    ELSE
-        PERFORM memoria_internal.citus_refreshed(c.name, NULL);
     END IF;
     status := (ARRAY['idle', 'ok', 'busy', 'error'])[rank + 1];
     duration := clock_timestamp() - started;
@@ -729,8 +736,10 @@ BEGIN
     PERFORM memoria_internal.citus_check_locks(c, 'drop_rollup');
     -- The rollups of its table (a chain), as for a local rollup: refused,
     -- or with cascade dropped first, alike.
+    -- (Local rollups of the partial mode's table through memoria.status:
+    -- the ones the caller may see.  Any other's depends on the table.)
     FOR dependent IN SELECT r.name FROM memoria.citus_rollups r WHERE r.source IN (c.target, c.rollup_table)
-                     UNION SELECT r.name FROM memoria.rollups r WHERE r.source = c.rollup_table ORDER BY 1
+                     UNION SELECT s.rollup FROM memoria.status s WHERE s.source = c.rollup_table ORDER BY 1
     LOOP
         IF NOT cascade THEN
             RAISE EXCEPTION 'cannot drop rollup "%": rollup "%" is a rollup of its table', c.name, dependent.name
@@ -845,9 +854,12 @@ BEGIN
         IF shard_groups = 0 OR no_watermark THEN watermark := NULL; END IF;
         -- The partial mode: the rollup table's own, from its last combination.
         IF c.rollup_table IS NOT NULL THEN watermark := c.watermark; END IF;
+        IF c.last_error IS NOT NULL THEN
+            errors := concat_ws('; ', errors, 'the last refresh from the coordinator: ' || c.last_error);
+        END IF;
         IF state = 'idle' AND needs_backfill THEN state := 'needs_backfill'; END IF;
         IF errors IS NOT NULL AND state NOT IN ('error', 'capture_disabled') THEN state := 'error'; END IF;
-        lag := clock_timestamp() - watermark;
+        lag := CASE WHEN isfinite(watermark) THEN clock_timestamp() - watermark END;
         RETURN NEXT;
     END LOOP;
 END $$;

@@ -512,6 +512,36 @@ $coord->safe_psql('postgres', qq{
 });
 is($coord->safe_psql('postgres', "SELECT rolsuper FROM pg_roles WHERE rolname = '$owner'"), 'f',
    'the partial mode: a superuser\'s refresh runs the owner\'s trigger as the owner');
+# A combination that fails (here the owner's trigger refuses) is recorded:
+# status shows why, and the background worker waits its refresh_interval
+# before it tries again.
+$coord->safe_psql('postgres', qq{
+    CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS \$\$
+    BEGIN RAISE EXCEPTION 'the owner refuses'; END \$\$;
+    ALTER FUNCTION public.refuse() OWNER TO $owner;
+    SET ROLE $owner;
+    CREATE TRIGGER refuse AFTER INSERT OR UPDATE OR DELETE ON memoria_rollup.by_model
+        FOR EACH STATEMENT EXECUTE FUNCTION public.refuse();
+    RESET ROLE;
+    UPDATE usage SET tokens = tokens + 1 WHERE id % 19 = 0;
+});
+like($coord->safe_psql('postgres', "SELECT status || ' ' || error FROM memoria.refresh('by_model')"),
+     qr/^error .*combining the shards' partial rows: the owner refuses/, 'the partial mode: a failed combination says why');
+like($coord->safe_psql('postgres', q{SELECT s.state || ': ' || s.errors || ' / ' || (r.last_refresh_at > now() - interval '1 minute')
+                                   FROM memoria.citus_status s JOIN memoria.citus_rollups r ON r.name = s.rollup
+                                   WHERE s.rollup = 'by_model'}),
+     qr/^error: .*the last refresh from the coordinator: .*the owner refuses.* \/ true$/,
+     'the partial mode: citus_status shows it, and last_refresh_at is set');
+$coord->safe_psql('postgres', q{DROP TRIGGER refuse ON memoria_rollup.by_model});
+is($coord->safe_psql('postgres', q{SELECT status || coalesce(' ' || error, '') FROM memoria.refresh('by_model')}), 'ok',
+   'the partial mode: once the trigger is gone the refresh combines again');
+is($coord->safe_psql('postgres', q{SELECT state || coalesce(': ' || errors, '') FROM memoria.citus_status WHERE rollup = 'by_model'}),
+   'idle', 'the partial mode: and citus_status forgets the error');
+# The owner may call the internal citus_refreshed on its own rollup, but
+# cannot set a watermark beyond now (nor break citus_status for everyone).
+$coord->safe_psql('postgres', qq{SET ROLE $owner; SELECT memoria_internal.citus_refreshed('by_model', 'infinity', NULL)});
+is($coord->safe_psql('postgres', q{SELECT watermark <= now() AND lag >= interval '0' FROM memoria.citus_status WHERE rollup = 'by_model'}),
+   't', 'the partial mode: no watermark beyond now');
 # Buckets round-trip whatever the refreshing session's date style and zone.
 $coord->safe_psql('postgres', q{
     INSERT INTO usage (created_at, ws, model, tokens) VALUES ('2026-03-21 20:00+00', 3, 'zone', 1);
@@ -609,14 +639,16 @@ my ($catalog_rows) = $dump =~ /^COPY memoria\.rollups .*?\n(.*?)^\\\.$/ms;
 ok(defined $catalog_rows, 'pg_dump dumps the catalog');
 unlike($catalog_rows // '', qr/payments_daily|notes_hourly/, 'pg_dump leaves rollups of placements out');
 like($dump, qr/^COPY memoria\.citus_rollups .*usage_daily/ms, 'pg_dump keeps the distributed rollups');
-$coord->safe_psql('postgres', q{
+$coord->safe_psql('postgres', qq{
     SELECT memoria.drop_rollup('usage_daily', drop_table => true, cascade => true);
     SELECT memoria.drop_rollup('usage_hourly');
     SELECT memoria.drop_rollup('usage_in_public', drop_table => true);
     SELECT memoria.drop_rollup('usage_by_alice', drop_table => true);
     SELECT memoria.drop_rollup('a_rollup_whose_name_is_longer_than_any_shard_rollup_name', drop_table => true);
+    SET ROLE $owner;   -- (the owner of the source, not a superuser)
     SELECT memoria.drop_rollup('by_model', drop_table => true, cascade => true);
     SELECT memoria.drop_rollup('hourly_total', drop_table => true);
+    RESET ROLE;
     SELECT memoria.drop_rollup('by_lower_model');
     SELECT memoria.drop_rollup('payments_daily', drop_table => true);
     SELECT memoria.drop_rollup('notes_hourly', drop_table => true);
