@@ -3,6 +3,7 @@
 #include <initializer_list>
 #include <utility>
 
+#include "adopt.hpp"
 #include "catalog.hpp"
 #include "citus.hpp"
 #include "expressions.hpp"
@@ -468,6 +469,15 @@ MEMORIA_FUNCTION(memoria_citus_settle_owner) {
     }
     SPI_finish();
     PG_RETURN_VOID();
+}
+
+// memoria_internal.citus_grant_rollup_schema(role): settle_schema_grant's
+// grant for one role, asked for from the coordinator's fan-out (a role that
+// owns no table in memoria_rollup gets nothing).
+MEMORIA_FUNCTION(memoria_citus_grant_rollup_schema) {
+    Oid role = get_role_oid(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+    settle_schema_grant(role, false);
+    PG_RETURN_BOOL(pg_namespace_aclcheck(get_namespace_oid("memoria_rollup", false), role, ACL_CREATE) == ACLCHECK_OK);
 }
 
 // memoria_internal.citus_refreshed(name, watermark, error): the coordinator

@@ -342,6 +342,15 @@ AS 'MODULE_PATHNAME', 'memoria_citus_record_partial'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT
 SET search_path = pg_catalog, pg_temp;
 
+-- citus_grant_rollup_schema: on a node, CREATE on memoria_rollup for `role`
+-- if it owns a table there (a distributed rollup table's shell), as on the
+-- coordinator; whether it has it now.  (Anyone may ask: it gives nothing
+-- that owning such a table does not already call for.)
+CREATE OR REPLACE FUNCTION memoria_internal.citus_grant_rollup_schema(role text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'memoria_citus_grant_rollup_schema'
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp;
+
 CREATE OR REPLACE FUNCTION memoria_internal.citus_refreshed(name text, watermark timestamptz, error text)
 RETURNS void
 AS 'MODULE_PATHNAME', 'memoria_citus_refreshed'
@@ -561,6 +570,18 @@ DECLARE
 BEGIN
     rollup := c.name; keys_refreshed := 0; rows_upserted := 0; rows_deleted := 0; watermark := 'infinity';
     PERFORM memoria_internal.citus_settle_owner(c.name);
+    -- Citus makes the rollup table's shards on a shard move as their owner,
+    -- who must be able to create in memoria_rollup on every node (a node
+    -- added since too): granted where it lacks, one node at a time, each in
+    -- its own transaction.
+    IF (SELECT k.relnamespace FROM pg_class k WHERE k.oid = c.target) = 'memoria_rollup'::regnamespace
+       AND EXISTS (SELECT 1 FROM run_command_on_workers(format(
+               'SELECT pg_catalog.has_schema_privilege(%L, ''memoria_rollup'', ''CREATE'')',
+               (SELECT pg_get_userbyid(k.relowner) FROM pg_class k WHERE k.oid = c.target))) w
+           WHERE w.result IS DISTINCT FROM 't') THEN
+        PERFORM run_command_on_workers(format('SELECT memoria_internal.citus_grant_rollup_schema(%L)',
+            (SELECT pg_get_userbyid(k.relowner) FROM pg_class k WHERE k.oid = c.target)), parallel => false);
+    END IF;
     BEGIN
         PERFORM memoria_internal.citus_check_locks(c, 'a refresh');
     EXCEPTION WHEN active_sql_transaction THEN

@@ -606,6 +606,37 @@ is($coord->safe_psql('postgres', 'SELECT count(*) FROM memoria.citus_rollups WHE
 $coord->safe_psql('postgres', 'ALTER SYSTEM RESET memoria.enabled; SELECT pg_reload_conf()');
 ok($coord->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'memoria worker'"),
    'the pool, off again, has stopped');
+# A new owner's rollup in memoria_rollup, moved before anything else
+# happened to it: Citus makes the rollup table's shard on the other node as
+# its owner, who may create in memoria_rollup on every node.
+$coord->safe_psql('postgres', q{
+    CREATE ROLE dave LOGIN;
+    GRANT CREATE ON SCHEMA public TO dave;
+    SET ROLE dave;
+    CREATE TABLE dave_usage (created_at timestamptz NOT NULL, ws int NOT NULL, tokens int NOT NULL);
+    SELECT create_distributed_table('dave_usage', 'ws', shard_count => 2, colocate_with => 'none');
+    INSERT INTO dave_usage SELECT timestamptz '2026-03-20' + g * interval '1 hour', g % 10, g FROM generate_series(1, 500) g;
+    SELECT memoria.create_rollup('dave_daily', 'dave_usage', 'created_at', ARRAY['ws'], ARRAY['sum(tokens) AS tokens']);
+    SELECT count(*) FROM memoria.refresh('dave_daily');
+});
+for my $node ($w1, $w2) {
+    is($node->safe_psql('postgres', q{SELECT has_schema_privilege('dave', 'memoria_rollup', 'CREATE')}), 't',
+       $node->name . ': the owner of a distributed rollup table in memoria_rollup may create there');
+}
+my ($dave_shard, $dave_port) = split /\|/, $coord->safe_psql('postgres', q{
+    SELECT s.shardid, n.nodeport FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid) JOIN pg_dist_node n USING (groupid)
+    WHERE s.logicalrelid = 'dave_usage'::regclass ORDER BY 1 LIMIT 1});
+my $dave_to = $dave_port == $w1->port ? $w2 : $w1;
+my ($move_rc, $move_out, $move_err) = $coord->psql('postgres', sprintf(
+    q{SELECT citus_move_shard_placement(%d, '%s', %d, '%s', %d, shard_transfer_mode => 'block_writes')},
+    $dave_shard, $dave_port == $w1->port ? $w1->host : $w2->host, $dave_port, $dave_to->host, $dave_to->port));
+is($move_rc, 0, "a shard of a new owner's rollup moves ($move_err)");
+$coord->safe_psql('postgres', q{INSERT INTO dave_usage VALUES ('2026-03-21 05:00+00', 3, 1000)});
+is($coord->safe_psql('postgres', q{SET ROLE dave; SELECT count(*) FROM memoria.refresh('dave_daily');
+                                   SELECT count(*) FROM memoria.verify('dave_daily')}), "1\n0",
+   'and the rollup stays exact after the move');
+$coord->safe_psql('postgres', q{SET ROLE dave; SELECT memoria.drop_rollup('dave_daily', drop_table => true);
+                                DROP TABLE dave_usage});
 # Chains: a distributed rollup of a distributed rollup's table, and a local
 # rollup of the partial mode's table (made without a word from Citus about
 # its _live view).  drop_rollup refuses to leave them without their source;
