@@ -570,6 +570,12 @@ DECLARE
 BEGIN
     rollup := c.name; keys_refreshed := 0; rows_upserted := 0; rows_deleted := 0; watermark := 'infinity';
     PERFORM memoria_internal.citus_settle_owner(c.name);
+    BEGIN
+        PERFORM memoria_internal.citus_check_locks(c, 'a refresh');
+    EXCEPTION WHEN active_sql_transaction THEN
+        status := 'error'; watermark := NULL; error := SQLERRM; duration := clock_timestamp() - started;
+        RETURN;
+    END;
     -- Citus makes the rollup table's shards on a shard move as their owner,
     -- who must be able to create in memoria_rollup on every node (a node
     -- added since too): granted where it lacks, one node at a time, each in
@@ -582,12 +588,6 @@ BEGIN
         PERFORM run_command_on_workers(format('SELECT memoria_internal.citus_grant_rollup_schema(%L)',
             (SELECT pg_get_userbyid(k.relowner) FROM pg_class k WHERE k.oid = c.target)), parallel => false);
     END IF;
-    BEGIN
-        PERFORM memoria_internal.citus_check_locks(c, 'a refresh');
-    EXCEPTION WHEN active_sql_transaction THEN
-        status := 'error'; watermark := NULL; error := SQLERRM; duration := clock_timestamp() - started;
-        RETURN;
-    END;
     -- In parallel; again one at a time if shard rollups of one node ran
     -- into each other in the catalog (after REASSIGN OWNED, each follows
     -- its source's new owner at once): a refresh is safe to repeat.

@@ -631,6 +631,7 @@ my ($move_rc, $move_out, $move_err) = $coord->psql('postgres', sprintf(
     q{SELECT citus_move_shard_placement(%d, '%s', %d, '%s', %d, shard_transfer_mode => 'block_writes')},
     $dave_shard, $dave_port == $w1->port ? $w1->host : $w2->host, $dave_port, $dave_to->host, $dave_to->port));
 is($move_rc, 0, "a shard of a new owner's rollup moves ($move_err)");
+$coord->safe_psql('postgres', 'CALL citus_cleanup_orphaned_resources()');   # (the old placement, with its shard rollup)
 $coord->safe_psql('postgres', q{INSERT INTO dave_usage VALUES ('2026-03-21 05:00+00', 3, 1000)});
 is($coord->safe_psql('postgres', q{SET ROLE dave; SELECT count(*) FROM memoria.refresh('dave_daily');
                                    SELECT count(*) FROM memoria.verify('dave_daily')}), "1\n0",
