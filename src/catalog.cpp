@@ -738,6 +738,27 @@ List *remembered_capture_tables(const Rollup *r) {
     return out;
 }
 
+// due_in_result: `out` with the due rows of the last SPI result (name,
+// owner, milliseconds until due), in `into`; *sleep_ms lowered to the wait
+// of the others.
+static List *due_in_result(List *out, long *sleep_ms, MemoryContext into) {
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        bool isnull;
+        double wait = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+        if (wait > 0) {
+            *sleep_ms = Min(*sleep_ms, (long) wait + 1);
+            continue;
+        }
+        MemoryContext old = MemoryContextSwitchTo(into);
+        DueRollup *d = (DueRollup *) palloc(sizeof(DueRollup));
+        d->name = pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+        d->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+        out = lappend(out, d);
+        MemoryContextSwitchTo(old);
+    }
+    return out;
+}
+
 List *due_rollups(long *sleep_ms, MemoryContext into) {
     List *out = NIL;
     SPI_connect();
@@ -761,26 +782,13 @@ List *due_rollups(long *sleep_ms, MemoryContext into) {
                 "JOIN pg_catalog.pg_class c ON c.oid = r.source "
                 "LEFT JOIN levels l ON l.id = r.id ORDER BY coalesce(l.level, 0), r.name",
                 0, NULL, NULL, NULL);
-    for (uint64 i = 0; i < SPI_processed; i++) {
-        bool isnull;
-        double wait = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
-        if (wait > 0) {
-            *sleep_ms = Min(*sleep_ms, (long) wait + 1);
-            continue;
-        }
-        MemoryContext old = MemoryContextSwitchTo(into);
-        DueRollup *d = (DueRollup *) palloc(sizeof(DueRollup));
-        d->name = pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-        d->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-        out = lappend(out, d);
-        MemoryContextSwitchTo(old);
+    out = due_in_result(out, sleep_ms, into);
+    // The distributed rollups this node coordinates, last.
+    if (const char *distributed = citus_due_rollups_sql()) {
+        run_catalog(distributed, 0, NULL, NULL, NULL);
+        out = due_in_result(out, sleep_ms, into);
     }
     SPI_finish();
-    // The distributed rollups this node coordinates, last.
-    List *distributed = citus_due_rollups(sleep_ms, into);
-    MemoryContext old = MemoryContextSwitchTo(into);
-    out = list_concat(out, distributed);
-    MemoryContextSwitchTo(old);
     return out;
 }
 

@@ -149,35 +149,14 @@ bool citus_rollups_exist(void) {
     return found;
 }
 
-List *citus_due_rollups(long *sleep_ms, MemoryContext into) {
-    if (!citus_rollups_exist()) return NIL;
-    List *out = NIL;
-    SPI_connect();
-    CatalogSession cs = enter_catalog_session();
+const char *citus_due_rollups_sql(void) {
+    if (!citus_rollups_exist()) return NULL;
     // (A distributed rollup keeps the default refresh_interval of 1 minute:
     // alter_rollup does not change them.)
-    spi_exec("SELECT r.name, c.relowner, CASE WHEN r.last_refresh_at IS NULL THEN 0 "
-             "  ELSE greatest(0, extract(epoch FROM r.last_refresh_at + interval '1 minute' "
-             "                           - pg_catalog.clock_timestamp()) * 1000) END::float8 "
-             "FROM memoria.citus_rollups r JOIN pg_catalog.pg_class c ON c.oid = r.source ORDER BY r.name",
-             0, NULL, NULL, NULL, true);
-    leave_catalog_session(cs);
-    for (uint64 i = 0; i < SPI_processed; i++) {
-        bool isnull;
-        double wait = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
-        if (wait > 0) {
-            *sleep_ms = Min(*sleep_ms, (long) wait + 1);
-            continue;
-        }
-        MemoryContext old = MemoryContextSwitchTo(into);
-        DueRollup *d = (DueRollup *) palloc(sizeof(DueRollup));
-        d->name = pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-        d->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-        out = lappend(out, d);
-        MemoryContextSwitchTo(old);
-    }
-    SPI_finish();
-    return out;
+    return "SELECT r.name, c.relowner, CASE WHEN r.last_refresh_at IS NULL THEN 0 "
+           "  ELSE greatest(0, extract(epoch FROM r.last_refresh_at + interval '1 minute' "
+           "                           - pg_catalog.clock_timestamp()) * 1000) END::float8 "
+           "FROM memoria.citus_rollups r JOIN pg_catalog.pg_class c ON c.oid = r.source ORDER BY r.name";
 }
 
 void citus_check_ddl(List *tables) {

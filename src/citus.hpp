@@ -51,10 +51,11 @@ void citus_distribute_rollup_table(FunctionCallInfo fcinfo, Oid source, Oid targ
 // citus_rollups_exist: whether this node has distributed rollups (is their
 // coordinator).
 bool citus_rollups_exist(void);
-// citus_due_rollups: the coordinator's distributed rollups (both modes)
-// whose last refresh from here is a refresh_interval old (in `into`; as
-// due_rollups): the background worker refreshes them by fanning out.
-List *citus_due_rollups(long *sleep_ms, MemoryContext into);
+// citus_due_rollups_sql: a catalog query of the coordinator's distributed
+// rollups (both modes) as due_rollups reads them (name, owner, milliseconds
+// until due: a refresh_interval after their last refresh from here), which
+// the background worker refreshes by fanning out; NULL on a node without.
+const char *citus_due_rollups_sql(void);
 // citus_check_ddl: after DDL on tables (the ddl_command_end hook): the
 // distributed rollups of those tables must still be valid definitions (each
 // shard rollup is made from it again after a shard move), else ERROR.
