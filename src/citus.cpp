@@ -113,7 +113,7 @@ void citus_distribute_rollup_table(FunctionCallInfo fcinfo, Oid source, Oid targ
     SPI_finish();
     // The definition each shard rollup is made from: create_rollup's arguments.
     Oid dtypes[12] = {TEXTOID, REGCLASSOID, REGCLASSOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
-                      INTERVALOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID};
+                      INTERVALOID, TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID};
     Datum dvalues[12];
     char dnulls[12];
     int args[8] = {2, 3, 4, 5, 6, 7, 8};  // time_column .. filter
@@ -127,12 +127,15 @@ void citus_distribute_rollup_table(FunctionCallInfo fcinfo, Oid source, Oid targ
     }
     dvalues[10] = CStringGetTextDatum(explicit_search_path(search_path));
     dnulls[10] = ' ';
+    // (And its distribution column, for the way back after a restore.)
+    dvalues[11] = CStringGetTextDatum(column);
+    dnulls[11] = ' ';
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
     spi_exec("INSERT INTO memoria.citus_rollups (name, source, target, definition) VALUES ($1, $2, $3, "
              "pg_catalog.jsonb_build_object('name', $1, 'time_column', $4, 'dimensions', $5, 'measures', $6, "
-             "'bucket', $7, 'time_zone', $8, 'scope', $9, 'filter', $10, 'search_path', $11))",
-             11, dtypes, dvalues, dnulls, false);
+             "'bucket', $7, 'time_zone', $8, 'scope', $9, 'filter', $10, 'search_path', $11, 'distributed_by', $12))",
+             12, dtypes, dvalues, dnulls, false);
     leave_catalog_session(cs);
     SPI_finish();
 }
@@ -448,6 +451,86 @@ MEMORIA_FUNCTION(memoria_citus_settle_owner) {
     }
     SPI_finish();
     PG_RETURN_VOID();
+}
+
+// memoria_internal.citus_follow_source(name): the rollup's own tables (its
+// table; in the partial mode, the partials and changes tables) distributed
+// again, co-located with its source, where they are plain tables: pg_dump
+// sees a distributed table as a plain one, so after a restore they are
+// until the source is distributed again.  As the extension's owner, as
+// citus_distribute_rollup_table; the rows each had go to its shards (the
+// new shard rollups recompute them), and the coordinator's copy of them goes.
+// Whether it distributed one.  The fan-out calls it in a transaction of its
+// own (run_command_on_coordinator): the nodes see no shard of an uncommitted
+// table.  For a caller who may manage the rollup.
+MEMORIA_FUNCTION(memoria_citus_follow_source) {
+    if (PG_ARGISNULL(0)) PG_RETURN_BOOL(false);
+    const char *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    Oid type = TEXTOID;
+    Datum value = PG_GETARG_DATUM(0);
+    MemoryContext caller = CurrentMemoryContext;
+    SPI_connect();
+    CatalogSession cs = enter_catalog_session();
+    spi_exec("SELECT s.relowner, r.source::pg_catalog.text, "
+             "       (SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) "
+             "        FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = r.source AND p.partmethod = 'h'), "
+             "       r.definition->'partial'->>'column', t.oid "
+             "FROM memoria.citus_rollups r JOIN pg_catalog.pg_class s ON s.oid = r.source "
+             "LEFT JOIN pg_catalog.pg_class t ON t.oid IN (r.target, r.outbox) "
+             "     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition q WHERE q.logicalrelid = t.oid) "
+             "WHERE r.name = $1",
+             1, &type, &value, NULL, true);
+    leave_catalog_session(cs);
+    bool isnull;
+    Oid owner = SPI_processed > 0
+        ? DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) : InvalidOid;
+    if (!OidIsValid(owner) || !can_manage(owner))
+        ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                        errmsg("must be a member of the owner of rollup \"%s\"", name)));
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    HeapTuple first = SPI_tuptable->vals[0];
+    char *source = MemoryContextStrdup(caller, SPI_getvalue(first, desc, 2));
+    char *column = SPI_getvalue(first, desc, 3);
+    char *partial_column = SPI_getvalue(first, desc, 4);
+    if (column == NULL)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("source %s of rollup \"%s\" is not a hash-distributed table", source, name)));
+    if (partial_column != NULL && strcmp(column, partial_column) != 0)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("rollup \"%s\" needs its source %s distributed by column \"%s\", not \"%s\"", name,
+                               source, partial_column, column),
+                        errhint("Distribute the source again (undistribute_table, create_distributed_table) by "
+                                "\"%s\", or drop the rollup and create it again.", partial_column)));
+    column = MemoryContextStrdup(caller, column);
+    List *tables = NIL;
+    MemoryContext spi = MemoryContextSwitchTo(caller);
+    for (uint64 i = 0; i < SPI_processed; i++) {
+        Datum t = SPI_getbinval(SPI_tuptable->vals[i], desc, 5, &isnull);
+        if (!isnull) tables = lappend_oid(tables, DatumGetObjectId(t));
+    }
+    MemoryContextSwitchTo(spi);
+    SPI_finish();
+    ListCell *lc;
+    foreach (lc, tables) {
+        Oid t = lfirst_oid(lc);
+        if (get_attnum(t, column) == InvalidAttrNumber)
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("rollup \"%s\" cannot follow its source %s: its table %s has no column \"%s\", "
+                                   "by which the source is distributed",
+                                   name, source, qualified_relation_name(t), column),
+                            errhint("Distribute the source by one of the rollup's dimensions, as when the rollup "
+                                    "was made, or drop the rollup and create it again.")));
+        Oid types[3] = {REGCLASSOID, TEXTOID, TEXTOID};
+        Datum values[3] = {ObjectIdGetDatum(t), CStringGetTextDatum(column), CStringGetTextDatum(source)};
+        SPI_connect();
+        CatalogSession distributing = enter_catalog_session();
+        spi_exec("SELECT pg_catalog.create_distributed_table($1, $2, colocate_with => $3)", 3, types, values, NULL,
+                 false);
+        spi_exec("SELECT pg_catalog.truncate_local_data_after_distributing_table($1)", 1, types, values, NULL, false);
+        leave_catalog_session(distributing);
+        SPI_finish();
+    }
+    PG_RETURN_BOOL(tables != NIL);
 }
 
 // memoria_internal.citus_grant_rollup_schema(role): settle_schema_grant's

@@ -114,6 +114,31 @@ RETURNS void AS 'MODULE_PATHNAME', 'memoria_citus_forget'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT
 SET search_path = pg_catalog, pg_temp;
 
+CREATE OR REPLACE FUNCTION memoria_internal.citus_follow_source(name text)
+RETURNS boolean AS 'MODULE_PATHNAME', 'memoria_citus_follow_source'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
+SET search_path = pg_catalog, pg_temp;
+
+-- citus_unplaced: why rollup c has no shard groups, or NULL.  pg_dump sees a
+-- distributed table as a plain one: after a restore the source and the
+-- rollup's own tables are plain tables.  Once the source is distributed
+-- again, the next refresh distributes the rest with it (citus_follow_source).
+CREATE OR REPLACE FUNCTION memoria_internal.citus_unplaced(c memoria.citus_rollups) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
+        WHEN NOT EXISTS (SELECT 1 FROM pg_dist_partition d WHERE d.logicalrelid = c.source AND d.partmethod = 'h') THEN
+            format('its source %s is not a hash-distributed table (restored from a dump?): distribute it again with '
+                   'create_distributed_table()%s, and the next refresh distributes the rollup''s tables with it and '
+                   'recomputes them', c.source,
+                   coalesce(format(' by column %I', coalesce(c.definition->'partial'->>'column',
+                                                           c.definition->>'distributed_by')), ''))
+        WHEN EXISTS (SELECT 1 FROM unnest(ARRAY[c.target, c.outbox]) t
+                     WHERE t IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_dist_partition p WHERE p.logicalrelid = t)) THEN
+            format('its table %s is not distributed (restored from a dump?): the next refresh distributes it with '
+                   'its source and recomputes it', c.target)
+    END $$;
+
 -- citus_rollup: the distributed rollup `name` the caller may manage (the
 -- C entry points call the functions below only for names that exist).
 CREATE OR REPLACE FUNCTION memoria_internal.citus_rollup(name text) RETURNS memoria.citus_rollups
@@ -567,6 +592,9 @@ DECLARE
     rank int := 0;                -- idle, ok, busy, error
     no_watermark boolean := false;
     combined boolean := true;
+    unplaced text;
+    followed boolean;
+    answer text;
 BEGIN
     rollup := c.name; keys_refreshed := 0; rows_upserted := 0; rows_deleted := 0; watermark := 'infinity';
     PERFORM memoria_internal.citus_settle_owner(c.name);
@@ -576,6 +604,24 @@ BEGIN
         status := 'error'; watermark := NULL; error := SQLERRM; duration := clock_timestamp() - started;
         RETURN;
     END;
+    -- After a restore: the rollup's tables follow its source once that is
+    -- distributed again, in a transaction of their own that the nodes then
+    -- see; every shard rollup is new, and every bucket is combined again.
+    unplaced := memoria_internal.citus_unplaced(c);
+    IF unplaced IS NOT NULL THEN
+        SELECT x.success, x.result INTO followed, answer FROM run_command_on_coordinator(
+            format('SELECT memoria_internal.citus_follow_source(%L)', c.name)) x
+        WHERE EXISTS (SELECT 1 FROM pg_dist_partition d WHERE d.logicalrelid = c.source AND d.partmethod = 'h');
+        IF NOT coalesce(followed, false) THEN
+            status := 'error'; watermark := NULL; error := 'rollup "' || c.name || '": ' || coalesce(answer, unplaced);
+            PERFORM memoria_internal.citus_refreshed(c.name, NULL, error);
+            duration := clock_timestamp() - started;
+            RETURN;
+        END IF;
+        template := format('SELECT pg_catalog.row_to_json(x)::text FROM memoria.refresh_window({shard}, %L, %L) x',
+                           '-infinity', 'infinity');
+        window_start := '-infinity'; window_end := 'infinity';
+    END IF;
     -- Citus makes the rollup table's shards on a shard move as their owner,
     -- who must be able to create in memoria_rollup on every node (a node
     -- added since too): granted where it lacks, one node at a time, each in
@@ -686,7 +732,11 @@ SET DateStyle = 'ISO, YMD' AS $$
 DECLARE
     c memoria.citus_rollups := memoria_internal.citus_rollup(name);
     p record;
+    unplaced text := memoria_internal.citus_unplaced(c);
 BEGIN
+    IF unplaced IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot verify rollup "%": %', c.name, unplaced USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
         memoria_internal.citus_command(c, format(
             'SELECT COALESCE(pg_catalog.json_agg(v), ''[]'')::text FROM memoria.verify({shard}, %L, %L, %L) v',
@@ -825,12 +875,26 @@ DECLARE
     p record;
     o jsonb;
     no_watermark boolean;
+    unplaced text;
 BEGIN
     FOR c IN SELECT * FROM memoria.citus_rollups r WHERE citus_status.name IS NULL OR r.name = citus_status.name
              ORDER BY r.name LOOP
         rollup := c.name; source := c.source; target := coalesce(c.rollup_table, c.target);
         shard_groups := 0; shard_rollups := 0; watermark := 'infinity'; pending_keys := 0;
         needs_backfill := false; errors := NULL; no_watermark := false; state := 'idle';
+        unplaced := memoria_internal.citus_unplaced(c);
+        IF unplaced IS NOT NULL THEN
+            -- Restored: an error until the source is distributed again, then
+            -- a backfill that the next refresh makes.
+            IF EXISTS (SELECT 1 FROM pg_dist_partition d WHERE d.logicalrelid = c.source AND d.partmethod = 'h') THEN
+                state := 'needs_backfill';
+            ELSE
+                state := 'error'; errors := unplaced;
+            END IF;
+            needs_backfill := true; watermark := NULL; lag := NULL;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
         -- (With, for the partial mode, how many of the triggers logging a
         -- partials shard's changed buckets are there and enabled.)
         FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,

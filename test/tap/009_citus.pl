@@ -279,13 +279,14 @@ sub differs_sql {
                    + (SELECT count(*) FROM (SELECT * FROM kept EXCEPT ALL SELECT * FROM fresh) b)};
 }
 sub exact {
-    my ($label) = @_;
-    my $status = $coord->safe_psql('postgres',
+    my ($label, $db) = @_;
+    $db //= 'postgres';
+    my $status = $coord->safe_psql($db,
         "SELECT string_agg(rollup || ' ' || status || coalesce(' ' || error, ''), '; ' ORDER BY rollup) FROM memoria.refresh()");
     unlike($status, qr/error|busy/, "$label: refreshed ($status)");
     for my $r (sort keys %group_by) {
-        is($coord->safe_psql('postgres', differs_sql($r)), '0', "$label: $r equals a GROUP BY of the source");
-        is($coord->safe_psql('postgres', "SELECT count(*) FROM memoria.verify('$r')"), '0', "$label: $r verifies");
+        is($coord->safe_psql($db, differs_sql($r)), '0', "$label: $r equals a GROUP BY of the source");
+        is($coord->safe_psql($db, "SELECT count(*) FROM memoria.verify('$r')"), '0', "$label: $r verifies");
     }
 }
 exact('backfilled');
@@ -671,6 +672,63 @@ my ($catalog_rows) = $dump =~ /^COPY memoria\.rollups .*?\n(.*?)^\\\.$/ms;
 ok(defined $catalog_rows, 'pg_dump dumps the catalog');
 unlike($catalog_rows // '', qr/payments_daily|notes_hourly/, 'pg_dump leaves rollups of placements out');
 like($dump, qr/^COPY memoria\.citus_rollups .*usage_daily/ms, 'pg_dump keeps the distributed rollups');
+# Restored into a Citus cluster (here a new database on the same nodes):
+# pg_dump sees a distributed table as a plain one, so the rollups say what
+# to do until the source is distributed again; then the next refresh
+# distributes their tables with it and recomputes them.  Keys pending at the
+# dump (logged on the workers, not dumped) are not lost.
+$coord->safe_psql('postgres', q{
+    INSERT INTO usage (created_at, ws, model, tokens)
+    SELECT timestamptz '2026-03-21' + g * interval '37 minutes', g % 40, 'm_pending', g FROM generate_series(1, 200) g;
+    DELETE FROM usage WHERE id % 17 = 0;
+});
+my $dump_fc = $coord->basedir . '/citus.dump';
+command_ok(['pg_dump', '-h', $coord->host, '-p', $coord->port, '-Fc', '-f', $dump_fc, '-d', 'postgres'],
+           'pg_dump -Fc of the coordinator');
+for my $node (@nodes) {
+    $node->safe_psql('postgres', 'CREATE DATABASE restored');
+    $node->safe_psql('restored', 'CREATE EXTENSION citus');
+}
+$coord->safe_psql('restored', sprintf(q{
+    SELECT citus_set_coordinator_host('%s', %d);
+    SELECT citus_add_node('%s', %d);
+    SELECT citus_add_node('%s', %d);
+}, $coord->host, $coord->port, $w1->host, $w1->port, $w2->host, $w2->port));
+command_ok(['pg_restore', '-h', $coord->host, '-p', $coord->port, '-d', 'restored', $dump_fc],
+           'pg_restore into a Citus coordinator');
+like($coord->safe_psql('restored', "SELECT state || ': ' || errors FROM memoria.citus_status WHERE rollup = 'usage_daily'"),
+     qr/^error: its source public\.usage is not a hash-distributed table .*create_distributed_table\(\) by column ws/,
+     'restored: citus_status says the source must be distributed again, and by which column');
+like($coord->safe_psql('restored', "SELECT status || ': ' || error FROM memoria.refresh('by_model')"),
+     qr/^error: rollup "by_model": its source public\.usage is not a hash-distributed table/,
+     'restored: a refresh says so too');
+fails_like($coord, "\\c restored\nSELECT count(*) FROM memoria.verify('usage_daily')",
+           qr/cannot verify rollup "usage_daily": its source public\.usage is not a hash-distributed table/,
+           'restored: verify refuses rather than find nothing to compare');
+$coord->safe_psql('restored', q{SELECT memoria.drop_rollup('usage_weekly', drop_table => true)});
+is($coord->safe_psql('restored', q{SELECT count(*) FROM memoria.citus_rollups WHERE name = 'usage_weekly'}) .
+   $coord->safe_psql('restored', q{SELECT to_regclass('memoria_rollup.usage_weekly') IS NULL}), '0t',
+   'restored: drop_rollup before the source is distributed again');
+$coord->safe_psql('restored', q{SELECT create_distributed_table('usage', 'ws', shard_count => 4);
+                                SELECT truncate_local_data_after_distributing_table('usage')});
+is($coord->safe_psql('restored', q{SELECT string_agg(DISTINCT state, ',') FROM memoria.citus_status}), 'needs_backfill',
+   'restored: once the source is distributed, every rollup needs the backfill its next refresh makes');
+# As the source's owner, as the background worker refreshes.
+is($coord->safe_psql('restored', qq{SET ROLE $owner; SELECT string_agg(rollup || ' ' || status || coalesce(' ' || error, ''), '; ')
+                                    FROM memoria.refresh() WHERE status = 'error'}), '',
+   'restored: the owner\'s refresh distributes the rollups\' tables and fills them');
+is($coord->safe_psql('restored', q{SELECT count(*) FROM memoria.citus_rollups r WHERE NOT EXISTS (
+        SELECT 1 FROM pg_dist_partition p, pg_dist_partition s WHERE p.logicalrelid = r.target AND s.logicalrelid = r.source
+                                                                 AND p.colocationid = s.colocationid)}), '0',
+   'restored: each rollup table co-located with its source again');
+exact('restored and distributed again', 'restored');
+$coord->safe_psql('restored', q{
+    INSERT INTO usage (created_at, ws, model, tokens)
+    SELECT timestamptz '2026-03-22' + g * interval '53 minutes', g % 40, 'm_after', g FROM generate_series(1, 300) g;
+    UPDATE usage SET model = 'm_moved', tokens = tokens + 1 WHERE id % 11 = 0;
+    DELETE FROM usage WHERE id % 23 = 0;
+});
+exact('restored, then written', 'restored');
 $coord->safe_psql('postgres', qq{
     SELECT memoria.drop_rollup('usage_daily', drop_table => true, cascade => true);
     SELECT memoria.drop_rollup('usage_hourly');
