@@ -85,11 +85,14 @@ SELECT memoria.create_rollup('rolled_daily', 'rolled', 'created_at', ARRAY['ws',
 -- trigger on every shard that keeps a transition table and does nothing.
 CREATE TABLE floor (LIKE plain INCLUDING ALL);
 SELECT create_distributed_table('floor', 'ws', colocate_with => 'plain');
-SELECT run_command_on_workers($$CREATE FUNCTION public.bench_noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'$$);
-SELECT run_command_on_placements('floor', $$CREATE TRIGGER bench_noop AFTER INSERT ON %s REFERENCING NEW TABLE AS inserted
-                                             FOR EACH STATEMENT EXECUTE FUNCTION public.bench_noop()$$);
+CREATE FUNCTION public.bench_noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';  -- (Citus makes it on the workers)
+SELECT run_command_on_placements('floor', 'CREATE TRIGGER bench_noop AFTER INSERT ON %s REFERENCING NEW TABLE AS inserted
+                                           FOR EACH STATEMENT EXECUTE FUNCTION public.bench_noop()');
 SQL
 q -c "SELECT status FROM memoria.refresh('rolled_daily')" >/dev/null   # makes the shard rollups
+[ "$(q -c "SELECT count(*) FROM run_command_on_placements('floor', 'SELECT count(*) FROM pg_trigger
+                WHERE tgrelid = ''%s''::regclass AND tgname = ''bench_noop''') WHERE result = '1'")" = 8 ] \
+    || { echo "bench/citus.sh: the floor table's shards lack their trigger" >&2; exit 1; }
 load() {  # load TABLE ROWS: one INSERT ... SELECT of ROWS rows over 30 days
     echo "INSERT INTO $1 (created_at, ws, model, tokens)
           SELECT timestamptz '2026-11-01' + (random() * 30 * 86400) * interval '1 second', (random() * 199)::int,

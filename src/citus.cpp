@@ -453,13 +453,23 @@ MEMORIA_FUNCTION(memoria_citus_settle_owner) {
     PG_RETURN_VOID();
 }
 
+// has_user_trigger: whether rel has a trigger that is not a constraint's.
+static bool has_user_trigger(Oid rel) {
+    Relation r = table_open(rel, AccessShareLock);
+    bool found = false;
+    for (int i = 0; r->trigdesc != NULL && i < r->trigdesc->numtriggers; i++)
+        if (!r->trigdesc->triggers[i].tgisinternal) found = true;
+    table_close(r, AccessShareLock);
+    return found;
+}
+
 // memoria_internal.citus_follow_source(name): the rollup's own tables (its
 // table; in the partial mode, the partials and changes tables) distributed
 // again, co-located with its source, where they are plain tables: pg_dump
 // sees a distributed table as a plain one, so after a restore they are
 // until the source is distributed again.  As the extension's owner, as
-// citus_distribute_rollup_table; the rows each had go to its shards (the
-// new shard rollups recompute them), and the coordinator's copy of them goes.
+// citus_distribute_rollup_table, emptied first (the new shard rollups
+// recompute every row; the partial mode combines every bucket again).
 // Whether it distributed one.  The fan-out calls it in a transaction of its
 // own (run_command_on_coordinator): the nodes see no shard of an uncommitted
 // table.  For a caller who may manage the rollup.
@@ -499,8 +509,7 @@ MEMORIA_FUNCTION(memoria_citus_follow_source) {
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("rollup \"%s\" needs its source %s distributed by column \"%s\", not \"%s\"", name,
                                source, partial_column, column),
-                        errhint("Distribute the source again (undistribute_table, create_distributed_table) by "
-                                "\"%s\", or drop the rollup and create it again.", partial_column)));
+                        errhint("Drop the rollup (memoria.drop_rollup) and create it again.")));
     column = MemoryContextStrdup(caller, column);
     List *tables = NIL;
     MemoryContext spi = MemoryContextSwitchTo(caller);
@@ -520,13 +529,22 @@ MEMORIA_FUNCTION(memoria_citus_follow_source) {
                                    name, source, qualified_relation_name(t), column),
                             errhint("Distribute the source by one of the rollup's dimensions, as when the rollup "
                                     "was made, or drop the rollup and create it again.")));
+        // Emptied first: its rows are recomputed anyway, and copying them
+        // as the extension's owner would run the owner's code (a domain's
+        // CHECK, an index expression) with those rights.  Nothing of the
+        // owner's runs on TRUNCATE but a trigger: none is allowed here.
+        if (has_user_trigger(t))
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("rollup \"%s\" cannot follow its source %s: its table %s has triggers", name,
+                                   source, qualified_relation_name(t)),
+                            errhint("Drop them, or drop the rollup and create it again.")));
         Oid types[3] = {REGCLASSOID, TEXTOID, TEXTOID};
         Datum values[3] = {ObjectIdGetDatum(t), CStringGetTextDatum(column), CStringGetTextDatum(source)};
         SPI_connect();
         CatalogSession distributing = enter_catalog_session();
+        spi_exec(psprintf("TRUNCATE %s", qualified_relation_name(t)), 0, NULL, NULL, NULL, false);
         spi_exec("SELECT pg_catalog.create_distributed_table($1, $2, colocate_with => $3)", 3, types, values, NULL,
                  false);
-        spi_exec("SELECT pg_catalog.truncate_local_data_after_distributing_table($1)", 1, types, values, NULL, false);
         leave_catalog_session(distributing);
         SPI_finish();
     }

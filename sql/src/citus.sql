@@ -119,25 +119,57 @@ RETURNS boolean AS 'MODULE_PATHNAME', 'memoria_citus_follow_source'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT
 SET search_path = pg_catalog, pg_temp;
 
--- citus_unplaced: why rollup c has no shard groups, or NULL.  pg_dump sees a
--- distributed table as a plain one: after a restore the source and the
--- rollup's own tables are plain tables.  Once the source is distributed
--- again, the next refresh distributes the rest with it (citus_follow_source).
-CREATE OR REPLACE FUNCTION memoria_internal.citus_unplaced(c memoria.citus_rollups) RETURNS text
-LANGUAGE sql STABLE
+-- citus_unplaced: why rollup c has no shard groups (problem), or NULL; and
+-- whether its next refresh mends it (follows).  pg_dump sees a distributed
+-- table as a plain one: after a restore the source and the rollup's own
+-- tables are plain tables.  Once the source is distributed again by the
+-- same column, the next refresh distributes the rest with it
+-- (citus_follow_source).
+CREATE OR REPLACE FUNCTION memoria_internal.citus_unplaced(c memoria.citus_rollups, OUT problem text,
+                                                           OUT follows boolean)
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE
-        WHEN NOT EXISTS (SELECT 1 FROM pg_dist_partition d WHERE d.logicalrelid = c.source AND d.partmethod = 'h') THEN
+DECLARE
+    source_column text;
+    source_colocation int;
+    made_by text := coalesce(c.definition->'partial'->>'column', c.definition->>'distributed_by');
+    below text;
+    misplaced regclass;
+BEGIN
+    follows := false;
+    SELECT column_to_column_name(d.logicalrelid, d.partkey), d.colocationid INTO source_column, source_colocation
+    FROM pg_dist_partition d WHERE d.logicalrelid = c.source AND d.partmethod = 'h';
+    IF source_column IS NULL THEN
+        SELECT r.name INTO below FROM memoria.citus_rollups r WHERE c.source IN (r.target, r.rollup_table);
+        problem := CASE WHEN below IS NOT NULL THEN
+            format('its source %s is the table of rollup "%s" and is not distributed (restored from a dump?): it '
+                   'follows that rollup''s source once that is distributed again', c.source, below)
+        ELSE
             format('its source %s is not a hash-distributed table (restored from a dump?): distribute it again with '
                    'create_distributed_table()%s, and the next refresh distributes the rollup''s tables with it and '
-                   'recomputes them', c.source,
-                   coalesce(format(' by column %I', coalesce(c.definition->'partial'->>'column',
-                                                           c.definition->>'distributed_by')), ''))
-        WHEN EXISTS (SELECT 1 FROM unnest(ARRAY[c.target, c.outbox]) t
-                     WHERE t IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_dist_partition p WHERE p.logicalrelid = t)) THEN
-            format('its table %s is not distributed (restored from a dump?): the next refresh distributes it with '
-                   'its source and recomputes it', c.target)
-    END $$;
+                   'recomputes them', c.source, coalesce(format(' by column %I', made_by), ''))
+        END;
+        RETURN;
+    END IF;
+    IF made_by IS NOT NULL AND made_by <> source_column THEN
+        problem := format('its source %s is distributed by column %I, not by %I as when the rollup was made: drop '
+                          'the rollup (memoria.drop_rollup) and create it again', c.source, source_column, made_by);
+        RETURN;
+    END IF;
+    SELECT t INTO misplaced FROM unnest(ARRAY[c.target, c.outbox]) t JOIN pg_dist_partition d ON d.logicalrelid = t
+    WHERE d.colocationid IS DISTINCT FROM source_colocation LIMIT 1;
+    IF misplaced IS NOT NULL THEN
+        problem := format('its table %s is distributed but not co-located with its source %s: drop the rollup '
+                          '(memoria.drop_rollup) and create it again', misplaced, c.source);
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(ARRAY[c.target, c.outbox]) t
+               WHERE t IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_dist_partition d WHERE d.logicalrelid = t)) THEN
+        problem := format('its table %s is not distributed (restored from a dump?): the next refresh distributes it '
+                          'with its source and recomputes it', c.target);
+        follows := true;
+    END IF;
+END $$;
 
 -- citus_rollup: the distributed rollup `name` the caller may manage (the
 -- C entry points call the functions below only for names that exist).
@@ -593,6 +625,7 @@ DECLARE
     no_watermark boolean := false;
     combined boolean := true;
     unplaced text;
+    follows boolean;
     followed boolean;
     answer text;
 BEGIN
@@ -607,12 +640,13 @@ BEGIN
     -- After a restore: the rollup's tables follow its source once that is
     -- distributed again, in a transaction of their own that the nodes then
     -- see; every shard rollup is new, and every bucket is combined again.
-    unplaced := memoria_internal.citus_unplaced(c);
+    SELECT u.problem, u.follows INTO unplaced, follows FROM memoria_internal.citus_unplaced(c) u;
     IF unplaced IS NOT NULL THEN
-        SELECT x.success, x.result INTO followed, answer FROM run_command_on_coordinator(
-            format('SELECT memoria_internal.citus_follow_source(%L)', c.name)) x
-        WHERE EXISTS (SELECT 1 FROM pg_dist_partition d WHERE d.logicalrelid = c.source AND d.partmethod = 'h');
-        IF NOT coalesce(followed, false) THEN
+        IF follows THEN
+            SELECT x.success, x.result INTO followed, answer FROM run_command_on_coordinator(
+                format('SELECT memoria_internal.citus_follow_source(%L)', c.name)) x;
+        END IF;
+        IF NOT coalesce(followed AND answer = 't', false) THEN
             status := 'error'; watermark := NULL; error := 'rollup "' || c.name || '": ' || coalesce(answer, unplaced);
             PERFORM memoria_internal.citus_refreshed(c.name, NULL, error);
             duration := clock_timestamp() - started;
@@ -732,7 +766,7 @@ SET DateStyle = 'ISO, YMD' AS $$
 DECLARE
     c memoria.citus_rollups := memoria_internal.citus_rollup(name);
     p record;
-    unplaced text := memoria_internal.citus_unplaced(c);
+    unplaced text := (memoria_internal.citus_unplaced(c)).problem;
 BEGIN
     IF unplaced IS NOT NULL THEN
         RAISE EXCEPTION 'cannot verify rollup "%": %', c.name, unplaced USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -825,15 +859,18 @@ BEGIN
     -- next refresh makes them again, from their source shards.
     -- One at a time: dropping a rollup may change its owner's grant on
     -- schema memoria_rollup, one catalog row for all of a node's.
-    FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
-                 'SELECT memoria_internal.citus_drop_shard_rollup(%2$L)', parallel => false)
-    LOOP
-        IF NOT p.success THEN
-            RAISE EXCEPTION 'could not drop the shard rollup of shard % on %:%: %', p.shardid2, p.nodename,
-                            p.nodeport, p.result
-                USING ERRCODE = 'object_in_use', HINT = 'Nothing was dropped on the coordinator; try again.';
-        END IF;
-    END LOOP;
+    -- (None where its tables are not co-located: restored from a dump.)
+    IF (memoria_internal.citus_unplaced(c)).problem IS NULL THEN
+        FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
+                     'SELECT memoria_internal.citus_drop_shard_rollup(%2$L)', parallel => false)
+        LOOP
+            IF NOT p.success THEN
+                RAISE EXCEPTION 'could not drop the shard rollup of shard % on %:%: %', p.shardid2, p.nodename,
+                                p.nodeport, p.result
+                    USING ERRCODE = 'object_in_use', HINT = 'Nothing was dropped on the coordinator; try again.';
+            END IF;
+        END LOOP;
+    END IF;
     PERFORM memoria_internal.citus_forget(c.name);
     IF c.rollup_table IS NOT NULL THEN
         -- The partial mode: its own tables go; the rollup table as asked.
@@ -876,17 +913,18 @@ DECLARE
     o jsonb;
     no_watermark boolean;
     unplaced text;
+    follows boolean;
 BEGIN
     FOR c IN SELECT * FROM memoria.citus_rollups r WHERE citus_status.name IS NULL OR r.name = citus_status.name
              ORDER BY r.name LOOP
         rollup := c.name; source := c.source; target := coalesce(c.rollup_table, c.target);
         shard_groups := 0; shard_rollups := 0; watermark := 'infinity'; pending_keys := 0;
         needs_backfill := false; errors := NULL; no_watermark := false; state := 'idle';
-        unplaced := memoria_internal.citus_unplaced(c);
+        SELECT u.problem, u.follows INTO unplaced, follows FROM memoria_internal.citus_unplaced(c) u;
         IF unplaced IS NOT NULL THEN
             -- Restored: an error until the source is distributed again, then
             -- a backfill that the next refresh makes.
-            IF EXISTS (SELECT 1 FROM pg_dist_partition d WHERE d.logicalrelid = c.source AND d.partmethod = 'h') THEN
+            IF follows THEN
                 state := 'needs_backfill';
             ELSE
                 state := 'error'; errors := unplaced;

@@ -713,10 +713,19 @@ $coord->safe_psql('restored', q{SELECT create_distributed_table('usage', 'ws', s
                                 SELECT truncate_local_data_after_distributing_table('usage')});
 is($coord->safe_psql('restored', q{SELECT string_agg(DISTINCT state, ',') FROM memoria.citus_status}), 'needs_backfill',
    'restored: once the source is distributed, every rollup needs the backfill its next refresh makes');
+# A rollup's table distributed by hand, away from its source: that rollup
+# says so and can be dropped; the others go on.
+$coord->safe_psql('restored', q{SELECT create_distributed_table('public.by_lower_model_partials', 'ws', shard_count => 2,
+                                                                colocate_with => 'none')});
+like($coord->safe_psql('restored', q{SELECT state || ': ' || errors FROM memoria.citus_status WHERE rollup = 'by_lower_model'}),
+     qr/^error: its table public\.by_lower_model_partials is distributed but not co-located with its source/,
+     'restored: a rollup table distributed away from its source');
 # As the source's owner, as the background worker refreshes.
-is($coord->safe_psql('restored', qq{SET ROLE $owner; SELECT string_agg(rollup || ' ' || status || coalesce(' ' || error, ''), '; ')
-                                    FROM memoria.refresh() WHERE status = 'error'}), '',
-   'restored: the owner\'s refresh distributes the rollups\' tables and fills them');
+is($coord->safe_psql('restored', qq{SET ROLE $owner; SELECT string_agg(rollup || ' ' || status, '; ')
+                                    FROM memoria.refresh() WHERE status = 'error'}), 'by_lower_model error',
+   'restored: the owner\'s refresh distributes the rollups\' tables and fills them (all but the misplaced one)');
+$coord->safe_psql('restored', q{SELECT memoria.drop_rollup('by_lower_model', drop_table => true)});
+delete $group_by{by_lower_model};
 is($coord->safe_psql('restored', q{SELECT count(*) FROM memoria.citus_rollups r WHERE NOT EXISTS (
         SELECT 1 FROM pg_dist_partition p, pg_dist_partition s WHERE p.logicalrelid = r.target AND s.logicalrelid = r.source
                                                                  AND p.colocationid = s.colocationid)}), '0',
