@@ -496,36 +496,32 @@ fails_like($coord, "ALTER TABLE memoria_rollup.by_model DROP COLUMN any97", qr/w
 # The owner's trigger on its rollup table runs as the owner, whoever
 # refreshes (here a superuser): it cannot make itself a superuser.
 my $owner = $coord->safe_psql('postgres', "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'usage'::regclass");
-$coord->safe_psql('postgres', qq{
-    CREATE FUNCTION public.promote() RETURNS trigger LANGUAGE plpgsql AS \$\$
-    BEGIN
-        IF current_setting('is_superuser') = 'on' THEN EXECUTE 'ALTER ROLE $owner SUPERUSER'; END IF;
-        RETURN NULL;
-    END \$\$;
-    ALTER FUNCTION public.promote() OWNER TO $owner;
-    SET ROLE $owner;
-    CREATE TRIGGER promote AFTER INSERT OR UPDATE OR DELETE ON memoria_rollup.by_model
-        FOR EACH STATEMENT EXECUTE FUNCTION public.promote();
-    RESET ROLE;
-    UPDATE usage SET tokens = tokens + 1 WHERE id % 17 = 0;
-    SELECT count(*) FROM memoria.refresh('by_model');
-    DROP TRIGGER promote ON memoria_rollup.by_model;
-});
+# owner_trigger(name, body, m): the owner's statement trigger `name` (its
+# function's plpgsql body) on the partial mode's rollup table, then an
+# UPDATE of every m-th row of the source.
+sub owner_trigger {
+    my ($name, $body, $m) = @_;
+    $coord->safe_psql('postgres', qq{
+        CREATE FUNCTION public.$name() RETURNS trigger LANGUAGE plpgsql AS \$\$ $body \$\$;
+        ALTER FUNCTION public.$name() OWNER TO $owner;
+        SET ROLE $owner;
+        CREATE TRIGGER $name AFTER INSERT OR UPDATE OR DELETE ON memoria_rollup.by_model
+            FOR EACH STATEMENT EXECUTE FUNCTION public.$name();
+        RESET ROLE;
+        UPDATE usage SET tokens = tokens + 1 WHERE id % $m = 0;
+    });
+}
+owner_trigger('promote', "BEGIN
+    IF current_setting('is_superuser') = 'on' THEN EXECUTE 'ALTER ROLE $owner SUPERUSER'; END IF;
+    RETURN NULL;
+END", 17);
+$coord->safe_psql('postgres', q{SELECT count(*) FROM memoria.refresh('by_model'); DROP TRIGGER promote ON memoria_rollup.by_model});
 is($coord->safe_psql('postgres', "SELECT rolsuper FROM pg_roles WHERE rolname = '$owner'"), 'f',
    'the partial mode: a superuser\'s refresh runs the owner\'s trigger as the owner');
 # A combination that fails (here the owner's trigger refuses) is recorded:
 # status shows why, and the background worker waits its refresh_interval
 # before it tries again.
-$coord->safe_psql('postgres', qq{
-    CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS \$\$
-    BEGIN RAISE EXCEPTION 'the owner refuses'; END \$\$;
-    ALTER FUNCTION public.refuse() OWNER TO $owner;
-    SET ROLE $owner;
-    CREATE TRIGGER refuse AFTER INSERT OR UPDATE OR DELETE ON memoria_rollup.by_model
-        FOR EACH STATEMENT EXECUTE FUNCTION public.refuse();
-    RESET ROLE;
-    UPDATE usage SET tokens = tokens + 1 WHERE id % 19 = 0;
-});
+owner_trigger('refuse', "BEGIN RAISE EXCEPTION 'the owner refuses'; END", 19);
 like($coord->safe_psql('postgres', "SELECT status || ' ' || error FROM memoria.refresh('by_model')"),
      qr/^error .*combining the shards' partial rows: the owner refuses/, 'the partial mode: a failed combination says why');
 like($coord->safe_psql('postgres', q{SELECT s.state || ': ' || s.errors || ' / ' || (r.last_refresh_at > now() - interval '1 minute')
