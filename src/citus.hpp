@@ -56,6 +56,13 @@ bool citus_rollups_exist(void);
 // until due: a refresh_interval after their last refresh from here), which
 // the background worker refreshes by fanning out; NULL on a node without.
 const char *citus_due_rollups_sql(void);
+// citus_drop_before_extension: DROP EXTENSION memoria CASCADE (the
+// ddl_command_start hook): every distributed rollup is dropped first, newest
+// first, as drop_rollup(name, drop_table => true, cascade => true) does.
+// Left to the cascade, a coordinator that holds shards deadlocks: the
+// cascade drops its shards of a rollup table in this session while Citus'
+// drop of the table drops them again from another.
+void citus_drop_before_extension(void);
 // citus_check_ddl: after DDL on tables (the ddl_command_end hook): the
 // distributed rollups of those tables must still be valid definitions (each
 // shard rollup is made from it again after a shard move), else ERROR.

@@ -502,18 +502,37 @@ MEMORIA_FUNCTION(memoria_on_ddl_end) {
     PG_RETURN_VOID();
 }
 
+// drops_memoria_with_cascade: whether the statement is DROP EXTENSION
+// memoria ... CASCADE.
+static bool drops_memoria_with_cascade(Node *parsetree) {
+    if (!IsA(parsetree, DropStmt)) return false;
+    DropStmt *drop = (DropStmt *) parsetree;
+    if (drop->removeType != OBJECT_EXTENSION || drop->behavior != DROP_CASCADE) return false;
+    ListCell *lc;
+    foreach (lc, drop->objects)
+        if (strcmp(strVal(lfirst(lc)), "memoria") == 0) return true;
+    return false;
+}
+
 // memoria_internal.on_ddl_start(): the ddl_command_start event trigger
 // (CREATE TABLE, ALTER TABLE): restored rollups are adopted if they can be;
-// _live views that would stand in the way step aside.
+// _live views that would stand in the way step aside.  (DROP EXTENSION
+// memoria CASCADE: distributed rollups are dropped first, citus.hpp.)
 MEMORIA_FUNCTION(memoria_on_ddl_start) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) elog(ERROR, "memoria_internal.on_ddl_start() must be called as an event trigger");
     if (in_own_ddl()) PG_RETURN_VOID();
     int nest = NewGUCNestLevel();  // (as on_ddl_end's SET search_path)
     (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
                              false);
+    Node *parsetree = ((EventTriggerData *) fcinfo->context)->parsetree;
+    if (drops_memoria_with_cascade(parsetree)) {
+        citus_drop_before_extension();
+        AtEOXact_GUC(true, nest);
+        PG_RETURN_VOID();
+    }
     adopt_restored();
     AtEOXact_GUC(true, nest);
-    live_views_before_ddl(((EventTriggerData *) fcinfo->context)->parsetree);
+    live_views_before_ddl(parsetree);
     PG_RETURN_VOID();
 }
 

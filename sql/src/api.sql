@@ -633,7 +633,7 @@ AS 'MODULE_PATHNAME', 'memoria_on_ddl_start'
 LANGUAGE C;
 REVOKE ALL ON FUNCTION memoria_internal.on_ddl_start() FROM PUBLIC;
 CREATE EVENT TRIGGER memoria_ddl_start ON ddl_command_start
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'DROP EXTENSION')
     EXECUTE FUNCTION memoria_internal.on_ddl_start();
 
 CREATE OR REPLACE FUNCTION memoria_internal.on_sql_drop() RETURNS event_trigger

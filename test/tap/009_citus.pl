@@ -770,5 +770,31 @@ is($coord->safe_psql('postgres', "SELECT to_regclass('memoria_rollup.usage_hourl
    'without drop_table the rollup table stays');
 $coord->safe_psql('postgres', 'DROP TABLE usage CASCADE');
 
+# DROP EXTENSION memoria CASCADE on a coordinator that holds shards: the
+# distributed rollups go first (left to the cascade, Citus' drop of a rollup
+# table ran into the cascade's own drop of its shards: a distributed deadlock).
+$coord->safe_psql('postgres', sprintf(q{
+    SELECT citus_set_node_property('%s', %d, 'shouldhaveshards', true);
+    CREATE TABLE last_usage (created_at timestamptz NOT NULL, ws int NOT NULL, model text NOT NULL);
+    SELECT create_distributed_table('last_usage', 'ws', shard_count => 6);
+    INSERT INTO last_usage SELECT timestamptz '2026-03-20' + g * interval '1 hour', g % 30, 'm' || (g % 3)
+    FROM generate_series(1, 600) g;
+    SELECT memoria.create_rollup('last_daily', 'last_usage', 'created_at', ARRAY['ws'], ARRAY['count(*) AS n']);
+    SELECT memoria.create_rollup('last_by_model', 'last_usage', 'created_at', ARRAY['model'], ARRAY['count(*) AS n']);
+    SELECT memoria.create_rollup('last_weekly', 'memoria_rollup.last_daily', 'bucket', ARRAY['ws'],
+                                 ARRAY['sum(n) AS n'], bucket => '7 days');
+    SELECT count(*) FROM memoria.refresh();
+}, $coord->host, $coord->port));
+is($coord->safe_psql('postgres', q{SELECT count(*) > 0 FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+                                   WHERE s.logicalrelid = 'memoria_rollup.last_daily'::regclass AND p.groupid = 0}),
+   't', 'the coordinator holds shards of a rollup table');
+my ($dropext_rc, $dropext_out, $dropext_err) = $coord->psql('postgres', "SET lock_timeout = '60s'; DROP EXTENSION memoria CASCADE");
+is($dropext_rc, 0, "DROP EXTENSION memoria CASCADE on a coordinator that holds shards ($dropext_err)");
+for my $node (@nodes) {
+    is($node->safe_psql('postgres', q{SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'memoria')
+                                           + (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'zz\_memoria\_%')}),
+       '0', $node->name . ': DROP EXTENSION memoria CASCADE left no trigger of memoria');
+}
+
 $_->stop for @nodes;
 done_testing();
