@@ -153,21 +153,9 @@ bool citus_rollups_exist(void) {
 }
 
 void citus_drop_before_extension(void) {
-    if (!citus_rollups_exist()) return;
-    for (;;) {
-        SPI_connect();
-        CatalogSession cs = enter_catalog_session();
-        // (Not read-only: each turn sees the drops of the last.)
-        spi_exec("SELECT name FROM memoria.citus_rollups ORDER BY created_at DESC, name DESC LIMIT 1", 0, NULL, NULL,
-                 NULL, false);
-        leave_catalog_session(cs);
-        if (SPI_processed == 0) break;
-        Oid type = TEXTOID;
-        Datum name = CStringGetTextDatum(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-        // (As the caller, who owns the extension.)
-        spi_exec("SELECT memoria.drop_rollup($1, drop_table => true, cascade => true)", 1, &type, &name, NULL, false);
-        SPI_finish();
-    }
+    if (!OidIsValid(get_extension_oid("citus", true)) || !citus_rollups_exist()) return;
+    SPI_connect();
+    spi_exec("SELECT memoria_internal.citus_drop_all_rollups()", 0, NULL, NULL, NULL, false);
     SPI_finish();
 }
 

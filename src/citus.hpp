@@ -57,8 +57,8 @@ bool citus_rollups_exist(void);
 // the background worker refreshes by fanning out; NULL on a node without.
 const char *citus_due_rollups_sql(void);
 // citus_drop_before_extension: DROP EXTENSION memoria CASCADE (the
-// ddl_command_start hook): every distributed rollup is dropped first, newest
-// first, as drop_rollup(name, drop_table => true, cascade => true) does.
+// ddl_command_start hook), by the extension's owner, where Citus stays:
+// every distributed rollup is dropped first (citus_drop_all_rollups).
 // Left to the cascade, a coordinator that holds shards deadlocks: the
 // cascade drops its shards of a rollup table in this session while Citus'
 // drop of the table drops them again from another.

@@ -502,22 +502,27 @@ MEMORIA_FUNCTION(memoria_on_ddl_end) {
     PG_RETURN_VOID();
 }
 
-// drops_memoria_with_cascade: whether the statement is DROP EXTENSION
-// memoria ... CASCADE.
-static bool drops_memoria_with_cascade(Node *parsetree) {
-    if (!IsA(parsetree, DropStmt)) return false;
-    DropStmt *drop = (DropStmt *) parsetree;
-    if (drop->removeType != OBJECT_EXTENSION || drop->behavior != DROP_CASCADE) return false;
+// before_drop_extension: DROP EXTENSION.  Only memoria's, with CASCADE,
+// by its owner (anyone else's fails with PostgreSQL's own error, having
+// changed nothing), and not with Citus itself (whose own drop then takes
+// the shards along): its distributed rollups go first.
+static void before_drop_extension(DropStmt *drop) {
+    if (drop->behavior != DROP_CASCADE) return;
+    bool memoria = false, citus = false;
     ListCell *lc;
-    foreach (lc, drop->objects)
-        if (strcmp(strVal(lfirst(lc)), "memoria") == 0) return true;
-    return false;
+    foreach (lc, drop->objects) {
+        memoria = memoria || strcmp(strVal(lfirst(lc)), "memoria") == 0;
+        citus = citus || strcmp(strVal(lfirst(lc)), "citus") == 0;
+    }
+    Oid ext = get_extension_oid("memoria", true);
+    if (!memoria || citus || !OidIsValid(ext) || !pg_extension_ownercheck(ext, GetUserId())) return;
+    citus_drop_before_extension();
 }
 
 // memoria_internal.on_ddl_start(): the ddl_command_start event trigger
 // (CREATE TABLE, ALTER TABLE): restored rollups are adopted if they can be;
-// _live views that would stand in the way step aside.  (DROP EXTENSION
-// memoria CASCADE: distributed rollups are dropped first, citus.hpp.)
+// _live views that would stand in the way step aside.  (DROP EXTENSION:
+// before_drop_extension.)
 MEMORIA_FUNCTION(memoria_on_ddl_start) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) elog(ERROR, "memoria_internal.on_ddl_start() must be called as an event trigger");
     if (in_own_ddl()) PG_RETURN_VOID();
@@ -525,8 +530,8 @@ MEMORIA_FUNCTION(memoria_on_ddl_start) {
     (void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
                              false);
     Node *parsetree = ((EventTriggerData *) fcinfo->context)->parsetree;
-    if (drops_memoria_with_cascade(parsetree)) {
-        citus_drop_before_extension();
+    if (IsA(parsetree, DropStmt)) {
+        before_drop_extension((DropStmt *) parsetree);
         AtEOXact_GUC(true, nest);
         PG_RETURN_VOID();
     }

@@ -137,6 +137,11 @@ DECLARE
     misplaced regclass;
 BEGIN
     follows := false;
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        problem := 'Citus is not installed here (restored from a coordinator''s dump?): drop the rollup '
+                   '(memoria.drop_rollup) and create it again';
+        RETURN;
+    END IF;
     SELECT column_to_column_name(d.logicalrelid, d.partkey), d.colocationid INTO source_column, source_colocation
     FROM pg_dist_partition d WHERE d.logicalrelid = c.source AND d.partmethod = 'h';
     IF source_column IS NULL THEN
@@ -881,6 +886,36 @@ BEGIN
     ELSIF drop_table THEN
         EXECUTE format('DROP TABLE %s', c.target);
     END IF;
+END $$;
+
+-- citus_drop_all_rollups: DROP EXTENSION memoria CASCADE's first step
+-- (citus.hpp): every distributed rollup dropped, newest first, as
+-- drop_rollup(name, drop_table => true, cascade => true) does.  The nodes
+-- drop their shard rollups in their own transactions, so whatever can
+-- refuse is asked of every rollup first: if the DROP then fails or is rolled
+-- back, the next refresh makes the shard rollups again.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_drop_all_rollups() RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    c memoria.citus_rollups;
+    down text;
+    newest text;
+BEGIN
+    FOR c IN SELECT * FROM memoria.citus_rollups LOOP
+        PERFORM memoria_internal.citus_check_locks(c, 'DROP EXTENSION memoria CASCADE');
+    END LOOP;
+    SELECT string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ') INTO down
+    FROM run_command_on_workers('SELECT 1') w WHERE NOT w.success;
+    IF down IS NOT NULL THEN
+        RAISE EXCEPTION 'DROP EXTENSION memoria CASCADE needs every Citus node to drop the shard rollups: %', down
+            USING ERRCODE = 'object_in_use', HINT = 'Nothing was dropped; try again once every node answers.';
+    END IF;
+    LOOP
+        SELECT r.name INTO newest FROM memoria.citus_rollups r ORDER BY r.created_at DESC, r.name DESC LIMIT 1;
+        EXIT WHEN newest IS NULL;
+        PERFORM memoria.drop_rollup(newest, drop_table => true, cascade => true);
+    END LOOP;
 END $$;
 
 CREATE OR REPLACE FUNCTION memoria_internal.citus_backfill(name text, window_start timestamptz,

@@ -788,6 +788,10 @@ $coord->safe_psql('postgres', sprintf(q{
 is($coord->safe_psql('postgres', q{SELECT count(*) > 0 FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
                                    WHERE s.logicalrelid = 'memoria_rollup.last_daily'::regclass AND p.groupid = 0}),
    't', 'the coordinator holds shards of a rollup table');
+fails_like($coord, "SET ROLE $owner; DROP EXTENSION memoria CASCADE", qr/must be owner of extension memoria/,
+           'DROP EXTENSION memoria CASCADE by a role that does not own it');
+is($coord->safe_psql('postgres', q{SELECT string_agg(DISTINCT (shard_rollups = shard_groups)::text, ',') FROM memoria.citus_status}),
+   'true', 'and it dropped no shard rollup first');
 my ($dropext_rc, $dropext_out, $dropext_err) = $coord->psql('postgres', "SET lock_timeout = '60s'; DROP EXTENSION memoria CASCADE");
 is($dropext_rc, 0, "DROP EXTENSION memoria CASCADE on a coordinator that holds shards ($dropext_err)");
 for my $node (@nodes) {
