@@ -481,19 +481,21 @@ static bool has_user_trigger(Oid rel) {
 // own (run_command_on_coordinator): the nodes see no shard of an uncommitted
 // table.  For a caller who may manage the rollup.
 MEMORIA_FUNCTION(memoria_citus_follow_source) {
-    if (PG_ARGISNULL(0)) PG_RETURN_BOOL(false);
+    if (PG_ARGISNULL(0) || !OidIsValid(get_extension_oid("citus", true))) PG_RETURN_BOOL(false);
     const char *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
     Oid type = TEXTOID;
     Datum value = PG_GETARG_DATUM(0);
     MemoryContext caller = CurrentMemoryContext;
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
-    spi_exec("SELECT s.relowner, r.source::pg_catalog.text, "
+    // Whether it may follow is citus_unplaced's to say (the source hash-
+    // distributed again, by the column the rollup was made with).
+    spi_exec("SELECT s.relowner, r.source::pg_catalog.text, u.follows, u.problem, "
              "       (SELECT pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) "
-             "        FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = r.source AND p.partmethod = 'h'), "
-             "       r.definition->'partial'->>'column', t.oid "
+             "        FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = r.source), t.oid "
              "FROM memoria.citus_rollups r JOIN pg_catalog.pg_class s ON s.oid = r.source "
-             "LEFT JOIN pg_catalog.pg_class t ON t.oid IN (r.target, r.outbox) "
+             "CROSS JOIN LATERAL memoria_internal.citus_unplaced(r) u "
+             "LEFT JOIN pg_catalog.pg_class t ON u.follows AND t.oid IN (r.target, r.outbox) "
              "     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition q WHERE q.logicalrelid = t.oid) "
              "WHERE r.name = $1",
              1, &type, &value, NULL, true);
@@ -506,22 +508,21 @@ MEMORIA_FUNCTION(memoria_citus_follow_source) {
                         errmsg("must be a member of the owner of rollup \"%s\"", name)));
     TupleDesc desc = SPI_tuptable->tupdesc;
     HeapTuple first = SPI_tuptable->vals[0];
+    char *problem = SPI_getvalue(first, desc, 4);
+    bool follows = DatumGetBool(SPI_getbinval(first, desc, 3, &isnull));
+    if (problem == NULL) {  // nothing to follow
+        SPI_finish();
+        PG_RETURN_BOOL(false);
+    }
+    if (!follows)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("rollup \"%s\" cannot follow its source: %s", name, problem)));
     char *source = MemoryContextStrdup(caller, SPI_getvalue(first, desc, 2));
-    char *column = SPI_getvalue(first, desc, 3);
-    char *partial_column = SPI_getvalue(first, desc, 4);
-    if (column == NULL)
-        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("source %s of rollup \"%s\" is not a hash-distributed table", source, name)));
-    if (partial_column != NULL && strcmp(column, partial_column) != 0)
-        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("rollup \"%s\" needs its source %s distributed by column \"%s\", not \"%s\"", name,
-                               source, partial_column, column),
-                        errhint("Drop the rollup (memoria.drop_rollup) and create it again.")));
-    column = MemoryContextStrdup(caller, column);
+    char *column = MemoryContextStrdup(caller, SPI_getvalue(first, desc, 5));
     List *tables = NIL;
     MemoryContext spi = MemoryContextSwitchTo(caller);
     for (uint64 i = 0; i < SPI_processed; i++) {
-        Datum t = SPI_getbinval(SPI_tuptable->vals[i], desc, 5, &isnull);
+        Datum t = SPI_getbinval(SPI_tuptable->vals[i], desc, 6, &isnull);
         if (!isnull) tables = lappend_oid(tables, DatumGetObjectId(t));
     }
     MemoryContextSwitchTo(spi);
@@ -529,13 +530,6 @@ MEMORIA_FUNCTION(memoria_citus_follow_source) {
     ListCell *lc;
     foreach (lc, tables) {
         Oid t = lfirst_oid(lc);
-        if (get_attnum(t, column) == InvalidAttrNumber)
-            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                            errmsg("rollup \"%s\" cannot follow its source %s: its table %s has no column \"%s\", "
-                                   "by which the source is distributed",
-                                   name, source, qualified_relation_name(t), column),
-                            errhint("Distribute the source by one of the rollup's dimensions, as when the rollup "
-                                    "was made, or drop the rollup and create it again.")));
         // Emptied first: its rows are recomputed anyway, and copying them
         // as the extension's owner would run the owner's code (a domain's
         // CHECK, an index expression) with those rights.  Nothing of the
