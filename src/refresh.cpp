@@ -97,6 +97,20 @@ static Claimed claimed_unfrozen(const Rollup *r, const Frozen &fz, int64 *frozen
     return c;
 }
 
+// claimed_null_scope: whether a claimed key has a NULL scope value.
+static bool claimed_null_scope(const Rollup *r, const Claimed &c) {
+    for (uint64 i = 0; i < c.n && r->nscope > 0; i++) {
+        bool isnull;
+        HeapTupleHeader h = DatumGetHeapTupleHeader(SPI_getbinval(c.rows[i], c.desc, 1, &isnull));
+        HeapTupleData row;
+        row.t_len = HeapTupleHeaderGetDatumLength(h);
+        row.t_data = h;
+        for (int a = 2; a <= 1 + r->nscope; a++)
+            if (heap_attisnull(&row, a, NULL)) return true;
+    }
+    return false;
+}
+
 // claimed_rows_array: the claimed rows (one composite column) as an array
 // of the dirty log's row type.
 static Datum claimed_rows_array(const Rollup *r, const Claimed &c) {
@@ -262,7 +276,7 @@ static void recompute_rows(const Rollup *r, const Claimed &c, Outcome *o) {
     int nest = NewGUCNestLevel();
     if (c.n > PLANNER_GUESSED_KEYS && r->join == NULL)
         (void) set_config_option("enable_nestloop", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-    run_counts(recompute_keys_sql(r, nranges), p, &part);
+    run_counts(recompute_keys_sql(r, nranges, claimed_null_scope(r, c)), p, &part);
     AtEOXact_GUC(true, nest);
     o->keys += part.keys;
     o->upserted += part.upserted;

@@ -256,8 +256,11 @@ char *claim_keys_sql(const Rollup *r, bool limited, bool frozen) {
     return s.data;
 }
 
-char *recompute_keys_sql(const Rollup *r, int nranges) {
+char *recompute_keys_sql(const Rollup *r, int nranges, bool null_keys) {
     Names n = names_for(r);
+    // Column by column unless a key has a NULL (a source or rollup row with a
+    // NULL in its scope then matches no key, rightly).
+    bool by_column = n.scope_not_null || !null_keys;
     const char *p = n.p;
     StringInfoData s;
     initStringInfo(&s);
@@ -267,10 +270,10 @@ char *recompute_keys_sql(const Rollup *r, int nranges) {
     // Keys are values of the log's row type: a named composite type, whose
     // equality treats NULLs as equal and which, unlike an anonymous record,
     // the planner knows it can hash (no sort of the source or rollup).
-    // Without NULLs in the scope, keys are plain columns, matched column by
+    // Without NULLs in the keys, they are plain columns, matched column by
     // column (the fastest hash join).
     appendStringInfo(&s, ",\n%skeys AS (SELECT DISTINCT ", p);
-    if (n.scope_not_null) {
+    if (by_column) {
         append_list(&s, n.log_cols, NULL);
         appendStringInfo(&s, " FROM %sclaimed)", p);
     } else {
@@ -287,15 +290,19 @@ char *recompute_keys_sql(const Rollup *r, int nranges) {
     append_key_exprs(&from, n);
     appendStringInfo(&from, ") AS %sk (%sk0", p, p);
     for (int i = 0; i < r->nscope; i++) appendStringInfo(&from, ", %sk%d", p, i + 1);
-    // The key as one column (a row constructor left of IN would compare
-    // column by column, with NULLs unequal).
-    appendStringInfo(&from, ")\n  CROSS JOIN LATERAL (SELECT ROW(%sk.%sk0", p, p);
-    for (int i = 0; i < r->nscope; i++) appendStringInfo(&from, ", %sk.%sk%d", p, p, i + 1);
-    appendStringInfo(&from, ")::%s AS %skey) AS %skk\n  WHERE (", n.log, p, p);
+    appendStringInfoChar(&from, ')');
+    if (!by_column) {
+        // The key as one column (a row constructor left of IN would compare
+        // column by column, with NULLs unequal).
+        appendStringInfo(&from, "\n  CROSS JOIN LATERAL (SELECT ROW(%sk.%sk0", p, p);
+        for (int i = 0; i < r->nscope; i++) appendStringInfo(&from, ", %sk.%sk%d", p, p, i + 1);
+        appendStringInfo(&from, ")::%s AS %skey) AS %skk", n.log, p, p);
+    }
+    appendStringInfoString(&from, "\n  WHERE (");
     for (int i = 0; i < nranges; i++)
         appendStringInfo(&from, "%s%s BETWEEN $%d AND $%d", i ? " OR " : "", n.time, 4 + 2 * i, 5 + 2 * i);
     if (nranges == 0) appendStringInfoString(&from, "false");
-    if (n.scope_not_null) {
+    if (by_column) {
         appendStringInfo(&from, ")\n  AND (%sk.%sk0", p, p);
         for (int i = 0; i < r->nscope; i++) appendStringInfo(&from, ", %sk.%sk%d", p, p, i + 1);
         appendStringInfo(&from, ") IN (SELECT * FROM %skeys)", p);
@@ -309,7 +316,7 @@ char *recompute_keys_sql(const Rollup *r, int nranges) {
     if (n.delta != NULL) {
         appendStringInfo(&s, ",\n%sdeltas_gone AS (DELETE FROM %s AS %sd WHERE %sd.bucket = ANY ($%d) AND ", p, n.delta,
                          p, p, 4 + 2 * nranges);
-        if (n.scope_not_null) {
+        if (by_column) {
             appendStringInfoChar(&s, '(');
             append_list(&s, n.delta_key_cols, psprintf("%sd", p));
             appendStringInfo(&s, ") IN (SELECT * FROM %skeys))", p);
@@ -328,14 +335,14 @@ char *recompute_keys_sql(const Rollup *r, int nranges) {
     // The claimed buckets as a constant array: an index scan of the rollup's key.
     appendStringInfo(&where, "%st2.%s = ANY ($%d)\n      AND ", p, (const char *) linitial(n.tgt_dims),
                      4 + 2 * nranges);
-    if (n.scope_not_null) {
+    if (by_column) {
         appendStringInfoChar(&where, '(');
         append_list(&where, n.tgt_scope, psprintf("%st2", p));
         appendStringInfo(&where, ") IN (SELECT * FROM %skeys)", p);
     } else {
         appendStringInfo(&where, "%stk.%skey IN (SELECT %skey FROM %skeys)", p, p, p, p);
     }
-    append_gone_and_put(&s, r, n, where.data, !n.scope_not_null);
+    append_gone_and_put(&s, r, n, where.data, !by_column);
     appendStringInfo(&s,
                      "\nSELECT (SELECT count(*) FROM %skeys), (SELECT count(*) FROM %sput), "
                      "(SELECT count(*) FROM %sgone)",

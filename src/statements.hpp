@@ -53,8 +53,11 @@ char *claim_keys_sql(const Rollup *r, bool limited, bool frozen = false);
 // array of the log's row type), then ($4, $5), ($6, $7)...: the source
 // value ranges (inclusive) their buckets cover, then the array of their
 // buckets.  Passing the keys as a parameter (rather than a CTE over the
-// DELETE) lets the planner see how many there are.
-char *recompute_keys_sql(const Rollup *r, int nranges);
+// DELETE) lets the planner see how many there are.  null_keys: whether a
+// claimed key has a NULL scope value (then keys are matched as values of
+// the log's row type, whose equality treats NULLs as equal; otherwise
+// column by column, which hashes faster and which the planner estimates).
+char *recompute_keys_sql(const Rollup *r, int nranges, bool null_keys);
 Params recompute_keys_params(const Rollup *r, Datum claimed, int nranges, const Datum *lo, const Datum *hi,
                              Datum buckets);
 

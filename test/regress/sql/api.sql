@@ -84,6 +84,22 @@ SELECT pending_keys, last_status, last_error, refreshes FROM memoria.status;
 SELECT status, keys_refreshed FROM memoria.refresh();
 SELECT memoria.lag('usage_daily') < interval '1 minute' AS lag_small;
 
+-- Keys without a NULL are matched column by column: the groups of a NULL
+-- model beside them (same days, same workspaces) are left as they are, and
+-- a group that vanishes (its rows moved to another model) goes.  Then keys
+-- with a NULL model.
+UPDATE task_usage SET input_tokens = input_tokens + 1 WHERE model = 'small' AND workspace_id IN (1, 2);
+UPDATE task_usage SET model = 'small' WHERE model = 'large' AND workspace_id = 3 AND created_at < '2026-03-05';
+SELECT status, keys_refreshed > 0 AS refreshed, rows_deleted > 0 AS deleted FROM memoria.refresh('usage_daily');
+SELECT count(*) AS differences FROM memoria.verify('usage_daily');
+SELECT (SELECT count(*) FROM memoria_rollup.usage_daily WHERE model IS NULL)
+     = (SELECT count(DISTINCT (date_trunc('day', created_at, 'UTC'), workspace_id, provider)) FROM task_usage
+        WHERE model IS NULL) AS null_groups_kept;
+UPDATE task_usage SET output_tokens = output_tokens + 1 WHERE model IS NULL AND workspace_id = 1;
+UPDATE task_usage SET model = 'large' WHERE model IS NULL AND workspace_id = 2 AND created_at < '2026-03-05';
+SELECT status, keys_refreshed > 0 AS refreshed, rows_deleted > 0 AS deleted FROM memoria.refresh('usage_daily');
+SELECT count(*) AS differences FROM memoria.verify('usage_daily');
+
 -- The watermark only moves forward.
 SELECT watermark AS w1 FROM memoria.status \gset
 SELECT status FROM memoria.refresh('usage_daily');
