@@ -118,18 +118,20 @@ static bool has_unique_index(Oid rel) {
     return found;
 }
 
-bool settle_restored(const Rollup *r, char **waiting_for) {
-    if (!r->restored) return true;
+bool restored_ready(const Rollup *r, char **waiting_for) {
     // pg_restore makes the triggers and keys last (post-data): until they
     // are all back, its rows may still be loading.
     char *problem = capture_problem(r);
     if (problem == NULL) problem = guard_problem(r);
     if (problem == NULL && !has_unique_index(r->target))
         problem = psprintf("the rollup table %s has no key yet", qualified_relation_name(r->target));
-    if (problem != NULL) {
-        *waiting_for = problem;
-        return false;
-    }
+    *waiting_for = problem;
+    return problem == NULL;
+}
+
+bool settle_restored(const Rollup *r, char **waiting_for) {
+    if (!r->restored) return true;
+    if (!restored_ready(r, waiting_for)) return false;
     adopt_rollup(r);
     return true;
 }

@@ -31,4 +31,8 @@ void adopt_rollup(const Rollup *r);
 // is still under way, with *waiting_for saying what is missing.
 bool settle_restored(const Rollup *r, char **waiting_for);
 
+// restored_ready: whether a restored rollup's triggers and key are back (it
+// can be adopted); otherwise *waiting_for says what is missing.
+bool restored_ready(const Rollup *r, char **waiting_for);
+
 }  // namespace memoria

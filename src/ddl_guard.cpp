@@ -373,13 +373,19 @@ static void ddl_end_on_tables(void) {
 // parallel sessions, whose ends each miss what the other has not committed
 // yet; a partition the application adds afterwards must not find its
 // rollup still waiting (it would then wait for that partition's triggers
-// forever).
+// forever).  Under the rollup's lock (as a refresh adopts), read again:
+// the parallel sessions' ends see the same rollup ready, and two adoptions
+// at once delete the same dependency rows ("tuple concurrently deleted").
+// One that finds the lock taken leaves the rollup to its holder (or to the
+// next statement or refresh).
 static void adopt_restored(void) {
     ListCell *lc;
     foreach (lc, all_rollups()) {
         char *waiting;
         Rollup *r = (Rollup *) lfirst(lc);
-        if (r->restored) (void) settle_restored(r, &waiting);
+        if (!r->restored || !restored_ready(r, &waiting) || !try_lock_rollup(r->id)) continue;
+        Rollup *now = find_rollup_by_id(r->id);
+        if (now != NULL && now->restored) (void) settle_restored(now, &waiting);
     }
 }
 

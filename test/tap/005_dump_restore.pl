@@ -382,6 +382,59 @@ check_restored($node_a, 'r4', 'r4 (pg_restore by sections)', 0);
 check_restored($node_a, 'r5', 'r5 (last two statements in parallel)', 0);
 check_restored($node_b, 'src', 'cluster B src (pg_restore -C)', 1);
 
+# pg_restore -j 4 of a database with many rollups (a view source, a chain,
+# expression dimensions, the updated_at mode): its parallel sessions end
+# their post-data statements together, each finding the same rollups ready
+# to adopt; two adoptions at once failed the restore ("tuple concurrently
+# deleted").  Each restore must succeed and leave every rollup adopted.
+$node_a->safe_psql('postgres', 'CREATE DATABASE many OWNER app');
+$node_a->safe_psql('many', 'CREATE EXTENSION memoria');
+sql_ok($node_a, 'many', 'app', q{
+    CREATE TABLE u (ts timestamptz NOT NULL, ws int NOT NULL, model text, provider text, tokens int NOT NULL);
+    INSERT INTO u SELECT '2026-03-01'::timestamptz + (i % 10) * interval '7 hours', i % 3,
+                         CASE WHEN i % 4 > 0 THEN 'm' || (i % 2) END, CASE WHEN i % 5 > 0 THEN 'P' || (i % 2) END, i
+                  FROM generate_series(1, 200) i;
+    CREATE TABLE task (id int PRIMARY KEY, ws int, proj text);
+    INSERT INTO task SELECT i, i % 3, 'p' || (i % 2) FROM generate_series(1, 20) i;
+    CREATE TABLE fact (ts timestamptz NOT NULL, task_id int, model text, prov text NOT NULL, tokens int,
+                       upd timestamptz NOT NULL DEFAULT now());
+    INSERT INTO fact SELECT '2026-03-01'::timestamptz + (i % 10) * interval '7 hours', i % 22,
+                            CASE WHEN i % 4 > 0 THEN 'm' || (i % 2) END, 'P' || (i % 2), i
+                     FROM generate_series(1, 200) i;
+    CREATE INDEX ON fact (task_id);
+    CREATE VIEW fv AS SELECT f.ts, f.model, f.prov, f.tokens, t.ws, t.proj FROM fact f LEFT JOIN task t ON t.id = f.task_id;
+    SELECT memoria.create_rollup('m1', 'u', 'ts', ARRAY['ws', 'model', 'lower(provider) AS prov'], ARRAY['sum(tokens) AS t']);
+    SELECT memoria.create_rollup('m2', 'u', 'ts', ARRAY['ws', 'model'], ARRAY['sum(tokens) AS t', 'count(*) AS n']);
+    SELECT memoria.create_rollup('m3', 'u', 'ts', ARRAY['model', 'ws'], ARRAY['count(*) AS n'], scope => ARRAY['model']);
+    SELECT memoria.create_rollup('m4', 'u', 'ts', ARRAY['model', 'provider'], ARRAY['max(tokens) AS t']);
+    SELECT memoria.create_rollup('m5', 'fv', 'ts', ARRAY['model', 'prov', 'ws', 'proj'], ARRAY['sum(tokens) AS t']);
+    SELECT memoria.create_rollup('m6', 'fv', 'ts', ARRAY['model', 'ws'], ARRAY['count(*) AS n'], scope => ARRAY['model']);
+    SELECT memoria.create_rollup('m7', 'fact', 'ts', ARRAY['prov', 'model'], ARRAY['sum(tokens) AS t', 'count(*) AS n'],
+                                 bucket => '1 hour');
+    SELECT memoria.create_rollup('m8', 'memoria_rollup.m7', 'bucket', ARRAY['prov', 'model'], ARRAY['sum(t)::bigint AS t']);
+    SELECT memoria.create_rollup('m9', 'fact', 'ts', ARRAY['model', 'prov'], ARRAY['count(*) AS n'],
+                                 invalidation => 'updated_at', updated_at_column => 'upd', safety_lag => '0');
+    SELECT memoria.create_rollup('m10', 'fact', 'ts', ARRAY['upper(prov) AS up'], ARRAY['min(tokens) AS t']);
+    SELECT count(*) FROM (SELECT rollup FROM memoria.rollups_info ORDER BY rollup) r,
+                         LATERAL memoria.refresh_window(r.rollup, '-infinity', 'infinity') x;
+    UPDATE u SET model = NULL WHERE tokens % 7 = 0;
+    DELETE FROM fact WHERE tokens % 9 = 0;
+    UPDATE fact SET tokens = tokens + 1, upd = now() WHERE tokens % 5 = 0;
+}, 'many: ten rollups, with writes pending');
+my $dump_many = "$dir/many.dump";
+run_ok(['pg_dump', conn_args($node_a), '-Fc', '-f', $dump_many, '-d', 'many'], 'pg_dump -Fc of many');
+for my $i (1 .. 3) {
+    $node_a->safe_psql('postgres', "CREATE DATABASE many$i OWNER app");
+    run_ok(['pg_restore', conn_args($node_a), '-d', "many$i", '-j', '4', $dump_many], "pg_restore -j 4 into many$i");
+    is(query($node_a, "many$i", q{SELECT string_agg(rollup || ' ' || status || coalesce(' ' || error, ''), '; ')
+                                  FROM memoria.refresh() WHERE status = 'error'}, 'app'),
+       '', "many$i: every rollup refreshes");
+    is(query($node_a, "many$i", q{SELECT string_agg(r.rollup || ': ' || v.n, ', ')
+                                  FROM memoria.rollups_info r, LATERAL (SELECT count(*) AS n FROM memoria.verify(r.rollup)) v
+                                  WHERE v.n > 0}, 'app'),
+       '', "many$i: every rollup verifies");
+}
+
 # Nothing restored made the server log a cache lookup failure.
 for my $node ($node_a, $node_b) {
     unlike(slurp_file($node->logfile), qr/cache lookup failed/, $node->name . ': no "cache lookup failed" in the server log');
