@@ -20,6 +20,7 @@ char *databases = NULL;
 bool preloaded = false;
 bool writing_rollup = false;
 bool additive_path = true;
+static int citus_node_connections = 1;
 }  // namespace memoria
 
 using namespace memoria;
@@ -34,6 +35,12 @@ void _PG_init(void) {
     DefineCustomIntVariable("memoria.naptime", "Seconds the background worker sleeps between rounds.",
                             "Range 1 to 3600; default 10; reloadable (SIGHUP).", &naptime_seconds, 10, 1, 3600,
                             PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+    // Read by the coordinator's fan-out (sql/src/citus.sql, citus_fan_out).
+    DefineCustomIntVariable("memoria.citus_node_connections",
+                            "Connections an incremental refresh of a distributed rollup opens to each Citus node "
+                            "(its shard groups there are refreshed in turn over them; 0: one per shard group).",
+                            "Range 0 to 1000; default 1.", &citus_node_connections, 1, 0, 1000, PGC_USERSET, 0, NULL,
+                            NULL, NULL);
     DefineCustomBoolVariable("memoria.additive_path",
                              "Whether inserts into a rollup's source fold into partial aggregates that a refresh adds "
                              "to the rollup (off: they dirty their keys, which a refresh recomputes).",

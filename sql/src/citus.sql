@@ -5,7 +5,7 @@
 -- memoria's calls out to its shard rollups: one ordinary rollup per pair of
 -- co-located shards (source shard, rollup table shard) on the node holding
 -- them, made there when first needed.  Each node's call runs in that node's
--- own transaction (Citus' run_command_on_colocated_placements), as the
+-- own transaction (Citus' master_run_on_worker: citus_run_by_node), as the
 -- caller.  Without Citus none of this is ever called.
 ------------------------------------------------------------------------------
 
@@ -510,7 +510,7 @@ AS 'MODULE_PATHNAME', 'memoria_citus_as_owner'
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp;
 
--- citus_command: a command for run_command_on_colocated_placements, made of
+-- citus_command: a command for a pair of co-located shards, made of
 -- `template`, where {shard} stands for the shard rollup's name on the node:
 -- made there first if `make`.  The placements' shard names come in as %L;
 -- every other % is doubled (the command is a format() string).
@@ -591,25 +591,102 @@ EXCEPTION WHEN OTHERS THEN
                      'drop the rollup first (memoria.drop_rollup), change the table, then create the rollup again.';
 END $$;
 
--- citus_placements: run_command_on_colocated_placements of
--- citus_command(c, template), in parallel, then one at a time if a node
--- answered "tuple concurrently updated".
-CREATE OR REPLACE FUNCTION memoria_internal.citus_placements(c memoria.citus_rollups, template text)
+-- citus_placements: citus_command(c, template) run on every pair of
+-- co-located shards, in parallel, each node's in its own transactions, as
+-- the caller; with per_node > 0 over at most per_node connections to each
+-- node, its pairs in turn on each (a connection costs a backend's start,
+-- which outweighs an incremental refresh's work), otherwise over one
+-- connection per pair (a window or a backfill: the heaviest work, on every
+-- shard at once).  Again one node at a time if a node answered "tuple
+-- concurrently updated".  grant_to: see citus_run_by_node.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_placements(c memoria.citus_rollups, template text, per_node int,
+                                                             grant_to text)
 RETURNS TABLE (nodename text, nodeport int, shardid1 bigint, shardid2 bigint, success boolean, result text)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     command text := memoria_internal.citus_command(c, template, true);
-    answers jsonb := (SELECT jsonb_agg(to_jsonb(x))
-                      FROM run_command_on_colocated_placements(c.source, c.target, command) x);
+    answers jsonb := memoria_internal.citus_run_by_node(c, command,
+                         CASE WHEN per_node > 0 THEN per_node ELSE 2147483647 END, true, grant_to);
 BEGIN
     IF EXISTS (SELECT 1 FROM jsonb_array_elements(answers) a
                WHERE NOT (a->>'success')::boolean AND a->>'result' LIKE '%tuple concurrently updated%') THEN
-        RETURN QUERY SELECT * FROM run_command_on_colocated_placements(c.source, c.target, command, parallel => false);
-    ELSE
-        RETURN QUERY SELECT * FROM jsonb_to_recordset(COALESCE(answers, '[]'))
-                     AS x(nodename text, nodeport int, shardid1 bigint, shardid2 bigint, success boolean, result text);
+        answers := memoria_internal.citus_run_by_node(c, command, 1, false, grant_to);
     END IF;
+    RETURN QUERY SELECT * FROM jsonb_to_recordset(answers)
+                 AS x(nodename text, nodeport int, shardid1 bigint, shardid2 bigint, success boolean, result text);
+END $$;
+
+-- citus_run_by_node: command (a format() string of a pair's shard names, as
+-- run_command_on_colocated_placements takes) on every pair of co-located
+-- shards of c's source and table, over per_node connections to each node
+-- holding some (all at once if parallel); the answers as
+-- run_command_on_colocated_placements gives them, as a JSON array.  With
+-- grant_to, each worker (one without a pair too) then grants CREATE on
+-- memoria_rollup to that role where it lacks it: Citus makes a rollup
+-- table's shards on a shard move as their owner.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_run_by_node(c memoria.citus_rollups, command text, per_node int,
+                                                              parallel boolean, grant_to text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    chunks jsonb;
+    answers jsonb := '[]';
+    a record;
+BEGIN
+    IF NOT distributed_tables_colocated(c.source, c.target) THEN
+        RAISE EXCEPTION 'tables % and % are not co-located', c.source, c.target;
+    END IF;
+    -- The pairs (the source's shards' placements; the co-located table's
+    -- are on the same nodes), dealt out to per_node chunks on each node;
+    -- and a chunk without pairs for a worker that holds none.
+    WITH pairs AS (
+        SELECT s1.shardid AS shardid1, s2.shardid AS shardid2, shard_name(c.source, s1.shardid) AS name1,
+               shard_name(c.target, s2.shardid) AS name2, p.nodename, p.nodeport::int AS nodeport
+        FROM pg_dist_shard s1 JOIN pg_dist_shard s2 USING (shardminvalue, shardmaxvalue)
+        JOIN pg_dist_shard_placement p ON p.shardid = s1.shardid AND p.shardstate = 1
+        WHERE s1.logicalrelid = c.source AND s2.logicalrelid = c.target),
+    dealt AS (
+        SELECT *, (row_number() OVER (PARTITION BY nodename, nodeport ORDER BY shardid1) - 1) % per_node AS chunk
+        FROM pairs),
+    node_chunks AS (
+        SELECT nodename, nodeport, chunk,
+               jsonb_agg(jsonb_build_array(shardid1, shardid2) ORDER BY shardid1) AS pairs,
+               array_agg(ARRAY[name1, name2] ORDER BY shardid1) AS names
+        FROM dealt GROUP BY nodename, nodeport, chunk
+        UNION ALL
+        SELECT w.node_name, w.node_port::int, 0, '[]', '{}'
+        FROM master_get_active_worker_nodes() w
+        WHERE grant_to IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM pairs p WHERE p.nodename = w.node_name AND p.nodeport = w.node_port))
+    SELECT jsonb_agg(jsonb_build_object('nodename', d.nodename, 'nodeport', d.nodeport, 'pairs', d.pairs,
+                                        'command', format('CALL memoria_internal.citus_run_pairs(%L, %L, %L)',
+                                                          d.names, command, grant_to))
+                     ORDER BY d.nodename, d.nodeport, d.chunk)
+      INTO chunks FROM node_chunks d;
+    IF chunks IS NULL THEN RETURN '[]'; END IF;
+    -- Each chunk answers with its pairs' answers, in order; a chunk that
+    -- failed as a whole (its node did not answer) fails each of its pairs.
+    FOR a IN SELECT r.success, r.result, ch.value AS chunk
+             FROM master_run_on_worker(ARRAY(SELECT x->>'nodename' FROM jsonb_array_elements(chunks) x),
+                                       ARRAY(SELECT (x->>'nodeport')::int FROM jsonb_array_elements(chunks) x),
+                                       ARRAY(SELECT x->>'command' FROM jsonb_array_elements(chunks) x),
+                                       parallel) WITH ORDINALITY r
+             JOIN jsonb_array_elements(chunks) WITH ORDINALITY ch ON ch.ordinality = r.ordinality
+    LOOP
+        answers := answers || coalesce((
+            SELECT jsonb_agg(jsonb_build_object(
+                       'nodename', a.chunk->>'nodename', 'nodeport', (a.chunk->>'nodeport')::int,
+                       'shardid1', (pr.value->>0)::bigint, 'shardid2', (pr.value->>1)::bigint,
+                       'success', CASE WHEN a.success THEN (a.result::jsonb->(pr.ordinality::int - 1)->>'success')::boolean
+                                       ELSE false END,
+                       'result', CASE WHEN a.success THEN a.result::jsonb->(pr.ordinality::int - 1)->>'result'
+                                      ELSE a.result END)
+                   ORDER BY pr.ordinality)
+            FROM jsonb_array_elements(a.chunk->'pairs') WITH ORDINALITY pr), '[]');
+    END LOOP;
+    RETURN answers;
 END $$;
 
 -- citus_fan_out: run memoria's refresh or refresh_window on every shard
@@ -661,22 +738,20 @@ BEGIN
                            '-infinity', 'infinity');
         window_start := '-infinity'; window_end := 'infinity';
     END IF;
-    -- Citus makes the rollup table's shards on a shard move as their owner,
-    -- who must be able to create in memoria_rollup on every node (a node
-    -- added since too): granted where it lacks, one node at a time, each in
-    -- its own transaction.
-    IF (SELECT k.relnamespace FROM pg_class k WHERE k.oid = c.target) = 'memoria_rollup'::regnamespace
-       AND EXISTS (SELECT 1 FROM run_command_on_workers(format(
-               'SELECT pg_catalog.has_schema_privilege(%L, ''memoria_rollup'', ''CREATE'')',
-               (SELECT pg_get_userbyid(k.relowner) FROM pg_class k WHERE k.oid = c.target))) w
-           WHERE w.result IS DISTINCT FROM 't') THEN
-        PERFORM run_command_on_workers(format('SELECT memoria_internal.citus_grant_rollup_schema(%L)',
-            (SELECT pg_get_userbyid(k.relowner) FROM pg_class k WHERE k.oid = c.target)), parallel => false);
-    END IF;
-    -- In parallel; again one at a time if shard rollups of one node ran
-    -- into each other in the catalog (after REASSIGN OWNED, each follows
-    -- its source's new owner at once): a refresh is safe to repeat.
-    FOR p IN SELECT * FROM memoria_internal.citus_placements(c, template)
+    -- In parallel: an incremental refresh over memoria.citus_node_connections
+    -- to each node, a window over one connection per shard group.  Again one
+    -- node at a time if shard rollups of one node ran into each other in the
+    -- catalog (after REASSIGN OWNED, each follows its source's new owner at
+    -- once): a refresh is safe to repeat.  Citus makes the rollup table's
+    -- shards on a shard move as their owner, who must be able to create in
+    -- memoria_rollup on every node (a node added since too): each node
+    -- grants it where it lacks, last.
+    FOR p IN SELECT * FROM memoria_internal.citus_placements(c, template,
+                 CASE WHEN window_start IS NULL   -- (an incremental refresh)
+                      THEN coalesce(nullif(current_setting('memoria.citus_node_connections', true), '')::int, 1)
+                 END,
+                 (SELECT pg_get_userbyid(k.relowner) FROM pg_class k
+                  WHERE k.oid = c.target AND k.relnamespace = 'memoria_rollup'::regnamespace))
     LOOP
         shards := shards + 1;
         IF NOT p.success THEN
@@ -970,13 +1045,15 @@ BEGIN
         END IF;
         -- (With, for the partial mode, how many of the triggers logging a
         -- partials shard's changed buckets are there and enabled.)
-        FOR p IN SELECT * FROM run_command_on_colocated_placements(c.source, c.target,
+        -- (One connection per node, its shard groups in turn.)
+        FOR p IN SELECT * FROM jsonb_to_recordset(memoria_internal.citus_run_by_node(c,
             'SELECT pg_catalog.row_to_json(x)::text FROM (SELECT s.*,
                  (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger t
                   WHERE t.tgrelid = memoria_internal.citus_regclass(%2$L) AND t.tgenabled IN (''O'', ''A'')
                     AND t.tgname IN (''zz_memoria_changes_insert'', ''zz_memoria_changes_update'',
                                      ''zz_memoria_changes_delete'')) AS changes_logged
-             FROM memoria.status s WHERE s.target = memoria_internal.citus_regclass(%2$L)) x')
+             FROM memoria.status s WHERE s.target = memoria_internal.citus_regclass(%2$L)) x', 1, true, NULL))
+                 AS x(nodename text, nodeport int, shardid1 bigint, shardid2 bigint, success boolean, result text)
         LOOP
             shard_groups := shard_groups + 1;
             IF NOT p.success OR coalesce(p.result, '') = '' THEN
@@ -1029,6 +1106,46 @@ COMMENT ON VIEW memoria.citus_status IS 'memoria: each rollup of a Citus distrib
 -- ---------------------------------------------------------------------------
 -- On the node holding a pair of co-located shards.
 -- ---------------------------------------------------------------------------
+
+-- citus_run_pairs: on a node, command (see citus_run_by_node) for each pair
+-- of shard names in turn, each in a transaction of its own, as if each had
+-- its own connection: one pair's error is its answer alone, and a pair's
+-- locks and settings go with its commit.  (A cancel, statement_timeout
+-- included, stops the CALL: the pairs done before stay done.)  The answers,
+-- in order, as a JSON array of {success, result} (result: the first column
+-- of the command's first row, or the error), in `answers`.  As the caller,
+-- with the caller's rights.  Then CREATE on memoria_rollup for grant_to
+-- where it lacks it (citus_grant_rollup_schema), if it can.
+-- (A procedure that commits takes no SET clause: every name is qualified.)
+CREATE OR REPLACE PROCEDURE memoria_internal.citus_run_pairs(names text[], command text, grant_to text,
+                                                             INOUT answers text DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+    done jsonb := '[]';
+    answer text;
+BEGIN
+    FOR i IN 1 .. coalesce(pg_catalog.array_length(names, 1), 0) LOOP
+        BEGIN
+            EXECUTE pg_catalog.format(command, names[i][1], names[i][2]) INTO answer;
+            done := done OPERATOR(pg_catalog.||)
+                    pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('success', true, 'result', answer));
+        EXCEPTION WHEN OTHERS THEN
+            done := done OPERATOR(pg_catalog.||)
+                    pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('success', false, 'result', SQLERRM));
+        END;
+        COMMIT;
+    END LOOP;
+    IF grant_to IS NOT NULL THEN
+        BEGIN
+            IF NOT pg_catalog.has_schema_privilege(grant_to, 'memoria_rollup', 'CREATE') THEN
+                PERFORM memoria_internal.citus_grant_rollup_schema(grant_to);
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            NULL;  -- (granted by another session meanwhile; or by the next refresh)
+        END;
+    END IF;
+    answers := done::text;
+END $$;
 
 -- citus_regclass: a shard's name as Citus gives it (shard_name(): unqualified
 -- in schema public) as a regclass.

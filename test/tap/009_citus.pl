@@ -332,10 +332,12 @@ for my $round (1 .. 12) {
     my $rows = join('', map { sprintf("2026-03-%02d 12:00:00+00\t%d\tcopy\t%d\n", 16 + $_ % 14, $_ % 40, $_) } 1 .. 200);
     $coord->safe_psql('postgres', "COPY usage (created_at, ws, model, tokens) FROM STDIN;\n$rows\\.\n");
     $coord->safe_psql('postgres', 'TRUNCATE usage') if $round == 6;
-    # Refresh now and then (a limited one too), so keys pile up in between.
-    $coord->safe_psql('postgres', "SELECT * FROM memoria.refresh('usage_daily', 50)") if $round % 3 == 1;
-    $coord->safe_psql('postgres', 'SELECT * FROM memoria.refresh()') if $round % 4 == 2;
-    $coord->safe_psql('postgres', 'CALL memoria.run()') if $round % 5 == 3;  # the pg_cron entry point
+    # Refresh now and then (a limited one too), so keys pile up in between;
+    # over one connection per shard group, one per node, or three per node.
+    my $conns = 'SET memoria.citus_node_connections = ' . (0, 1, 3)[$round % 3] . ';';
+    $coord->safe_psql('postgres', "$conns SELECT * FROM memoria.refresh('usage_daily', 50)") if $round % 3 == 1;
+    $coord->safe_psql('postgres', "$conns SELECT * FROM memoria.refresh()") if $round % 4 == 2;
+    $coord->safe_psql('postgres', "$conns CALL memoria.run()") if $round % 5 == 3;  # the pg_cron entry point
 }
 exact('after the random workload');
 
@@ -777,7 +779,7 @@ $coord->safe_psql('postgres', sprintf(q{
     SELECT citus_set_node_property('%s', %d, 'shouldhaveshards', true);
     CREATE TABLE last_usage (created_at timestamptz NOT NULL, ws int NOT NULL, model text NOT NULL);
     SELECT create_distributed_table('last_usage', 'ws', shard_count => 6);
-    INSERT INTO last_usage SELECT timestamptz '2026-03-20' + g * interval '1 hour', g % 30, 'm' || (g % 3)
+    INSERT INTO last_usage SELECT timestamptz '2026-03-20' + g * interval '1 hour', g %% 30, 'm' || (g %% 3)
     FROM generate_series(1, 600) g;
     SELECT memoria.create_rollup('last_daily', 'last_usage', 'created_at', ARRAY['ws'], ARRAY['count(*) AS n']);
     SELECT memoria.create_rollup('last_by_model', 'last_usage', 'created_at', ARRAY['model'], ARRAY['count(*) AS n']);
