@@ -762,6 +762,12 @@ static List *due_in_result(List *out, long *sleep_ms, MemoryContext into) {
 List *due_rollups(long *sleep_ms, MemoryContext into) {
     List *out = NIL;
     SPI_connect();
+    // The distributed rollups this node coordinates first: a local rollup
+    // may read the partial mode's table, never the other way round.
+    if (const char *distributed = citus_due_rollups_sql()) {
+        run_catalog(distributed, 0, NULL, NULL, NULL);
+        out = due_in_result(out, sleep_ms, into);
+    }
     // Lower levels of a chain first; a rollup of a rollup is due as soon as
     // its source rollup was refreshed after it (one pass brings the chain
     // up to date).
@@ -783,11 +789,6 @@ List *due_rollups(long *sleep_ms, MemoryContext into) {
                 "LEFT JOIN levels l ON l.id = r.id ORDER BY coalesce(l.level, 0), r.name",
                 0, NULL, NULL, NULL);
     out = due_in_result(out, sleep_ms, into);
-    // The distributed rollups this node coordinates, last.
-    if (const char *distributed = citus_due_rollups_sql()) {
-        run_catalog(distributed, 0, NULL, NULL, NULL);
-        out = due_in_result(out, sleep_ms, into);
-    }
     SPI_finish();
     return out;
 }

@@ -761,6 +761,9 @@ MEMORIA_FUNCTION(memoria_refresh) {
                                     : list_make1(load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0))));
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+    // The rollups of distributed tables first: a local rollup may read the
+    // partial mode's table, never the other way round.
+    if (PG_ARGISNULL(0)) citus_append_refreshes(fcinfo);
     ListCell *lc;
     foreach (lc, rollups) {
         const Rollup *r = (const Rollup *) lfirst(lc);
@@ -775,7 +778,6 @@ MEMORIA_FUNCTION(memoria_refresh) {
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
         SPI_finish();
     }
-    if (PG_ARGISNULL(0)) citus_append_refreshes(fcinfo);
     return (Datum) 0;
 }
 

@@ -346,15 +346,16 @@ DECLARE
 BEGIN
     FOR target IN
         -- The caller's rollups, a chain's lower levels first: a rollup of a
-        -- rollup sees what this run just refreshed below it.
-        SELECT o.name FROM memoria_internal.refresh_order() AS o(name)
-        WHERE run.name IS NULL OR o.name OPERATOR(pg_catalog.=) run.name
-        UNION ALL
-        -- Then the rollups of distributed tables (src/citus.hpp).
-        SELECT c.name FROM memoria.citus_rollups c
-        WHERE (run.name IS NULL OR c.name OPERATOR(pg_catalog.=) run.name)
-          AND pg_catalog.pg_has_role((SELECT k.relowner FROM pg_catalog.pg_class k
-                                      WHERE k.oid OPERATOR(pg_catalog.=) c.source), 'MEMBER')
+        -- rollup sees what this run just refreshed below it.  The rollups of
+        -- distributed tables first (src/citus.hpp): a local rollup may read
+        -- the partial mode's table, never the other way round.
+        SELECT x.name FROM (
+            SELECT c.name, 0 AS part, c.ordinality AS n
+            FROM memoria_internal.citus_refresh_order(run.name) WITH ORDINALITY AS c
+            UNION ALL
+            SELECT o.name, 1, o.n FROM memoria_internal.refresh_order() WITH ORDINALITY AS o(name, n)
+            WHERE run.name IS NULL OR o.name OPERATOR(pg_catalog.=) run.name) x
+        ORDER BY x.part, x.n
     LOOP
         done := 0;
         failure := NULL;

@@ -796,6 +796,24 @@ BEGIN
     duration := clock_timestamp() - started;
 END $$;
 
+-- citus_refresh_order: the distributed rollups the caller may refresh (or
+-- the one named), a rollup of another's table after it, then by name (as
+-- memoria.refresh() orders local rollups): in one call, changes reach the
+-- end of a chain.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_refresh_order(name text) RETURNS SETOF memoria.citus_rollups
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE below (name, depth) AS (
+        SELECT r.name, 0 FROM memoria.citus_rollups r
+        UNION ALL
+        SELECT r.name, b.depth + 1 FROM below b JOIN memoria.citus_rollups u ON u.name = b.name
+        JOIN memoria.citus_rollups r ON r.source = u.target WHERE b.depth < 32)
+    SELECT r.* FROM memoria.citus_rollups r
+    WHERE (citus_refresh_order.name IS NULL OR r.name = citus_refresh_order.name)
+      AND pg_has_role((SELECT k.relowner FROM pg_class k WHERE k.oid = r.source), 'MEMBER')
+    ORDER BY (SELECT max(b.depth) FROM below b WHERE b.name = r.name), r.name
+$$;
+
 CREATE OR REPLACE FUNCTION memoria_internal.citus_refresh(name text, max_keys bigint)
 RETURNS TABLE (rollup text, status text, keys_refreshed bigint, rows_upserted bigint,
                rows_deleted bigint, watermark timestamptz, duration interval, error text)
@@ -804,10 +822,7 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE c memoria.citus_rollups;
 BEGIN
     IF citus_refresh.name IS NOT NULL THEN PERFORM memoria_internal.citus_rollup(citus_refresh.name); END IF;
-    FOR c IN SELECT * FROM memoria.citus_rollups r
-             WHERE (citus_refresh.name IS NULL OR r.name = citus_refresh.name)
-               AND pg_has_role((SELECT k.relowner FROM pg_class k WHERE k.oid = r.source), 'MEMBER')
-             ORDER BY r.name
+    FOR c IN SELECT * FROM memoria_internal.citus_refresh_order(citus_refresh.name)
     LOOP
         -- One fan-out at a time per rollup (each shard rollup has its own lock too).
         IF NOT pg_try_advisory_xact_lock(1835363697, hashtext(c.name)) THEN

@@ -663,6 +663,30 @@ for my $chain (['usage_weekly', 'usage_daily', 'ws', 'memoria_rollup.usage_weekl
     fails_like($coord, "SELECT memoria.drop_rollup('$below')", qr/cannot drop rollup "$below": rollup "$name" is a rollup of its table/,
                "drop_rollup('$below') while $name reads its table");
 }
+# One refresh() carries a write to the end of a chain whose upper rollup's
+# name sorts before its source's: distributed rollups are refreshed in chain
+# order, as local ones are.
+$coord->safe_psql('postgres', q{
+    SELECT memoria.create_rollup('daily_by_week', 'memoria_rollup.usage_daily', 'bucket', ARRAY['ws'],
+                                 ARRAY['sum(tokens) AS tokens'], bucket => '7 days');
+    CALL memoria.backfill('daily_by_week');
+    INSERT INTO usage (created_at, ws, model, tokens)
+    SELECT timestamptz '2026-03-22' + g * interval '1 hour', g % 40, 'chain', g FROM generate_series(1, 50) g;
+    SELECT count(*) FROM memoria.refresh();
+});
+is($coord->safe_psql('postgres', q{
+    WITH fresh AS (SELECT memoria.bucket(bucket, '7 days', 'UTC') AS bucket, ws, sum(tokens) AS tokens
+                   FROM memoria_rollup.usage_daily GROUP BY 1, 2)
+    SELECT count(*) FROM ((SELECT * FROM fresh EXCEPT ALL SELECT * FROM memoria_rollup.daily_by_week)
+                          UNION ALL (SELECT * FROM memoria_rollup.daily_by_week EXCEPT ALL SELECT * FROM fresh)) d}),
+   '0', 'one refresh() reaches daily_by_week through usage_daily, whose name sorts after it');
+is($coord->safe_psql('postgres', q{
+    WITH fresh AS (SELECT memoria.bucket(bucket, '7 days', 'UTC') AS bucket, model, sum(tokens) AS tokens
+                   FROM memoria_rollup.by_model GROUP BY 1, 2)
+    SELECT count(*) FROM ((SELECT * FROM fresh EXCEPT ALL SELECT * FROM memoria_rollup.model_weekly)
+                          UNION ALL (SELECT * FROM memoria_rollup.model_weekly EXCEPT ALL SELECT * FROM fresh)) d}),
+   '0', 'and model_weekly, a local rollup, through the partial mode\'s by_model, refreshed before it');
+$coord->safe_psql('postgres', q{SELECT memoria.drop_rollup('daily_by_week', drop_table => true)});
 # pg_dump does not see Citus' shards: rollups of placements stay out of the
 # catalog's data (a row naming a shard would fail the whole COPY on restore).
 my $dump = `pg_dump -h @{[$coord->host]} -p @{[$coord->port]} -d postgres --data-only 2>&1`;
