@@ -651,15 +651,20 @@ my ($chain_rc, $chain_out, $chain_err) = $coord->psql('postgres', q{
 });
 is($chain_rc, 0, 'rollups of a distributed and of a partial rollup table: made, filled and refreshed');
 unlike($chain_err, qr/WARNING|ERROR/, 'no warning from Citus about the local rollup\'s _live view');
-for my $chain (['usage_weekly', 'usage_daily', 'ws', 'memoria_rollup.usage_weekly'],
-               ['model_weekly', 'by_model', 'model', 'memoria_rollup.model_weekly']) {
-    my ($name, $below, $dim, $table) = @$chain;
-    is($coord->safe_psql('postgres', qq{
+# weekly_differs(below, dim, table): rows by which a weekly rollup's table
+# differs from a GROUP BY of the rollup table below it.
+sub weekly_differs {
+    my ($below, $dim, $table) = @_;
+    return $coord->safe_psql('postgres', qq{
         WITH fresh AS (SELECT memoria.bucket(bucket, '7 days', 'UTC') AS bucket, $dim, sum(tokens) AS tokens
                        FROM memoria_rollup.$below GROUP BY 1, 2)
         SELECT count(*) FROM ((SELECT * FROM fresh EXCEPT ALL SELECT * FROM $table)
-                              UNION ALL (SELECT * FROM $table EXCEPT ALL SELECT * FROM fresh)) d}),
-       '0', "$name equals a GROUP BY of $below\'s table");
+                              UNION ALL (SELECT * FROM $table EXCEPT ALL SELECT * FROM fresh)) d});
+}
+for my $chain (['usage_weekly', 'usage_daily', 'ws', 'memoria_rollup.usage_weekly'],
+               ['model_weekly', 'by_model', 'model', 'memoria_rollup.model_weekly']) {
+    my ($name, $below, $dim, $table) = @$chain;
+    is(weekly_differs($below, $dim, $table), '0', "$name equals a GROUP BY of $below\'s table");
     fails_like($coord, "SELECT memoria.drop_rollup('$below')", qr/cannot drop rollup "$below": rollup "$name" is a rollup of its table/,
                "drop_rollup('$below') while $name reads its table");
 }
@@ -674,18 +679,10 @@ $coord->safe_psql('postgres', q{
     SELECT timestamptz '2026-03-22' + g * interval '1 hour', g % 40, 'chain', g FROM generate_series(1, 50) g;
     SELECT count(*) FROM memoria.refresh();
 });
-is($coord->safe_psql('postgres', q{
-    WITH fresh AS (SELECT memoria.bucket(bucket, '7 days', 'UTC') AS bucket, ws, sum(tokens) AS tokens
-                   FROM memoria_rollup.usage_daily GROUP BY 1, 2)
-    SELECT count(*) FROM ((SELECT * FROM fresh EXCEPT ALL SELECT * FROM memoria_rollup.daily_by_week)
-                          UNION ALL (SELECT * FROM memoria_rollup.daily_by_week EXCEPT ALL SELECT * FROM fresh)) d}),
-   '0', 'one refresh() reaches daily_by_week through usage_daily, whose name sorts after it');
-is($coord->safe_psql('postgres', q{
-    WITH fresh AS (SELECT memoria.bucket(bucket, '7 days', 'UTC') AS bucket, model, sum(tokens) AS tokens
-                   FROM memoria_rollup.by_model GROUP BY 1, 2)
-    SELECT count(*) FROM ((SELECT * FROM fresh EXCEPT ALL SELECT * FROM memoria_rollup.model_weekly)
-                          UNION ALL (SELECT * FROM memoria_rollup.model_weekly EXCEPT ALL SELECT * FROM fresh)) d}),
-   '0', 'and model_weekly, a local rollup, through the partial mode\'s by_model, refreshed before it');
+is(weekly_differs('usage_daily', 'ws', 'memoria_rollup.daily_by_week'), '0',
+   'one refresh() reaches daily_by_week through usage_daily, whose name sorts after it');
+is(weekly_differs('by_model', 'model', 'memoria_rollup.model_weekly'), '0',
+   'and model_weekly, a local rollup, through the partial mode\'s by_model, refreshed before it');
 $coord->safe_psql('postgres', q{SELECT memoria.drop_rollup('daily_by_week', drop_table => true)});
 # pg_dump does not see Citus' shards: rollups of placements stay out of the
 # catalog's data (a row naming a shard would fail the whole COPY on restore).
