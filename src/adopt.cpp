@@ -145,6 +145,8 @@ using namespace memoria;
 // superuser's), a restored rollup whose dump lacked its triggers, which it
 // makes: writes made without them were missed, so the rollup is rebuilt.
 MEMORIA_FUNCTION(memoria_adopt) {
+    // Under the rollup's lock, as every adoption (ddl_guard.cpp), read after it.
+    lock_rollup(PG_GETARG_INT32(0));
     Rollup *r = find_rollup_by_id(PG_GETARG_INT32(0));
     if (r == NULL) PG_RETURN_VOID();
     bool missed = r->restored && capture_problem(r) != NULL;

@@ -302,12 +302,13 @@ MEMORIA_FUNCTION(memoria_alter_rollup) {
     if ((a.add != NIL || a.drop != NIL || a.has_freeze || a.rename) && !catalog_has_column("rollups", "freeze_after"))
         arg_error(ERRCODE_FEATURE_NOT_SUPPORTED, "this change needs memoria 0.4.0",
                   "Run ALTER EXTENSION memoria UPDATE.");
+    // After a running refresh (or an adoption); no refresh starts until
+    // this commits.
+    lock_rollup(a.r->id);
     char *waiting;
     if (!settle_restored(a.r, &waiting))
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("rollup \"%s\" is being restored: %s", a.r->name, waiting)));
-    // After a running refresh; no refresh starts until this commits.
-    lock_rollup(a.r->id);
     ErrorData *e = try_in_subtransaction(apply, &a, !a.dry_run);
     if (e != NULL) ReThrowError(e);
     if (PG_NARGS() <= 2) PG_RETURN_VOID();  // 0.3.0's alter_rollup(name, refresh_interval) returns void

@@ -764,14 +764,20 @@ List *due_rollups(long *sleep_ms, MemoryContext into) {
     SPI_connect();
     // The distributed rollups this node coordinates first: a local rollup
     // may read the partial mode's table, never the other way round.
-    if (const char *distributed = citus_due_rollups_sql()) {
+    const char *distributed = citus_due_rollups_sql();
+    if (distributed) {
         run_catalog(distributed, 0, NULL, NULL, NULL);
         out = due_in_result(out, sleep_ms, into);
     }
     // Lower levels of a chain first; a rollup of a rollup is due as soon as
     // its source rollup was refreshed after it (one pass brings the chain
-    // up to date).
-    run_catalog("WITH RECURSIVE levels (id, target, level) AS ("
+    // up to date), a rollup of the partial mode's table as soon as that
+    // was combined after it.
+    const char *after_partial = distributed ? "       WHEN EXISTS (SELECT 1 FROM memoria.citus_rollups p"
+                                              "                    WHERE p.rollup_table = r.source"
+                                              "                    AND p.last_refresh_at > s.last_refresh_at) THEN 0 "
+                                            : "";
+    run_catalog(psprintf("WITH RECURSIVE levels (id, target, level) AS ("
                 "  SELECT r.id, r.target, 0 FROM memoria.rollups r"
                 "  WHERE NOT EXISTS (SELECT 1 FROM memoria.rollups p WHERE p.target = r.source)"
                 "  UNION ALL"
@@ -782,11 +788,13 @@ List *due_rollups(long *sleep_ms, MemoryContext into) {
                 "       WHEN EXISTS (SELECT 1 FROM memoria.rollups p JOIN memoria.rollup_state ps"
                 "                    ON ps.rollup_id = p.id WHERE p.target = r.source"
                 "                    AND ps.last_refresh_at > s.last_refresh_at) THEN 0 "
+                "%s"
                 "       ELSE greatest(0, extract(epoch FROM s.last_refresh_at + r.refresh_interval "
                 "                                - clock_timestamp()) * 1000) END::float8 "
                 "FROM memoria.rollups r JOIN memoria.rollup_state s ON s.rollup_id = r.id "
                 "JOIN pg_catalog.pg_class c ON c.oid = r.source "
                 "LEFT JOIN levels l ON l.id = r.id ORDER BY coalesce(l.level, 0), r.name",
+                after_partial),
                 0, NULL, NULL, NULL);
     out = due_in_result(out, sleep_ms, into);
     SPI_finish();

@@ -164,12 +164,16 @@ const char *citus_due_rollups_sql(void) {
     // (A distributed rollup keeps the default refresh_interval of 1 minute:
     // alter_rollup does not change them.)
     // (A rollup of another's table after it, as citus_refresh_order.)
+    // Due at once, too, when the distributed rollup below it was refreshed
+    // after it (as a local rollup of a rollup is).
     return "WITH RECURSIVE below (name, depth) AS ("
            "  SELECT r.name, 0 FROM memoria.citus_rollups r"
            "  UNION ALL"
            "  SELECT r.name, b.depth + 1 FROM below b JOIN memoria.citus_rollups u ON u.name = b.name"
            "  JOIN memoria.citus_rollups r ON r.source = u.target WHERE b.depth < 32) "
            "SELECT r.name, c.relowner, CASE WHEN r.last_refresh_at IS NULL THEN 0 "
+           "  WHEN EXISTS (SELECT 1 FROM memoria.citus_rollups p WHERE p.target = r.source"
+           "               AND p.last_refresh_at > r.last_refresh_at) THEN 0 "
            "  ELSE greatest(0, extract(epoch FROM r.last_refresh_at + interval '1 minute' "
            "                           - pg_catalog.clock_timestamp()) * 1000) END::float8 "
            "FROM memoria.citus_rollups r JOIN pg_catalog.pg_class c ON c.oid = r.source "
@@ -572,8 +576,8 @@ MEMORIA_FUNCTION(memoria_citus_grant_rollup_schema) {
 // has just refreshed rollup `name` (its fan-out): the time, for the
 // background worker, what failed (NULL: nothing), and in the partial mode
 // the watermark of the combination (the rollup table holds every change
-// committed before it; never later than now).  For a caller who may manage
-// it.
+// committed before it; never later than now; NULL, a failed refresh: the
+// watermark stays).  For a caller who may manage it.
 MEMORIA_FUNCTION(memoria_citus_refreshed) {
     if (PG_ARGISNULL(0)) PG_RETURN_VOID();
     Oid types[3] = {TEXTOID, TIMESTAMPTZOID, TEXTOID};
@@ -592,8 +596,8 @@ MEMORIA_FUNCTION(memoria_citus_refreshed) {
                         errmsg("must be a member of the owner of rollup \"%s\"", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
     cs = enter_catalog_session();
     spi_exec("UPDATE memoria.citus_rollups SET last_refresh_at = pg_catalog.clock_timestamp(), last_error = $3, "
-             "watermark = CASE WHEN rollup_table IS NOT NULL "
-             "THEN GREATEST(watermark, LEAST($2, pg_catalog.clock_timestamp())) END WHERE name = $1",
+             "watermark = CASE WHEN rollup_table IS NULL THEN NULL WHEN $2 IS NULL THEN watermark "
+             "ELSE GREATEST(watermark, LEAST($2, pg_catalog.clock_timestamp())) END WHERE name = $1",
              3, types, values, nulls, false);
     leave_catalog_session(cs);
     SPI_finish();

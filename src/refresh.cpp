@@ -757,13 +757,17 @@ MEMORIA_FUNCTION(memoria_refresh) {
                         errhint("Use NULL to refresh every dirty key.")));
     if (!PG_ARGISNULL(0) && citus_rollup_exists(text_to_cstring(PG_GETARG_TEXT_PP(0))))
         return citus_forward(fcinfo, "citus_refresh");
-    List *rollups = PG_ARGISNULL(0) ? without_shard_rollups(load_rollups())
-                                    : list_make1(load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+    List *rollups = PG_ARGISNULL(0) ? NIL : list_make1(load_rollup(text_to_cstring(PG_GETARG_TEXT_PP(0))));
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-    // The rollups of distributed tables first: a local rollup may read the
-    // partial mode's table, never the other way round.
-    if (PG_ARGISNULL(0)) citus_append_refreshes(fcinfo);
+    if (PG_ARGISNULL(0)) {
+        // The rollups of distributed tables first: a local rollup may read
+        // the partial mode's table, never the other way round.  The local
+        // ones are read after them (a refresh there may have given that
+        // table, and its rollups, to its source's new owner).
+        citus_append_refreshes(fcinfo);
+        rollups = without_shard_rollups(load_rollups());
+    }
     ListCell *lc;
     foreach (lc, rollups) {
         const Rollup *r = (const Rollup *) lfirst(lc);

@@ -524,8 +524,11 @@ is($coord->safe_psql('postgres', "SELECT rolsuper FROM pg_roles WHERE rolname = 
 # status shows why, and the background worker waits its refresh_interval
 # before it tries again.
 owner_trigger('refuse', "BEGIN RAISE EXCEPTION 'the owner refuses'; END", 19);
+my $watermark_before = $coord->safe_psql('postgres', "SELECT watermark FROM memoria.citus_rollups WHERE name = 'by_model'");
 like($coord->safe_psql('postgres', "SELECT status || ' ' || error FROM memoria.refresh('by_model')"),
      qr/^error .*combining the shards' partial rows: the owner refuses/, 'the partial mode: a failed combination says why');
+is($coord->safe_psql('postgres', "SELECT watermark FROM memoria.citus_rollups WHERE name = 'by_model'"), $watermark_before,
+   'the partial mode: a failed combination leaves the watermark where it was');
 like($coord->safe_psql('postgres', q{SELECT s.state || ': ' || s.errors || ' / ' || (r.last_refresh_at > now() - interval '1 minute')
                                    FROM memoria.citus_status s JOIN memoria.citus_rollups r ON r.name = s.rollup
                                    WHERE s.rollup = 'by_model'}),
@@ -684,6 +687,25 @@ is(weekly_differs('usage_daily', 'ws', 'memoria_rollup.daily_by_week'), '0',
 is(weekly_differs('by_model', 'model', 'memoria_rollup.model_weekly'), '0',
    'and model_weekly, a local rollup, through the partial mode\'s by_model, refreshed before it');
 $coord->safe_psql('postgres', q{SELECT memoria.drop_rollup('daily_by_week', drop_table => true)});
+# refresh() reads the local rollups after the distributed ones' refreshes,
+# which may give the partial mode's table (and the local rollups of it) to
+# their source's new owner.
+$coord->safe_psql('postgres', q{
+    CREATE TABLE owned (at timestamptz NOT NULL, ws int NOT NULL, model text, tokens int);
+    SELECT create_distributed_table('owned', 'ws', shard_count => 4);
+    SELECT memoria.create_rollup('owned_model', 'owned', 'at', ARRAY['model'], ARRAY['sum(tokens) AS tokens']);
+    SELECT memoria.create_rollup('owned_week', 'memoria_rollup.owned_model', 'bucket', ARRAY[]::text[],
+                                 ARRAY['sum(tokens)::bigint AS tokens'], bucket => '7 days');
+    INSERT INTO owned VALUES ('2026-03-01', 1, 'a', 1);
+    SELECT count(*) FROM memoria.refresh();
+    ALTER TABLE owned OWNER TO alice;
+    INSERT INTO owned VALUES ('2026-03-02', 2, 'a', 2);
+});
+is($coord->safe_psql('postgres', q{SELECT string_agg(rollup || ': ' || error, '; ') FROM memoria.refresh() WHERE status = 'error'}),
+   '', 'refresh() after a source changed owner: no error, the local rollup of its partial table included');
+is($coord->safe_psql('postgres', q{SELECT (SELECT count(*) FROM memoria.verify('owned_week')) + (SELECT count(*) FROM memoria.verify('owned_model'))}),
+   '0', 'and both verify');
+$coord->safe_psql('postgres', q{SELECT memoria.drop_rollup('owned_model', drop_table => true, cascade => true); DROP TABLE owned});
 # pg_dump does not see Citus' shards: rollups of placements stay out of the
 # catalog's data (a row naming a shard would fail the whole COPY on restore).
 my $dump = `pg_dump -h @{[$coord->host]} -p @{[$coord->port]} -d postgres --data-only 2>&1`;
