@@ -163,21 +163,16 @@ const char *citus_due_rollups_sql(void) {
     if (!citus_rollups_exist()) return NULL;
     // (A distributed rollup keeps the default refresh_interval of 1 minute:
     // alter_rollup does not change them.)
-    // (A rollup of another's table after it, as citus_refresh_order.)
-    // Due at once, too, when the distributed rollup below it was refreshed
-    // after it (as a local rollup of a rollup is).
-    return "WITH RECURSIVE below (name, depth) AS ("
-           "  SELECT r.name, 0 FROM memoria.citus_rollups r"
-           "  UNION ALL"
-           "  SELECT r.name, b.depth + 1 FROM below b JOIN memoria.citus_rollups u ON u.name = b.name"
-           "  JOIN memoria.citus_rollups r ON r.source = u.target WHERE b.depth < 32) "
-           "SELECT r.name, c.relowner, CASE WHEN r.last_refresh_at IS NULL THEN 0 "
+    // A rollup of another's table after it (citus_chain_depth), and due at
+    // once when the distributed rollup below it was refreshed after it (as
+    // a local rollup of a rollup is).
+    return "SELECT r.name, c.relowner, CASE WHEN r.last_refresh_at IS NULL THEN 0 "
            "  WHEN EXISTS (SELECT 1 FROM memoria.citus_rollups p WHERE p.target = r.source"
            "               AND p.last_refresh_at > r.last_refresh_at) THEN 0 "
            "  ELSE greatest(0, extract(epoch FROM r.last_refresh_at + interval '1 minute' "
            "                           - pg_catalog.clock_timestamp()) * 1000) END::float8 "
            "FROM memoria.citus_rollups r JOIN pg_catalog.pg_class c ON c.oid = r.source "
-           "ORDER BY (SELECT max(b.depth) FROM below b WHERE b.name = r.name), r.name";
+           "JOIN memoria_internal.citus_chain_depth() d ON d.name = r.name ORDER BY d.depth, r.name";
 }
 
 void citus_check_ddl(List *tables) {

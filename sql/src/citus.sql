@@ -796,11 +796,9 @@ BEGIN
     duration := clock_timestamp() - started;
 END $$;
 
--- citus_refresh_order: the distributed rollups the caller may refresh (or
--- the one named), a rollup of another's table after it, then by name (as
--- memoria.refresh() orders local rollups): in one call, changes reach the
--- end of a chain.
-CREATE OR REPLACE FUNCTION memoria_internal.citus_refresh_order(name text) RETURNS SETOF memoria.citus_rollups
+-- citus_chain_depth: each distributed rollup's level in its chain (0: its
+-- source is no distributed rollup's table).
+CREATE OR REPLACE FUNCTION memoria_internal.citus_chain_depth(OUT name text, OUT depth int) RETURNS SETOF record
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
     WITH RECURSIVE below (name, depth) AS (
@@ -808,10 +806,20 @@ SET search_path = pg_catalog, pg_temp AS $$
         UNION ALL
         SELECT r.name, b.depth + 1 FROM below b JOIN memoria.citus_rollups u ON u.name = b.name
         JOIN memoria.citus_rollups r ON r.source = u.target WHERE b.depth < 32)
-    SELECT r.* FROM memoria.citus_rollups r
+    SELECT b.name, max(b.depth) FROM below b GROUP BY b.name
+$$;
+
+-- citus_refresh_order: the distributed rollups the caller may refresh (or
+-- the one named), a rollup of another's table after it, then by name (as
+-- memoria.refresh() orders local rollups): in one call, changes reach the
+-- end of a chain.
+CREATE OR REPLACE FUNCTION memoria_internal.citus_refresh_order(name text) RETURNS SETOF memoria.citus_rollups
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+    SELECT r.* FROM memoria.citus_rollups r JOIN memoria_internal.citus_chain_depth() d ON d.name = r.name
     WHERE (citus_refresh_order.name IS NULL OR r.name = citus_refresh_order.name)
       AND pg_has_role((SELECT k.relowner FROM pg_class k WHERE k.oid = r.source), 'MEMBER')
-    ORDER BY (SELECT max(b.depth) FROM below b WHERE b.name = r.name), r.name
+    ORDER BY d.depth, r.name
 $$;
 
 CREATE OR REPLACE FUNCTION memoria_internal.citus_refresh(name text, max_keys bigint)
