@@ -47,6 +47,7 @@ struct CaptureTarget {
     Oid relid;
     Oid dirty_log;
     AttrNumber time_attnum;
+    AttrNumber last_key_attnum;  // the highest of time_attnum and scope_attnum
     BucketSpec spec;
     bool trigger_mode;  // invalidation => 'trigger' (else 'updated_at')
     int nscope;
@@ -67,6 +68,7 @@ struct CaptureTarget {
 static HTAB *capture_targets = NULL;           // backend lifetime
 static MemoryContext capture_cache_context = NULL;
 static StringInfoData key_buf;                 // scratch, in capture_cache_context
+static StringInfoData last_key_buf;            // add_inserted_keys' previous key, likewise
 // Additive-path contexts of invalidated targets: freed at the next trigger
 // call (an invalidation may arrive while a trigger is using one).
 static List *retired_contexts = NIL;
@@ -113,6 +115,7 @@ static void ensure_cache(void) {
     capture_targets = hash_create("memoria capture targets", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
     MemoryContext old = MemoryContextSwitchTo(capture_cache_context);
     initStringInfo(&key_buf);
+    initStringInfo(&last_key_buf);
     MemoryContextSwitchTo(old);
 }
 
@@ -332,6 +335,8 @@ static CaptureTarget *capture_target_for(TriggerData *td) {
             tmp.scope_typbyval[i] = att->attbyval;
             shape.types[1 + i] = getBaseType(att->atttypid);  // the log has no domains
         }
+        tmp.last_key_attnum = tmp.time_attnum;
+        for (int i = 0; i < tmp.nscope; i++) tmp.last_key_attnum = Max(tmp.last_key_attnum, tmp.scope_attnum[i]);
     }
     Relation log = try_table_open(r->dirty_log, AccessShareLock);
     if (log == NULL)
@@ -429,7 +434,10 @@ static void add_inserted_row(CaptureTarget *t, HeapTuple tuple, TupleDesc desc) 
 }
 
 // add_inserted_keys: the AFTER INSERT statement trigger; the key of every
-// row of the statement's transition table.
+// row of the statement's transition table.  This loop is most of what a
+// bulk load pays memoria, so it reads each row's columns in one pass and
+// skips the set for a key the row before had (time-ordered loads repeat
+// keys): that key is already in the set, added in this subtransaction.
 static void add_inserted_keys(CaptureTarget *t, TriggerData *td) {
     Tuplestorestate *rows = td->tg_newtable;
     if (rows == NULL)
@@ -437,20 +445,29 @@ static void add_inserted_keys(CaptureTarget *t, TriggerData *td) {
                         errmsg("memoria.capture(): statement trigger \"%s\" has no NEW TABLE",
                                td->tg_trigger->tgname)));
     TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(td->tg_relation), &TTSOpsMinimalTuple);
-    // Detoasted scope values are copies: free them row by row.  (Not the
-    // rows themselves: the slot frees a row read back from disk.)
+    bool additive_rows = additive(t);
+    // Detoasted scope values are copies: freed row by row.  (Not the rows
+    // themselves: the slot frees a row read back from disk.)
     MemoryContext row_context = AllocSetContextCreate(CurrentMemoryContext, "memoria inserted row",
                                                       ALLOCSET_SMALL_SIZES);
+    resetStringInfo(&last_key_buf);  // empty: none yet
     tuplestore_rescan(rows);
     while (tuplestore_gettupleslot(rows, true, false, slot)) {
-        if (additive(t)) {
+        if (additive_rows) {
             add_delta_row(t, slot);
             continue;
         }
+        slot_getsomeattrs(slot, t->last_key_attnum);
         MemoryContext old = MemoryContextSwitchTo(row_context);
-        bool has_key = build_key(t, [&](AttrNumber a, bool *isnull) { return slot_getattr(slot, a, isnull); });
+        bool has_key = build_key(t, [&](AttrNumber a, bool *isnull) {
+            *isnull = slot->tts_isnull[a - 1];
+            return slot->tts_values[a - 1];
+        });
         MemoryContextSwitchTo(old);
-        if (has_key) dirty_set_add(key_buf.data, key_buf.len);
+        if (has_key && (key_buf.len != last_key_buf.len || memcmp(key_buf.data, last_key_buf.data, key_buf.len) != 0)) {
+            dirty_set_add(key_buf.data, key_buf.len);
+            std::swap(key_buf, last_key_buf);  // (the next key_start empties key_buf)
+        }
         MemoryContextReset(row_context);
     }
     MemoryContextDelete(row_context);

@@ -80,33 +80,6 @@ static void ensure_context(void) {
 // The key format.
 // ---------------------------------------------------------------------------
 
-void key_start(StringInfo buf, Oid dirty_log, int nscope) {
-    resetStringInfo(buf);
-    appendBinaryStringInfo(buf, (const char *) &dirty_log, sizeof(Oid));
-    for (int i = 0; i <= nscope; i++) appendStringInfoChar(buf, 1);  // null flags, cleared as values come
-}
-
-void key_put_bucket(StringInfo buf, int64 bucket) {
-    buf->data[sizeof(Oid)] = 0;
-    appendBinaryStringInfo(buf, (const char *) &bucket, sizeof bucket);
-}
-
-void key_put_scope(StringInfo buf, int i, Datum value, int16 typlen, bool typbyval) {
-    buf->data[sizeof(Oid) + 1 + i] = 0;
-    if (typbyval) {
-        appendBinaryStringInfo(buf, (const char *) &value, sizeof(Datum));
-    } else if (typlen > 0) {
-        appendBinaryStringInfo(buf, DatumGetPointer(value), typlen);
-    } else if (typlen == -1) {
-        struct varlena *v = (struct varlena *) DatumGetPointer(value);
-        if (VARATT_IS_EXTENDED(v)) v = pg_detoast_datum_packed(v);
-        appendBinaryStringInfo(buf, (const char *) v, VARSIZE_ANY(v));
-    } else {
-        const char *s = DatumGetCString(value);
-        appendBinaryStringInfo(buf, s, strlen(s) + 1);
-    }
-}
-
 Datum key_read_value(const char **p, int16 typlen, bool typbyval) {
     if (typbyval) {
         Datum d;

@@ -18,9 +18,40 @@ namespace memoria {
 // The most scope columns a rollup can have.
 constexpr int MAX_SCOPE = 32;
 
-void key_start(StringInfo buf, Oid dirty_log, int nscope);
-void key_put_bucket(StringInfo buf, int64 bucket);
-void key_put_scope(StringInfo buf, int i, Datum value, int16 typlen, bool typbyval);
+// The builders are inline: capture calls them for every row written.
+inline void key_append(StringInfo buf, const void *bytes, int n) {
+    if (buf->len + n >= buf->maxlen) enlargeStringInfo(buf, n);
+    memcpy(buf->data + buf->len, bytes, n);
+    buf->len += n;
+}
+
+inline void key_start(StringInfo buf, Oid dirty_log, int nscope) {
+    if (sizeof(Oid) + nscope + 1 >= (size_t) buf->maxlen) enlargeStringInfo(buf, sizeof(Oid) + nscope + 1);
+    memcpy(buf->data, &dirty_log, sizeof(Oid));
+    memset(buf->data + sizeof(Oid), 1, nscope + 1);  // null flags, cleared as values come
+    buf->len = sizeof(Oid) + nscope + 1;
+}
+
+inline void key_put_bucket(StringInfo buf, int64 bucket) {
+    buf->data[sizeof(Oid)] = 0;
+    key_append(buf, &bucket, sizeof bucket);
+}
+
+inline void key_put_scope(StringInfo buf, int i, Datum value, int16 typlen, bool typbyval) {
+    buf->data[sizeof(Oid) + 1 + i] = 0;
+    if (typbyval) {
+        key_append(buf, &value, sizeof(Datum));
+    } else if (typlen > 0) {
+        key_append(buf, DatumGetPointer(value), typlen);
+    } else if (typlen == -1) {
+        struct varlena *v = (struct varlena *) DatumGetPointer(value);
+        if (VARATT_IS_EXTENDED(v)) v = pg_detoast_datum_packed(v);
+        key_append(buf, v, VARSIZE_ANY(v));
+    } else {
+        const char *s = DatumGetCString(value);
+        key_append(buf, s, strlen(s) + 1);
+    }
+}
 
 // key_read_value: one value written by key_put_scope, at *p (moved past
 // it); copied into aligned memory.
