@@ -16,6 +16,14 @@
 //             replication's apply worker, which fires no statement trigger.
 //   truncate  BEFORE TRUNCATE FOR EACH STATEMENT on the source and on every
 //             partition (statement triggers are not cloned).  Fires ALWAYS.
+//   moved     updated_at mode, on a partitioned source or a partition: AFTER
+//             INSERT FOR EACH ROW WHEN (NEW.updated_at < now()).  An UPDATE
+//             that moves a row to another partition deletes it from one and
+//             inserts it into the other, firing no UPDATE trigger: a row
+//             that arrives that way without a new stamp would never be
+//             scanned.  A row stamped in its own transaction is not behind
+//             the horizon, so ordinary inserts queue no trigger call at all.
+//             Fires ALWAYS.
 // Inserts are captured row by row when the source is partitioned or is a
 // partition itself: an insert routed through a parent fires the partition's
 // row triggers but no statement trigger.
@@ -36,7 +44,7 @@
 
 namespace memoria {
 
-static const char *const KIND_NAMES[] = {"capture", "insert", "replica", "truncate", "guard"};
+static const char *const KIND_NAMES[] = {"capture", "insert", "replica", "truncate", "guard", "moved"};
 static const char *const TRIGGER_PREFIX = "zz_memoria_";
 
 char *trigger_name(TriggerKind kind, int32 id) {
@@ -91,6 +99,9 @@ static int layout(const Rollup *r, TriggerSpec *out) {
         out[n++] = {r->fact, TriggerKind::Replica, TRIGGER_TYPE_ROW | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_INSERT,
                     TRIGGER_FIRES_ON_REPLICA, false};
     }
+    if (!trigger_mode && (get_rel_relkind(r->fact) == RELKIND_PARTITIONED_TABLE || get_rel_relispartition(r->fact)))
+        out[n++] = {r->fact, TriggerKind::Moved, TRIGGER_TYPE_ROW | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_INSERT,
+                    TRIGGER_FIRES_ALWAYS, false};
     out[n++] = {r->fact, TriggerKind::Truncate, truncate, TRIGGER_FIRES_ALWAYS, true};
     for (int t = 0; r->join && t < r->join->ntables; t++) {
         Oid rel = r->join->tables[t].rel;
@@ -116,11 +127,14 @@ struct Existing {
 // or as memoria last saw it (a partition that left): anyone can name a
 // trigger of theirs like one of memoria's, on a table of theirs.
 static int existing_triggers(const Rollup *r, Existing **out) {
-    Datum names[4];
-    for (int k = 0; k < 4; k++) names[k] = CStringGetTextDatum(trigger_name((TriggerKind) k, r->id));
+    Datum names[5];
+    int k = 0;
+    for (TriggerKind kind : {TriggerKind::Capture, TriggerKind::Insert, TriggerKind::Replica, TriggerKind::Truncate,
+                             TriggerKind::Moved})
+        names[k++] = CStringGetTextDatum(trigger_name(kind, r->id));
     List *tables = list_concat_unique_oid(captured_tables(r), remembered_capture_tables(r));
     Oid types[2] = {TEXTARRAYOID, OIDARRAYOID};
-    Datum values[2] = {PointerGetDatum(construct_array(names, 4, TEXTOID, -1, false, TYPALIGN_INT)),
+    Datum values[2] = {PointerGetDatum(construct_array(names, k, TEXTOID, -1, false, TYPALIGN_INT)),
                        oid_array_datum(tables)};
     MemoryContext caller = CurrentMemoryContext;
     SPI_connect();
@@ -221,10 +235,14 @@ static void create_trigger(const Rollup *r, const TriggerSpec &spec, Oid rel) {
     if (TRIGGER_FOR_UPDATE(t)) appendStringInfo(&events, "%sUPDATE", events.len ? " OR " : "");
     if (TRIGGER_FOR_DELETE(t)) appendStringInfo(&events, "%sDELETE", events.len ? " OR " : "");
     if (TRIGGER_FOR_TRUNCATE(t)) appendStringInfo(&events, "%sTRUNCATE", events.len ? " OR " : "");
-    run_own_ddl(psprintf("CREATE TRIGGER %s %s %s ON %s %s FOR EACH %s EXECUTE FUNCTION memoria.capture()",
+    const char *when = spec.kind == TriggerKind::Moved
+                           ? psprintf("WHEN (NEW.%s < pg_catalog.now())",
+                                      quote_identifier(get_attname(r->fact, r->updated_at_attnum, false)))
+                           : "";
+    run_own_ddl(psprintf("CREATE TRIGGER %s %s %s ON %s %s FOR EACH %s %s EXECUTE FUNCTION memoria.capture()",
                      quote_identifier(name), TRIGGER_FOR_BEFORE(t) ? "BEFORE" : "AFTER", events.data, relname,
                      spec.kind == TriggerKind::Insert ? "REFERENCING NEW TABLE AS memoria_inserted" : "",
-                     TRIGGER_FOR_ROW(t) ? "ROW" : "STATEMENT"));
+                     TRIGGER_FOR_ROW(t) ? "ROW" : "STATEMENT", when));
     if (spec.fires != TRIGGER_FIRES_ON_ORIGIN)
         run_own_ddl(psprintf("ALTER TABLE %s ENABLE %sTRIGGER %s", relname, fires_sql(spec.fires),
                          quote_identifier(name)));
@@ -330,7 +348,9 @@ char *capture_problem(const Rollup *r) {
     // Row triggers (with their clones) and TRUNCATE triggers on every table
     // of every captured tree.
     for (int s = 0; s < nspecs; s++) {
-        if (specs[s].kind != TriggerKind::Capture && specs[s].kind != TriggerKind::Truncate) continue;
+        if (specs[s].kind != TriggerKind::Capture && specs[s].kind != TriggerKind::Truncate &&
+            specs[s].kind != TriggerKind::Moved)
+            continue;
         ListCell *lc;
         foreach (lc, find_all_inheritors(specs[s].table, NoLock, NULL)) {
             Oid rel = lfirst_oid(lc);

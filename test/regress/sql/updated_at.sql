@@ -111,6 +111,25 @@ UPDATE uap SET at = '2026-05-20' WHERE v = 2;   -- moves to the other partition
 SELECT status FROM memoria.refresh('uap_daily');
 SELECT bucket, k, v FROM memoria_rollup.uap_daily ORDER BY 1, 2;
 SELECT count(*) AS differences FROM memoria.verify('uap_daily');
+-- An UPDATE that moves a row to another partition without stamping it is a
+-- DELETE and an INSERT underneath, with no UPDATE trigger: the row's new
+-- key comes from the moved trigger (scanned_through is past its stamp).
+UPDATE uap SET at = '2026-06-20' WHERE v = 1;
+SELECT status FROM memoria.refresh('uap_daily');
+SELECT count(*) AS differences FROM memoria.verify('uap_daily');
+-- A row stamped by its own transaction fires nothing: the scan finds it.
+SELECT dirty_log AS uap_log FROM memoria.rollups WHERE name = 'uap_daily' \gset
+INSERT INTO uap VALUES ('2026-05-25', 3, 4);
+SELECT count(*) AS keys_logged FROM :uap_log;
+SELECT status FROM memoria.refresh('uap_daily');
+SELECT count(*) AS differences FROM memoria.verify('uap_daily');
+-- Disabled, it is reported like any capture trigger.
+SELECT tgname AS moved_trigger FROM pg_trigger WHERE tgrelid = 'uap_may'::regclass AND tgname LIKE 'zz_memoria_moved%' \gset
+ALTER TABLE uap_may DISABLE TRIGGER :"moved_trigger";
+SELECT status FROM memoria.refresh('uap_daily');
+ALTER TABLE uap_may ENABLE ALWAYS TRIGGER :"moved_trigger";
+SELECT status FROM memoria.refresh('uap_daily');
+SELECT count(*) AS differences FROM memoria.verify('uap_daily');
 
 SELECT memoria.drop_rollup(name, drop_table => true) FROM memoria.rollups WHERE name IN ('ua_daily', 'ua_lagged', 'uap_daily');
 DROP TABLE ua, uap;
