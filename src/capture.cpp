@@ -50,6 +50,7 @@ struct CaptureTarget {
     AttrNumber last_key_attnum;  // the highest of time_attnum and scope_attnum
     BucketSpec spec;
     bool trigger_mode;  // invalidation => 'trigger' (else 'updated_at')
+    AttrNumber updated_at_attnum;  // updated_at mode: the stamp's column
     int nscope;
     AttrNumber scope_attnum[MAX_SCOPE];
     int16 scope_typlen[MAX_SCOPE];
@@ -335,6 +336,7 @@ static CaptureTarget *capture_target_for(TriggerData *td) {
             tmp.scope_typbyval[i] = att->attbyval;
             shape.types[1 + i] = getBaseType(att->atttypid);  // the log has no domains
         }
+        if (!tmp.trigger_mode) tmp.updated_at_attnum = map_attnum(r->fact, rel, r->updated_at_attnum);
         tmp.last_key_attnum = tmp.time_attnum;
         for (int i = 0; i < tmp.nscope; i++) tmp.last_key_attnum = Max(tmp.last_key_attnum, tmp.scope_attnum[i]);
     }
@@ -474,9 +476,19 @@ static void add_inserted_keys(CaptureTarget *t, TriggerData *td) {
     ExecDropSingleTupleTableSlot(slot);
 }
 
-// add_moved_row_keys: updated_at mode's UPDATE.  The scan finds the new row
-// through its updated_at; only a row that moved to another key must also
-// dirty the key it left (and, in case updated_at was not bumped, the new one).
+// stamped_before_transaction: updated_at mode: the row's stamp is older than
+// this transaction's start, so a refresh may already have scanned past it
+// (an UPDATE that did not stamp, or one applied by logical replication with
+// the publisher's stamp).
+static bool stamped_before_transaction(const CaptureTarget *t, HeapTuple row, TupleDesc desc) {
+    bool isnull;
+    Datum stamp = heap_getattr(row, t->updated_at_attnum, desc, &isnull);
+    return isnull || DatumGetTimestampTz(stamp) < GetCurrentTransactionStartTimestamp();
+}
+
+// add_moved_row_keys: updated_at mode's UPDATE.  A row that moved to another
+// key dirties the key it left and its new one; a row that stayed, its key
+// unless it is stamped in this transaction (the scan finds it then).
 static void add_moved_row_keys(CaptureTarget *t, HeapTuple old_row, HeapTuple new_row, TupleDesc desc) {
     bool had_old = build_row_key(t, old_row, desc);
     int old_len = had_old ? key_buf.len : 0;
@@ -484,7 +496,7 @@ static void add_moved_row_keys(CaptureTarget *t, HeapTuple old_row, HeapTuple ne
     if (had_old) memcpy(old_key, key_buf.data, old_len);
     bool has_new = build_row_key(t, new_row, desc);
     bool same = had_old && has_new && old_len == key_buf.len && memcmp(old_key, key_buf.data, old_len) == 0;
-    if (!same && has_new) dirty_set_add(key_buf.data, key_buf.len);
+    if (has_new && (!same || stamped_before_transaction(t, new_row, desc))) dirty_set_add(key_buf.data, key_buf.len);
     if (!same && had_old) dirty_set_add(old_key, old_len);
     pfree(old_key);
 }

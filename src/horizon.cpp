@@ -15,6 +15,11 @@
 // pg_stat_activity shows, read without its privilege filter).  A backend
 // clears its entry only after its commit is visible, so a transaction absent
 // from the array is either visible to the next statement's snapshot or gone.
+// A backend running a query string between two of its transactions counts
+// from the string's start: every transaction a string begins after a COMMIT
+// in it takes that time as its now(), and in between (stalled, say, writing
+// results to a client that does not read) no transaction start is published.
+// (A procedure's transactions take fresh start times.)
 // Three cases hold the horizon where it is:
 //  - a prepared transaction that holds a lock on the source or one of its
 //    partitions (it may have written rows; its start time is not recorded);
@@ -36,9 +41,10 @@ static TimestampTz minus_interval(TimestampTz t, const Interval *i) {
                                                    IntervalPGetDatum(const_cast<Interval *>(i))));
 }
 
-// open_transactions_bound: min(bound, start of every open transaction of a
-// client backend or background worker of this database - 1us); false if a
-// backend of this database does not publish its start time.
+// open_transactions_bound: min(bound, start of every open transaction, or of
+// the query string running outside one, of a client backend or background
+// worker of this database - 1us); false if a backend of this database does
+// not publish its start times.
 static bool open_transactions_bound(TimestampTz *bound) {
     bool known = true;
     pgstat_clear_backend_activity_snapshot();  // read the array afresh
@@ -51,6 +57,8 @@ static bool open_transactions_bound(TimestampTz *bound) {
         if (b->st_backendType != B_BACKEND && b->st_backendType != B_BG_WORKER) continue;
         if (b->st_state == STATE_DISABLED) known = false;
         TimestampTz start = b->st_xact_start_timestamp;
+        if (start == 0 && (b->st_state == STATE_RUNNING || b->st_state == STATE_FASTPATH))
+            start = b->st_activity_start_timestamp;
         if (start != 0 && start - 1 < *bound) *bound = start - 1;
     }
     pgstat_clear_backend_activity_snapshot();

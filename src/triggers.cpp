@@ -16,14 +16,14 @@
 //             replication's apply worker, which fires no statement trigger.
 //   truncate  BEFORE TRUNCATE FOR EACH STATEMENT on the source and on every
 //             partition (statement triggers are not cloned).  Fires ALWAYS.
-//   moved     updated_at mode, on a partitioned source or a partition: AFTER
-//             INSERT FOR EACH ROW WHEN (NEW.updated_at < now()).  An UPDATE
-//             that moves a row to another partition deletes it from one and
-//             inserts it into the other, firing no UPDATE trigger: a row
-//             that arrives that way without a new stamp would never be
-//             scanned.  A row stamped in its own transaction is not behind
-//             the horizon, so ordinary inserts queue no trigger call at all.
-//             Fires ALWAYS.
+//   stale     updated_at mode: AFTER INSERT FOR EACH ROW WHEN
+//             (NEW.updated_at < now()), a row stamped before its transaction
+//             began, which a refresh may already have scanned past: one an
+//             UPDATE moved to another partition (a delete and an insert
+//             underneath, no UPDATE trigger), one logical replication
+//             brought with the publisher's stamp, one copied with its old
+//             stamp.  Its key is logged.  A row stamped in its own
+//             transaction queues no trigger call at all.  Fires ALWAYS.
 // Inserts are captured row by row when the source is partitioned or is a
 // partition itself: an insert routed through a parent fires the partition's
 // row triggers but no statement trigger.
@@ -44,7 +44,7 @@
 
 namespace memoria {
 
-static const char *const KIND_NAMES[] = {"capture", "insert", "replica", "truncate", "guard", "moved"};
+static const char *const KIND_NAMES[] = {"capture", "insert", "replica", "truncate", "guard", "stale"};
 static const char *const TRIGGER_PREFIX = "zz_memoria_";
 
 char *trigger_name(TriggerKind kind, int32 id) {
@@ -99,8 +99,8 @@ static int layout(const Rollup *r, TriggerSpec *out) {
         out[n++] = {r->fact, TriggerKind::Replica, TRIGGER_TYPE_ROW | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_INSERT,
                     TRIGGER_FIRES_ON_REPLICA, false};
     }
-    if (!trigger_mode && (get_rel_relkind(r->fact) == RELKIND_PARTITIONED_TABLE || get_rel_relispartition(r->fact)))
-        out[n++] = {r->fact, TriggerKind::Moved, TRIGGER_TYPE_ROW | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_INSERT,
+    if (!trigger_mode)
+        out[n++] = {r->fact, TriggerKind::Stale, TRIGGER_TYPE_ROW | TRIGGER_TYPE_AFTER | TRIGGER_TYPE_INSERT,
                     TRIGGER_FIRES_ALWAYS, false};
     out[n++] = {r->fact, TriggerKind::Truncate, truncate, TRIGGER_FIRES_ALWAYS, true};
     for (int t = 0; r->join && t < r->join->ntables; t++) {
@@ -130,7 +130,7 @@ static int existing_triggers(const Rollup *r, Existing **out) {
     Datum names[5];
     int k = 0;
     for (TriggerKind kind : {TriggerKind::Capture, TriggerKind::Insert, TriggerKind::Replica, TriggerKind::Truncate,
-                             TriggerKind::Moved})
+                             TriggerKind::Stale})
         names[k++] = CStringGetTextDatum(trigger_name(kind, r->id));
     List *tables = list_concat_unique_oid(captured_tables(r), remembered_capture_tables(r));
     Oid types[2] = {TEXTARRAYOID, OIDARRAYOID};
@@ -235,7 +235,7 @@ static void create_trigger(const Rollup *r, const TriggerSpec &spec, Oid rel) {
     if (TRIGGER_FOR_UPDATE(t)) appendStringInfo(&events, "%sUPDATE", events.len ? " OR " : "");
     if (TRIGGER_FOR_DELETE(t)) appendStringInfo(&events, "%sDELETE", events.len ? " OR " : "");
     if (TRIGGER_FOR_TRUNCATE(t)) appendStringInfo(&events, "%sTRUNCATE", events.len ? " OR " : "");
-    const char *when = spec.kind == TriggerKind::Moved
+    const char *when = spec.kind == TriggerKind::Stale
                            ? psprintf("WHEN (NEW.%s < pg_catalog.now())",
                                       quote_identifier(get_attname(r->fact, r->updated_at_attnum, false)))
                            : "";
@@ -349,7 +349,7 @@ char *capture_problem(const Rollup *r) {
     // of every captured tree.
     for (int s = 0; s < nspecs; s++) {
         if (specs[s].kind != TriggerKind::Capture && specs[s].kind != TriggerKind::Truncate &&
-            specs[s].kind != TriggerKind::Moved)
+            specs[s].kind != TriggerKind::Stale)
             continue;
         ListCell *lc;
         foreach (lc, find_all_inheritors(specs[s].table, NoLock, NULL)) {

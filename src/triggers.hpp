@@ -9,7 +9,7 @@ namespace memoria {
 extern bool writing_rollup;
 
 // The kinds of capture trigger (see triggers.cpp for what each one does).
-enum class TriggerKind { Capture, Insert, Replica, Truncate, Guard, Moved };
+enum class TriggerKind { Capture, Insert, Replica, Truncate, Guard, Stale };
 
 // trigger_name: "zz_memoria_<kind>_<rollup id>".
 char *trigger_name(TriggerKind kind, int32 id);

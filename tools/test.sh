@@ -37,7 +37,7 @@ run_suite "pgTAP" make -s pgtap PG_CONFIG=$PG_BIN/pg_config
 TAP_DIR=$DIR/tap
 as_root mkdir -p "$TAP_DIR"
 as_root chown postgres "$TAP_DIR"
-run_suite "TAP (worker, pg_cron, memoriactl, subscriber, dump/restore, pool, pg_cron database, view source restore, Citus)" as_pg env PATH="$PATH" TESTDIR="$TAP_DIR" \
+run_suite "TAP (worker, pg_cron, memoriactl, subscriber, dump/restore, pool, pg_cron database, view source restore, Citus, updated_at gap)" as_pg env PATH="$PATH" TESTDIR="$TAP_DIR" \
     make -s -C "$PWD" tap PG_CONFIG=$PG_BIN/pg_config
 [ -d "$TAP_DIR/tmp_check/log" ] && grep -h "not ok" "$TAP_DIR"/tmp_check/log/regress_log_* | head -20
 

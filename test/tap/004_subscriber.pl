@@ -22,13 +22,16 @@ my $schema = q{
     CREATE TABLE metered_06 PARTITION OF metered FOR VALUES FROM ('2026-06-01') TO ('2026-07-01');
     ALTER TABLE metered_05 REPLICA IDENTITY FULL;
     ALTER TABLE metered_06 REPLICA IDENTITY FULL;
+    CREATE TABLE stamped (id int PRIMARY KEY, at timestamptz NOT NULL, ws int NOT NULL, tokens int NOT NULL,
+                          updated_at timestamptz NOT NULL DEFAULT now());
 };
 $pub->safe_psql('postgres', $schema);
 $sub->safe_psql('postgres', $schema);
 $pub->safe_psql('postgres', q{
     INSERT INTO usage SELECT g, timestamptz '2026-05-01' + g * interval '5 hours', g % 4, g FROM generate_series(1, 200) g;
     INSERT INTO metered SELECT timestamptz '2026-05-01' + g * interval '7 hours', g % 3, g FROM generate_series(1, 200) g;
-    CREATE PUBLICATION usage_pub FOR TABLE usage, metered;
+    INSERT INTO stamped SELECT g, timestamptz '2026-05-01' + g * interval '6 hours', g % 4, g FROM generate_series(1, 100) g;
+    CREATE PUBLICATION usage_pub FOR TABLE usage, metered, stamped;
 });
 
 # The rollups exist before the subscription: the initial copy is captured too.
@@ -36,16 +39,19 @@ $sub->safe_psql('postgres', q{
     CREATE EXTENSION memoria;
     SELECT memoria.create_rollup('usage_daily', 'usage', 'at', ARRAY['ws'], ARRAY['sum(tokens) AS tokens', 'count(*) AS n']);
     SELECT memoria.create_rollup('metered_daily', 'metered', 'at', ARRAY['ws'], ARRAY['sum(tokens) AS tokens']);
+    SELECT memoria.create_rollup('stamped_daily', 'stamped', 'at', ARRAY['ws'], ARRAY['sum(tokens) AS tokens'],
+                                 invalidation => 'updated_at', updated_at_column => 'updated_at',
+                                 safety_lag => '0 seconds');
 });
 my $connstr = $pub->connstr . ' dbname=postgres';
 $sub->safe_psql('postgres', "CREATE SUBSCRIPTION usage_sub CONNECTION '$connstr' PUBLICATION usage_pub");
 $sub->wait_for_subscription_sync($pub, 'usage_sub');
 
-# exact(label): refresh both rollups on the subscriber; both equal a GROUP BY.
+# exact(label): refresh the rollups on the subscriber; each equals a GROUP BY.
 sub exact {
     my ($label) = @_;
     $pub->wait_for_catchup('usage_sub');
-    for my $r ('usage_daily', 'metered_daily') {
+    for my $r ('usage_daily', 'metered_daily', 'stamped_daily') {
         my $status = $sub->safe_psql('postgres', "SELECT status || coalesce(' ' || error, '') FROM memoria.refresh('$r')");
         like($status, qr/^(ok|idle)$/, "$label: $r refreshed");
         is($sub->safe_psql('postgres', "SELECT count(*) FROM memoria.verify('$r')"), '0', "$label: $r exact");
@@ -74,6 +80,18 @@ $pub->safe_psql('postgres', q{
     INSERT INTO metered SELECT timestamptz '2026-05-01' + g * interval '9 hours', g % 3, g FROM generate_series(1, 100) g;
 });
 exact('refilled after truncate');
+
+# updated_at mode: replicated rows keep the publisher's stamps.  A
+# subscription that lags behind a refresh brings rows stamped before what the
+# refresh scanned: the stale trigger logs their keys.
+$sub->safe_psql('postgres', 'ALTER SUBSCRIPTION usage_sub DISABLE');
+$pub->safe_psql('postgres', q{
+    INSERT INTO stamped VALUES (9000, '2026-05-09', 1, 90);
+    UPDATE stamped SET tokens = tokens + 1, updated_at = now() WHERE id = 7;
+});
+$sub->safe_psql('postgres', "SELECT memoria.refresh('stamped_daily')");
+$sub->safe_psql('postgres', 'ALTER SUBSCRIPTION usage_sub ENABLE');
+exact('a subscription that lagged behind a refresh');
 
 is($sub->safe_psql('postgres', "SELECT count(*) FROM memoria.status WHERE state = 'capture_disabled'"), '0',
    'capture is intact on the subscriber');
