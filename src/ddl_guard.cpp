@@ -544,6 +544,7 @@ MEMORIA_FUNCTION(memoria_on_ddl_start) {
     adopt_restored();
     AtEOXact_GUC(true, nest);
     live_views_before_ddl(parsetree);
+    stale_triggers_before_ddl(parsetree);
     PG_RETURN_VOID();
 }
 

@@ -120,6 +120,8 @@ struct Existing {
     char enabled;
     bool cloned;  // tgparentid set: PostgreSQL's copy on a partition
     bool matched;
+    bool columns;       // UPDATE OF a column list
+    const char *def;    // with a WHEN clause: pg_get_triggerdef(); else NULL
 };
 
 // existing_triggers: the rollup's triggers; returns how many.  Only
@@ -139,7 +141,9 @@ static int existing_triggers(const Rollup *r, Existing **out) {
     MemoryContext caller = CurrentMemoryContext;
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
-    spi_exec("SELECT t.oid, t.tgrelid, t.tgname::text, t.tgtype, t.tgenabled, t.tgparentid <> 0 "
+    spi_exec("SELECT t.oid, t.tgrelid, t.tgname::text, t.tgtype, t.tgenabled, t.tgparentid <> 0, "
+             "       t.tgattr::text <> '', "
+             "       CASE WHEN t.tgqual IS NOT NULL THEN pg_catalog.pg_get_triggerdef(t.oid) END "
              "FROM pg_catalog.pg_trigger t "
              "WHERE t.tgname = ANY ($1::name[]) AND t.tgfoid = 'memoria.capture()'::pg_catalog.regprocedure "
              "  AND t.tgrelid = ANY ($2) "
@@ -160,10 +164,30 @@ static int existing_triggers(const Rollup *r, Existing **out) {
         e[i].enabled = DatumGetChar(SPI_getbinval(row, desc, 5, &isnull));
         e[i].cloned = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
         e[i].matched = false;
+        e[i].columns = DatumGetBool(SPI_getbinval(row, desc, 7, &isnull));
+        Datum def = SPI_getbinval(row, desc, 8, &isnull);
+        e[i].def = isnull ? NULL : MemoryContextStrdup(caller, TextDatumGetCString(def));
     }
     SPI_finish();
     *out = e;
     return n;
+}
+
+// when_clause: the WHEN clause memoria gives a trigger of this kind, as
+// pg_get_triggerdef() shows it under the catalog session's search_path, or
+// NULL for none.
+static char *when_clause(const Rollup *r, TriggerKind kind) {
+    if (kind != TriggerKind::Stale) return NULL;
+    return psprintf("WHEN ((new.%s < now()))", quote_identifier(get_attname(r->fact, r->updated_at_attnum, false)));
+}
+
+// as_made: the trigger fires on what memoria made it fire on: no column list
+// and its own WHEN clause (the table's owner may CREATE OR REPLACE it).
+static bool as_made(const Rollup *r, const Existing &e) {
+    if (e.columns) return false;
+    char *when = when_clause(r, e.kind);
+    if (when == NULL || e.def == NULL) return when == NULL && e.def == NULL;
+    return strstr(e.def, psprintf(" %s EXECUTE FUNCTION ", when)) != NULL;
 }
 
 static Existing *find_existing(Existing *e, int n, TriggerKind kind, Oid relid) {
@@ -235,14 +259,11 @@ static void create_trigger(const Rollup *r, const TriggerSpec &spec, Oid rel) {
     if (TRIGGER_FOR_UPDATE(t)) appendStringInfo(&events, "%sUPDATE", events.len ? " OR " : "");
     if (TRIGGER_FOR_DELETE(t)) appendStringInfo(&events, "%sDELETE", events.len ? " OR " : "");
     if (TRIGGER_FOR_TRUNCATE(t)) appendStringInfo(&events, "%sTRUNCATE", events.len ? " OR " : "");
-    const char *when = spec.kind == TriggerKind::Stale
-                           ? psprintf("WHEN (NEW.%s < pg_catalog.now())",
-                                      quote_identifier(get_attname(r->fact, r->updated_at_attnum, false)))
-                           : "";
+    const char *when = when_clause(r, spec.kind);
     run_own_ddl(psprintf("CREATE TRIGGER %s %s %s ON %s %s FOR EACH %s %s EXECUTE FUNCTION memoria.capture()",
                      quote_identifier(name), TRIGGER_FOR_BEFORE(t) ? "BEFORE" : "AFTER", events.data, relname,
                      spec.kind == TriggerKind::Insert ? "REFERENCING NEW TABLE AS memoria_inserted" : "",
-                     TRIGGER_FOR_ROW(t) ? "ROW" : "STATEMENT", when));
+                     TRIGGER_FOR_ROW(t) ? "ROW" : "STATEMENT", when ? when : ""));
     if (spec.fires != TRIGGER_FIRES_ON_ORIGIN)
         run_own_ddl(psprintf("ALTER TABLE %s ENABLE %sTRIGGER %s", relname, fires_sql(spec.fires),
                          quote_identifier(name)));
@@ -264,6 +285,35 @@ static void joined_unseen(const Rollup *r, Oid rel) {
         mark_rebuild(r);
 }
 
+void stale_triggers_before_ddl(Node *parsetree) {
+    if (parsetree == NULL || !IsA(parsetree, AlterTableStmt)) return;
+    AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
+    if (stmt->relation == NULL) return;
+    List *columns = NIL;  // names whose type changes
+    ListCell *lc;
+    foreach (lc, stmt->cmds) {
+        AlterTableCmd *cmd = (AlterTableCmd *) lfirst(lc);
+        if (cmd->subtype == AT_AlterColumnType && cmd->name != NULL) columns = lappend(columns, cmd->name);
+    }
+    if (columns == NIL) return;
+    Oid rel = RangeVarGetRelid(stmt->relation, NoLock, true);
+    // Only for the table's owner: anyone else's ALTER fails anyway.
+    if (!OidIsValid(rel) || !pg_class_ownercheck(rel, GetUserId())) return;
+    foreach (lc, all_rollups()) {
+        const Rollup *r = (const Rollup *) lfirst(lc);
+        if (r->updated_at_attnum == 0 || r->fact != rel) continue;
+        const char *stamp = get_attname(r->fact, r->updated_at_attnum, false);
+        bool changes = false;
+        ListCell *c;
+        foreach (c, columns) changes = changes || strcmp((const char *) lfirst(c), stamp) == 0;
+        if (!changes) continue;
+        Existing *e;
+        int n = existing_triggers(r, &e);
+        Existing *stale = find_existing(e, n, TriggerKind::Stale, r->fact);
+        if (stale != NULL) drop_trigger(r, *stale);
+    }
+}
+
 void reconcile_triggers(const Rollup *r, bool initial) {
     if (!OidIsValid(r->fact)) return;  // a view that no longer fits: the DDL hooks refuse that
     TriggerSpec *specs = (TriggerSpec *) palloc(max_layout(r) * sizeof(TriggerSpec));
@@ -278,8 +328,10 @@ void reconcile_triggers(const Rollup *r, bool initial) {
         foreach (lc, relations_of(specs[s])) {
             Oid rel = lfirst_oid(lc);
             Existing *have = find_existing(e, n, specs[s].kind, rel);
-            if (have != NULL && have->tgtype != specs[s].tgtype) {
-                drop_trigger(r, *have);  // the layout changed (e.g. the source became a partition)
+            if (have != NULL && (have->tgtype != specs[s].tgtype || !as_made(r, *have))) {
+                // The layout changed (e.g. the source became a partition), or
+                // someone replaced the trigger.
+                drop_trigger(r, *have);
                 have->matched = true;
                 have = NULL;
             }
@@ -333,7 +385,7 @@ char *capture_problem(const Rollup *r) {
         return psprintf("trigger %s on %s does not fire in every session", row_name, src);
     // (A BEFORE row trigger, as made before 0.3.0, captures too.)
     int16 needed = TRIGGER_TYPE_ROW | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE | (row.tgtype & TRIGGER_TYPE_INSERT);
-    if ((have->tgtype & needed) != needed)
+    if ((have->tgtype & needed) != needed || !as_made(r, *have))
         return psprintf("trigger %s on %s does not capture what the rollup needs", row_name, src);
     // Inserts: by the row trigger, or by the statement trigger in origin and
     // local sessions plus the row trigger for replica ones.
@@ -343,6 +395,7 @@ char *capture_problem(const Rollup *r) {
             const char *name = trigger_name(k, r->id);
             if (t == NULL) return psprintf("trigger %s is missing on %s", name, src);
             if (t->enabled == TRIGGER_DISABLED) return psprintf("trigger %s on %s is disabled", name, src);
+            if (!as_made(r, *t)) return psprintf("trigger %s on %s does not capture what the rollup needs", name, src);
         }
     }
     // Row triggers (with their clones) and TRUNCATE triggers on every table
@@ -359,8 +412,9 @@ char *capture_problem(const Rollup *r) {
             if (t == NULL) return psprintf("trigger %s is missing on %s", name, qualified_relation_name(rel));
             if (t->enabled == TRIGGER_DISABLED)
                 return psprintf("trigger %s on %s is disabled", name, qualified_relation_name(rel));
-            if (specs[s].kind == TriggerKind::Capture && rel == specs[s].table && specs[s].table != r->fact &&
-                (t->tgtype & specs[s].tgtype) != specs[s].tgtype)
+            if (!as_made(r, *t) ||
+                (specs[s].kind == TriggerKind::Capture && rel == specs[s].table && specs[s].table != r->fact &&
+                 (t->tgtype & specs[s].tgtype) != specs[s].tgtype))
                 return psprintf("trigger %s on %s does not capture what the rollup needs", name,
                                 qualified_relation_name(rel));
         }

@@ -24,6 +24,13 @@ bool parse_trigger_name(const char *name, TriggerKind *kind, int32 *id);
 // the rows of partitions that joined or left the source are marked dirty.
 void reconcile_triggers(const Rollup *r, bool initial);
 
+// stale_triggers_before_ddl: the ddl_command_start hook's part for an
+// ALTER TABLE that changes the type of an updated_at column: the stale
+// trigger, whose WHEN clause reads the column and would make PostgreSQL
+// refuse the change, is dropped; the reconcile at the command's end makes it
+// again (the table stays locked in between: no write goes unseen).
+void stale_triggers_before_ddl(Node *parsetree);
+
 // capture_problem: why the rollup's capture cannot be trusted now (a trigger
 // missing or disabled), or NULL when every trigger is in place.
 char *capture_problem(const Rollup *r);

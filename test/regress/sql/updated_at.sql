@@ -55,6 +55,18 @@ INSERT INTO ua (at, k, v, updated_at) VALUES ('2026-05-03 10:00', 2, 500, now() 
 SELECT pending_keys FROM memoria.status WHERE rollup = 'ua_daily';
 SELECT status, keys_refreshed FROM memoria.refresh('ua_daily');
 SELECT count(*) AS differences FROM memoria.verify('ua_daily');
+-- The table's owner may CREATE OR REPLACE a trigger of memoria's name: a
+-- WHEN clause or a column list of their own is put back as memoria made it.
+SELECT tgname AS ua_stale FROM pg_trigger WHERE tgrelid = 'ua'::regclass AND tgname LIKE 'zz_memoria_stale%' \gset
+SELECT tgname AS ua_capture FROM pg_trigger WHERE tgrelid = 'ua'::regclass AND tgname LIKE 'zz_memoria_capture%' \gset
+CREATE OR REPLACE TRIGGER :"ua_stale" AFTER INSERT ON ua FOR EACH ROW WHEN (false) EXECUTE FUNCTION memoria.capture();
+CREATE OR REPLACE TRIGGER :"ua_capture" AFTER DELETE OR UPDATE OF v ON ua FOR EACH ROW EXECUTE FUNCTION memoria.capture();
+SELECT regexp_replace(pg_get_triggerdef(oid), '_[0-9]+ ', '_N ') AS as_made FROM pg_trigger
+WHERE tgrelid = 'ua'::regclass AND tgname IN (:'ua_stale', :'ua_capture') ORDER BY 1;
+INSERT INTO ua (at, k, v, updated_at) VALUES ('2026-05-03 11:00', 2, 501, now() - interval '1 hour');
+UPDATE ua SET k = 2 WHERE id = 9;
+SELECT status, keys_refreshed FROM memoria.refresh('ua_daily');
+SELECT count(*) AS differences FROM memoria.verify('ua_daily');
 
 -- A correction that stamps updated_at: found by the scan, nothing logged.
 UPDATE ua SET v = v + 1, updated_at = now() WHERE id = 10;
@@ -137,6 +149,13 @@ SELECT tgname AS stale_trigger FROM pg_trigger WHERE tgrelid = 'uap_may'::regcla
 ALTER TABLE uap_may DISABLE TRIGGER :"stale_trigger";
 SELECT status FROM memoria.refresh('uap_daily');
 ALTER TABLE uap_may ENABLE ALWAYS TRIGGER :"stale_trigger";
+SELECT status FROM memoria.refresh('uap_daily');
+SELECT count(*) AS differences FROM memoria.verify('uap_daily');
+-- updated_at's precision may change: the stale trigger, whose WHEN reads the
+-- column, steps aside for the command and is back on every partition.
+ALTER TABLE uap ALTER COLUMN updated_at TYPE timestamptz(3);
+SELECT count(*) AS stale_triggers FROM pg_trigger WHERE tgname = :'stale_trigger';
+INSERT INTO uap VALUES ('2026-06-03', 4, 40, now() - interval '1 day');
 SELECT status FROM memoria.refresh('uap_daily');
 SELECT count(*) AS differences FROM memoria.verify('uap_daily');
 
