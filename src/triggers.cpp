@@ -299,9 +299,10 @@ void stale_triggers_before_ddl(Node *parsetree) {
     Oid rel = RangeVarGetRelid(stmt->relation, NoLock, true);
     // Only for the table's owner: anyone else's ALTER fails anyway.
     if (!OidIsValid(rel) || !pg_class_ownercheck(rel, GetUserId())) return;
+    List *tables = find_all_inheritors(rel, NoLock, NULL);  // (a source may be a partition of rel)
     foreach (lc, all_rollups()) {
         const Rollup *r = (const Rollup *) lfirst(lc);
-        if (r->updated_at_attnum == 0 || r->fact != rel) continue;
+        if (r->updated_at_attnum == 0 || !list_member_oid(tables, r->fact)) continue;
         const char *stamp = get_attname(r->fact, r->updated_at_attnum, false);
         bool changes = false;
         ListCell *c;
