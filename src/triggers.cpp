@@ -36,6 +36,7 @@
 // trigger's name in memoria's catalog and checks the trigger's table is that
 // rollup's source or one of its partitions (capture.cpp).
 #include <initializer_list>
+#include <utility>
 
 #include "dirty_log.hpp"
 #include "guard.hpp"
@@ -120,8 +121,7 @@ struct Existing {
     char enabled;
     bool cloned;  // tgparentid set: PostgreSQL's copy on a partition
     bool matched;
-    bool columns;       // UPDATE OF a column list
-    const char *def;    // with a WHEN clause: pg_get_triggerdef(); else NULL
+    const char *def;  // pg_get_triggerdef()
 };
 
 // existing_triggers: the rollup's triggers; returns how many.  Only
@@ -142,8 +142,7 @@ static int existing_triggers(const Rollup *r, Existing **out) {
     SPI_connect();
     CatalogSession cs = enter_catalog_session();
     spi_exec("SELECT t.oid, t.tgrelid, t.tgname::text, t.tgtype, t.tgenabled, t.tgparentid <> 0, "
-             "       t.tgattr::text <> '', "
-             "       CASE WHEN t.tgqual IS NOT NULL THEN pg_catalog.pg_get_triggerdef(t.oid) END "
+             "       pg_catalog.pg_get_triggerdef(t.oid) "
              "FROM pg_catalog.pg_trigger t "
              "WHERE t.tgname = ANY ($1::name[]) AND t.tgfoid = 'memoria.capture()'::pg_catalog.regprocedure "
              "  AND t.tgrelid = ANY ($2) "
@@ -164,9 +163,7 @@ static int existing_triggers(const Rollup *r, Existing **out) {
         e[i].enabled = DatumGetChar(SPI_getbinval(row, desc, 5, &isnull));
         e[i].cloned = DatumGetBool(SPI_getbinval(row, desc, 6, &isnull));
         e[i].matched = false;
-        e[i].columns = DatumGetBool(SPI_getbinval(row, desc, 7, &isnull));
-        Datum def = SPI_getbinval(row, desc, 8, &isnull);
-        e[i].def = isnull ? NULL : MemoryContextStrdup(caller, TextDatumGetCString(def));
+        e[i].def = MemoryContextStrdup(caller, TextDatumGetCString(SPI_getbinval(row, desc, 7, &isnull)));
     }
     SPI_finish();
     *out = e;
@@ -181,13 +178,35 @@ static char *when_clause(const Rollup *r, TriggerKind kind) {
     return psprintf("WHEN ((new.%s < now()))", quote_identifier(get_attname(r->fact, r->updated_at_attnum, false)));
 }
 
-// as_made: the trigger fires on what memoria made it fire on: no column list
-// and its own WHEN clause (the table's owner may CREATE OR REPLACE it).
+// trigger_definition: a trigger of memoria's of this kind and type on rel,
+// as create_trigger() makes it and pg_get_triggerdef() shows it.
+static char *trigger_definition(const Rollup *r, TriggerKind kind, int16 t, Oid rel) {
+    StringInfoData def;
+    initStringInfo(&def);
+    appendStringInfo(&def, "CREATE TRIGGER %s %s", quote_identifier(trigger_name(kind, r->id)),
+                     TRIGGER_FOR_BEFORE(t) ? "BEFORE" : "AFTER");
+    const char *sep = " ";
+    for (auto [bit, event] : {std::pair<int16, const char *>{TRIGGER_TYPE_INSERT, "INSERT"},
+                              {TRIGGER_TYPE_DELETE, "DELETE"}, {TRIGGER_TYPE_UPDATE, "UPDATE"},
+                              {TRIGGER_TYPE_TRUNCATE, "TRUNCATE"}})
+        if (t & bit) {
+            appendStringInfo(&def, "%s%s", sep, event);
+            sep = " OR ";
+        }
+    appendStringInfo(&def, " ON %s %sFOR EACH %s ", qualified_relation_name(rel),
+                     kind == TriggerKind::Insert ? "REFERENCING NEW TABLE AS memoria_inserted " : "",
+                     TRIGGER_FOR_ROW(t) ? "ROW" : "STATEMENT");
+    char *when = when_clause(r, kind);
+    if (when != NULL) appendStringInfo(&def, "%s ", when);
+    appendStringInfoString(&def, "EXECUTE FUNCTION memoria.capture()");
+    return def.data;
+}
+
+// as_made: the trigger is what memoria made, whole (its table's owner may
+// CREATE OR REPLACE it with a WHEN clause, a column list, other arguments
+// or transition tables of their own).  Its type is checked on its own.
 static bool as_made(const Rollup *r, const Existing &e) {
-    if (e.columns) return false;
-    char *when = when_clause(r, e.kind);
-    if (when == NULL || e.def == NULL) return when == NULL && e.def == NULL;
-    return strstr(e.def, psprintf(" %s EXECUTE FUNCTION ", when)) != NULL;
+    return strcmp(e.def, trigger_definition(r, e.kind, e.tgtype, e.relid)) == 0;
 }
 
 static Existing *find_existing(Existing *e, int n, TriggerKind kind, Oid relid) {
@@ -251,21 +270,9 @@ static void record_owned_trigger(const Rollup *r, Oid trigger) {
 
 static void create_trigger(const Rollup *r, const TriggerSpec &spec, Oid rel) {
     char *name = trigger_name(spec.kind, r->id);
-    char *relname = qualified_relation_name(rel);
-    int16 t = spec.tgtype;
-    StringInfoData events;
-    initStringInfo(&events);
-    if (TRIGGER_FOR_INSERT(t)) appendStringInfoString(&events, "INSERT");
-    if (TRIGGER_FOR_UPDATE(t)) appendStringInfo(&events, "%sUPDATE", events.len ? " OR " : "");
-    if (TRIGGER_FOR_DELETE(t)) appendStringInfo(&events, "%sDELETE", events.len ? " OR " : "");
-    if (TRIGGER_FOR_TRUNCATE(t)) appendStringInfo(&events, "%sTRUNCATE", events.len ? " OR " : "");
-    const char *when = when_clause(r, spec.kind);
-    run_own_ddl(psprintf("CREATE TRIGGER %s %s %s ON %s %s FOR EACH %s %s EXECUTE FUNCTION memoria.capture()",
-                     quote_identifier(name), TRIGGER_FOR_BEFORE(t) ? "BEFORE" : "AFTER", events.data, relname,
-                     spec.kind == TriggerKind::Insert ? "REFERENCING NEW TABLE AS memoria_inserted" : "",
-                     TRIGGER_FOR_ROW(t) ? "ROW" : "STATEMENT", when ? when : ""));
+    run_own_ddl(trigger_definition(r, spec.kind, spec.tgtype, rel));
     if (spec.fires != TRIGGER_FIRES_ON_ORIGIN)
-        run_own_ddl(psprintf("ALTER TABLE %s ENABLE %sTRIGGER %s", relname, fires_sql(spec.fires),
+        run_own_ddl(psprintf("ALTER TABLE %s ENABLE %sTRIGGER %s", qualified_relation_name(rel), fires_sql(spec.fires),
                          quote_identifier(name)));
     record_owned_trigger(r, get_trigger_oid(rel, name, false));
 }
@@ -311,7 +318,11 @@ void stale_triggers_before_ddl(Node *parsetree) {
         Existing *e;
         int n = existing_triggers(r, &e);
         Existing *stale = find_existing(e, n, TriggerKind::Stale, r->fact);
-        if (stale != NULL) drop_trigger(r, *stale);
+        if (stale == NULL) continue;
+        drop_trigger(r, *stale);
+        // What the command itself writes meanwhile (a CHECK constraint's
+        // function, say) no trigger sees: the rollup is rebuilt.
+        mark_rebuild(r);
     }
 }
 

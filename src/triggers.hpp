@@ -28,7 +28,8 @@ void reconcile_triggers(const Rollup *r, bool initial);
 // ALTER TABLE that changes the type of an updated_at column: the stale
 // trigger, whose WHEN clause reads the column and would make PostgreSQL
 // refuse the change, is dropped; the reconcile at the command's end makes it
-// again (the table stays locked in between: no write goes unseen).
+// again.  Other sessions wait on the table's lock in between; what the
+// command itself may write, no trigger sees, so the rollup is rebuilt.
 void stale_triggers_before_ddl(Node *parsetree);
 
 // capture_problem: why the rollup's capture cannot be trusted now (a trigger

@@ -58,6 +58,15 @@ WHERE a.attrelid = 'memoria_rollup.calls_per_day'::regclass AND a.attnum > 0 ORD
 INSERT INTO lc.calls VALUES (1000, '2026-01-02 05:00', 2, 7);
 SELECT status FROM memoria.refresh('calls_daily');
 SELECT count(*) AS differences FROM memoria.verify('calls_daily');
+-- The source's owner may CREATE OR REPLACE a capture trigger: the insert
+-- trigger without its NEW TABLE is put back as memoria made it.
+SELECT tgname AS lc_insert FROM pg_trigger WHERE tgrelid = 'lc.calls'::regclass AND tgname LIKE 'zz_memoria_insert%' \gset
+CREATE OR REPLACE TRIGGER :"lc_insert" AFTER INSERT ON lc.calls FOR EACH STATEMENT EXECUTE FUNCTION memoria.capture();
+SELECT regexp_replace(pg_get_triggerdef(oid), '_[0-9]+ ', '_N ') AS as_made FROM pg_trigger
+WHERE tgrelid = 'lc.calls'::regclass AND tgname = :'lc_insert';
+INSERT INTO lc.calls VALUES (90001, '2026-01-03 05:00', 2, 8);
+SELECT status FROM memoria.refresh('calls_daily');
+SELECT count(*) AS differences FROM memoria.verify('calls_daily');
 
 -- ... nor does DDL that would let anyone else write it, or break it.
 CREATE TABLE lc.par (LIKE memoria_rollup.calls_per_day);

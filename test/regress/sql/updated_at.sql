@@ -61,6 +61,10 @@ SELECT tgname AS ua_stale FROM pg_trigger WHERE tgrelid = 'ua'::regclass AND tgn
 SELECT tgname AS ua_capture FROM pg_trigger WHERE tgrelid = 'ua'::regclass AND tgname LIKE 'zz_memoria_capture%' \gset
 CREATE OR REPLACE TRIGGER :"ua_stale" AFTER INSERT ON ua FOR EACH ROW WHEN (false) EXECUTE FUNCTION memoria.capture();
 CREATE OR REPLACE TRIGGER :"ua_capture" AFTER DELETE OR UPDATE OF v ON ua FOR EACH ROW EXECUTE FUNCTION memoria.capture();
+-- (A WHEN clause that merely contains memoria's, in a literal, is not it.)
+CREATE OR REPLACE TRIGGER :"ua_stale" AFTER INSERT ON ua FOR EACH ROW
+WHEN (new.updated_at < now() AND 'x WHEN ((new.updated_at < now())) EXECUTE FUNCTION ' = '')
+EXECUTE FUNCTION memoria.capture();
 SELECT regexp_replace(pg_get_triggerdef(oid), '_[0-9]+ ', '_N ') AS as_made FROM pg_trigger
 WHERE tgrelid = 'ua'::regclass AND tgname IN (:'ua_stale', :'ua_capture') ORDER BY 1;
 INSERT INTO ua (at, k, v, updated_at) VALUES ('2026-05-03 11:00', 2, 501, now() - interval '1 hour');
@@ -156,6 +160,16 @@ SELECT count(*) AS differences FROM memoria.verify('uap_daily');
 ALTER TABLE uap ALTER COLUMN updated_at TYPE timestamptz(3);
 SELECT count(*) AS stale_triggers FROM pg_trigger WHERE tgname = :'stale_trigger';
 INSERT INTO uap VALUES ('2026-06-03', 4, 40, now() - interval '1 day');
+SELECT status FROM memoria.refresh('uap_daily');
+SELECT count(*) AS differences FROM memoria.verify('uap_daily');
+-- What the command itself writes while the trigger stands aside (here a
+-- CHECK constraint's function, the type unchanged: no rewrite) is not lost.
+CREATE FUNCTION pg_temp.sneak(v int) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+    IF v = 40 THEN INSERT INTO uap VALUES ('2026-06-04', 5, 50, now() - interval '1 day'); END IF;
+    RETURN true;
+END $$;
+ALTER TABLE uap ALTER COLUMN updated_at TYPE timestamptz(3), ADD CONSTRAINT uap_sneak CHECK (pg_temp.sneak(v));
 SELECT status FROM memoria.refresh('uap_daily');
 SELECT count(*) AS differences FROM memoria.verify('uap_daily');
 
